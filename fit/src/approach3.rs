@@ -1,0 +1,277 @@
+//! Chinchilla approach 3: L(N, D) = E + A / N^alpha + B / D^beta, fitted by minimising the summed
+//! Huber loss of log L in log-sum-exp form with L-BFGS from the best of a grid of starts.
+
+use crate::allocation::{Allocation, ComputeOptimal};
+use crate::data::{validate, Obs};
+use crate::error::{FitError, FitResult};
+use crate::optimize::{grid, linspace, minimize_all, LbfgsSettings, Minimum, Objective};
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the Chinchilla parametric law.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ChinchillaLaw {
+    /// Irreducible loss E.
+    pub e: f64,
+    /// Model-size coefficient A.
+    pub a: f64,
+    /// Data coefficient B.
+    pub b: f64,
+    /// Model-size exponent alpha.
+    pub alpha: f64,
+    /// Data exponent beta.
+    pub beta: f64,
+}
+
+impl ChinchillaLaw {
+    /// The law printed in Hoffmann et al. 2022 (unrounded values from REFERENCES.md).
+    pub fn hoffmann2022() -> Self {
+        ChinchillaLaw {
+            e: 0.5267228f64.exp(),
+            a: 6.0073404f64.exp(),
+            b: 6.0179186f64.exp(),
+            alpha: 0.33917084,
+            beta: 0.2849083,
+        }
+    }
+
+    /// From the optimiser's coordinates [log A, log B, log E, alpha, beta].
+    pub fn from_theta(t: &[f64]) -> Self {
+        ChinchillaLaw { a: t[0].exp(), b: t[1].exp(), e: t[2].exp(), alpha: t[3], beta: t[4] }
+    }
+
+    /// L(N, D).
+    pub fn loss(&self, n: f64, d: f64) -> f64 {
+        self.e + self.a / n.powf(self.alpha) + self.b / d.powf(self.beta)
+    }
+
+    /// G = (alpha A / (beta B))^(1 / (alpha + beta)).
+    pub fn g(&self) -> f64 {
+        (self.alpha * self.a / (self.beta * self.b)).powf(1.0 / (self.alpha + self.beta))
+    }
+}
+
+impl ComputeOptimal for ChinchillaLaw {
+    fn approach(&self) -> &'static str {
+        "approach3"
+    }
+
+    /// N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b (compute counted as C = 6 N D).
+    fn allocation(&self, c: f64) -> Allocation {
+        let (a, b) = self.exponents();
+        let g = self.g();
+        let n_opt = g * (c / 6.0).powf(a);
+        let d_opt = (c / 6.0).powf(b) / g;
+        Allocation { c, n_opt, d_opt, loss: self.loss(n_opt, d_opt) }
+    }
+
+    fn exponents(&self) -> (f64, f64) {
+        let s = self.alpha + self.beta;
+        (self.beta / s, self.alpha / s)
+    }
+
+    fn parameters(&self) -> Vec<(&'static str, f64)> {
+        vec![("E", self.e), ("A", self.a), ("B", self.b), ("alpha", self.alpha), ("beta", self.beta)]
+    }
+
+    fn predict_loss(&self, n: f64, d: f64) -> Option<f64> {
+        Some(self.loss(n, d))
+    }
+}
+
+/// Starting grid for approach 3, one list of values per coordinate [log A, log B, log E, alpha, beta].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartGrid {
+    /// Values of log A.
+    pub log_a: Vec<f64>,
+    /// Values of log B.
+    pub log_b: Vec<f64>,
+    /// Values of log E.
+    pub log_e: Vec<f64>,
+    /// Values of alpha.
+    pub alpha: Vec<f64>,
+    /// Values of beta.
+    pub beta: Vec<f64>,
+}
+
+impl Default for StartGrid {
+    /// The published grid: alpha, beta in {0, 0.5, .., 2}, e in {-1, -0.5, .., 1}, a, b in {0, 5, .., 25}
+    /// (4,500 starts).
+    fn default() -> Self {
+        StartGrid {
+            log_a: linspace(0.0, 25.0, 6),
+            log_b: linspace(0.0, 25.0, 6),
+            log_e: linspace(-1.0, 1.0, 5),
+            alpha: linspace(0.0, 2.0, 5),
+            beta: linspace(0.0, 2.0, 5),
+        }
+    }
+}
+
+impl StartGrid {
+    /// Every start point.
+    pub fn points(&self) -> Vec<Vec<f64>> {
+        grid(&[self.log_a.clone(), self.log_b.clone(), self.log_e.clone(), self.alpha.clone(), self.beta.clone()])
+    }
+}
+
+/// Settings of an approach-3 fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approach3Settings {
+    /// Huber delta on log-loss residuals.
+    pub huber_delta: f64,
+    /// Grid of starting points.
+    pub grid: StartGrid,
+}
+
+impl Default for Approach3Settings {
+    fn default() -> Self {
+        Approach3Settings { huber_delta: 1e-3, grid: StartGrid::default() }
+    }
+}
+
+/// The approach-3 objective: sum over points of Huber(log Lhat - log L).
+pub struct HuberObjective {
+    log_n: Vec<f64>,
+    log_d: Vec<f64>,
+    log_l: Vec<f64>,
+    delta: f64,
+}
+
+impl HuberObjective {
+    /// Builds the objective over the given points.
+    pub fn new(points: &[Obs], delta: f64) -> Self {
+        HuberObjective {
+            log_n: points.iter().map(|p| p.n.ln()).collect(),
+            log_d: points.iter().map(|p| p.d.ln()).collect(),
+            log_l: points.iter().map(|p| p.loss.ln()).collect(),
+            delta,
+        }
+    }
+
+    /// Value and gradient together (one pass over the data).
+    fn eval(&self, t: &[f64], grad: Option<&mut [f64; 5]>) -> f64 {
+        let (la, lb, le, alpha, beta) = (t[0], t[1], t[2], t[3], t[4]);
+        let delta = self.delta;
+        let mut total = 0.0;
+        let mut g = [0.0f64; 5];
+        let want_grad = grad.is_some();
+        for i in 0..self.log_n.len() {
+            let t1 = la - alpha * self.log_n[i];
+            let t2 = lb - beta * self.log_d[i];
+            let m = t1.max(t2).max(le);
+            let (e1, e2, e3) = ((t1 - m).exp(), (t2 - m).exp(), (le - m).exp());
+            let s = e1 + e2 + e3;
+            let r = m + s.ln() - self.log_l[i];
+            let ar = r.abs();
+            total += if ar <= delta { 0.5 * r * r } else { delta * (ar - 0.5 * delta) };
+            if want_grad {
+                let dh = r.clamp(-delta, delta) / s;
+                g[0] += dh * e1;
+                g[1] += dh * e2;
+                g[2] += dh * e3;
+                g[3] -= dh * e1 * self.log_n[i];
+                g[4] -= dh * e2 * self.log_d[i];
+            }
+        }
+        if let Some(out) = grad {
+            *out = g;
+        }
+        total
+    }
+}
+
+impl Objective for HuberObjective {
+    fn value(&self, x: &[f64]) -> f64 {
+        self.eval(x, None)
+    }
+    fn value_gradient(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let mut g = [0.0; 5];
+        let v = self.eval(x, Some(&mut g));
+        (v, g.to_vec())
+    }
+}
+
+/// A fitted approach-3 law with what the optimiser saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approach3Fit {
+    /// Best law.
+    pub law: ChinchillaLaw,
+    /// Objective value at the best law.
+    pub objective: f64,
+    /// Every finite optimum, best first (the best few seed bootstrap refits).
+    pub optima: Vec<Minimum>,
+    /// Number of starts tried.
+    pub starts: usize,
+    /// Whether the best optimum met a convergence criterion.
+    pub converged: bool,
+}
+
+/// Fits approach 3 from every start in `starts`.
+pub fn fit_from_starts(points: &[Obs], delta: f64, starts: &[Vec<f64>]) -> FitResult<Approach3Fit> {
+    validate(points, "approach 3", 5)?;
+    if !(delta.is_finite() && delta > 0.0) {
+        return Err(FitError::InvalidSetting(format!("huber_delta must be positive, got {delta}")));
+    }
+    let objective = HuberObjective::new(points, delta);
+    let optima = minimize_all(&objective, starts, &LbfgsSettings::default());
+    let best = optima
+        .iter()
+        .find(|m| m.x.iter().all(|v| v.is_finite()) && m.x[3] > 0.0 && m.x[4] > 0.0)
+        .ok_or(FitError::NoConvergence("approach 3"))?;
+    Ok(Approach3Fit {
+        law: ChinchillaLaw::from_theta(&best.x),
+        objective: best.value,
+        converged: best.converged,
+        starts: starts.len(),
+        optima: optima.clone(),
+    })
+}
+
+/// Fits approach 3 with the given settings (grid of starts, Huber delta).
+pub fn fit(points: &[Obs], settings: &Approach3Settings) -> FitResult<Approach3Fit> {
+    fit_from_starts(points, settings.huber_delta, &settings.grid.points())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinchilla_printed_allocation() {
+        // With the printed law, a = beta/(alpha+beta) = 0.2849/0.6241 = 0.4565.
+        let law = ChinchillaLaw::hoffmann2022();
+        let (a, b) = law.exponents();
+        assert!((a - 0.45651).abs() < 1e-4 && (a + b - 1.0).abs() < 1e-12);
+        // Hand computation: G = (0.33917*406.40/(0.28491*410.66))^(1/0.62408) = 1.1781^1.6024 = 1.3003.
+        assert!((law.g() - 1.3003).abs() < 2e-3, "G = {}", law.g());
+        let al = law.allocation(5.76e23);
+        // N_opt = G (9.6e22)^0.45651 ; D_opt = (9.6e22)^0.54349 / G ; N D = C/6 exactly.
+        let n_hand = 1.3003 * (9.6e22f64).powf(0.45651);
+        assert!((al.n_opt / n_hand - 1.0).abs() < 5e-3, "{} vs {}", al.n_opt, n_hand);
+        assert!((al.n_opt * al.d_opt * 6.0 / 5.76e23 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let law = ChinchillaLaw { e: 1.8, a: 400.0, b: 2000.0, alpha: 0.34, beta: 0.37 };
+        let pts: Vec<Obs> = (0..30)
+            .map(|i| {
+                let n = 1e7 * 1.3f64.powi(i);
+                let d = 2e9 / 1.1f64.powi(i);
+                Obs::from_n_d(n, d, law.loss(n, d) * (1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0)))
+            })
+            .collect();
+        let obj = HuberObjective::new(&pts, 1e-3);
+        let x = [6.1, 7.5, 0.6, 0.3, 0.4];
+        let g = obj.gradient(&x);
+        for k in 0..5 {
+            let h = 1e-6;
+            let mut xp = x;
+            let mut xm = x;
+            xp[k] += h;
+            xm[k] -= h;
+            let fd = (obj.value(&xp) - obj.value(&xm)) / (2.0 * h);
+            assert!((fd - g[k]).abs() < 1e-6 * (1.0 + fd.abs()), "coord {k}: fd {fd} vs {}", g[k]);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Extrapolation check: fit on the smaller budgets, predict the held-out largest ones, report the error.
+
+use crate::data::{budget_compute, distinct_sizes, group_budgets, Obs};
+use crate::error::{FitError, FitResult};
+use crate::regression::Parabola;
+use crate::report::{fit_law, Approach, FitInput, FitOptions};
+use serde::{Deserialize, Serialize};
+
+/// Prediction against observation at one held-out budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutBudget {
+    /// Budget compute.
+    pub c: f64,
+    /// Observed optimum N (parabola vertex when bracketed, else the best run's N).
+    pub observed_n_opt: f64,
+    /// Observed optimal loss.
+    pub observed_loss: f64,
+    /// How the observed optimum was read: "parabola" or "best run".
+    pub observed_from: String,
+    /// Predicted N_opt at this budget.
+    pub predicted_n_opt: f64,
+    /// Predicted optimal loss at this budget.
+    pub predicted_loss: f64,
+    /// predicted / observed - 1 for N_opt.
+    pub n_opt_rel_error: f64,
+    /// predicted / observed - 1 for the optimal loss.
+    pub loss_rel_error: f64,
+}
+
+/// The outcome of the check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extrapolation {
+    /// Points at or above this compute were held out.
+    pub threshold_c: f64,
+    /// Points used to fit.
+    pub train_points: usize,
+    /// Points held out.
+    pub held_out_points: usize,
+    /// Per held-out budget.
+    pub budgets: Vec<HeldOutBudget>,
+    /// Mean |predicted/observed - 1| of the loss of each held-out point (laws of L(N, D) only).
+    pub loss_mape: Option<f64>,
+    /// Largest |predicted/observed - 1| of those.
+    pub loss_max_ape: Option<f64>,
+}
+
+/// The observed optimum of one budget's points.
+fn observed_optimum(points: &[Obs], group: &[usize]) -> (f64, f64, &'static str) {
+    if distinct_sizes(points, group) >= 3 {
+        let x: Vec<f64> = group.iter().map(|&i| points[i].n.ln()).collect();
+        let y: Vec<f64> = group.iter().map(|&i| points[i].loss).collect();
+        if let Some(p) = Parabola::fit(&x, &y) {
+            let v = p.vertex();
+            let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| (a.min(t), b.max(t)));
+            if p.coef[2] > 0.0 && v >= lo && v <= hi {
+                return (v.exp(), p.at(v), "parabola");
+            }
+        }
+    }
+    let best = group.iter().map(|&i| points[i]).min_by(|a, b| a.loss.total_cmp(&b.loss)).expect("non-empty budget");
+    (best.n, best.loss, "best run")
+}
+
+/// Holds out the `options.holdout_budgets` largest budgets, fits the approach on the rest and compares.
+pub fn check(approach: Approach, input: &FitInput, options: &FitOptions) -> FitResult<Extrapolation> {
+    let finals = input.finals;
+    let groups = group_budgets(finals, options.approach2.budget_ratio);
+    let k = options.holdout_budgets;
+    if groups.len() < k + 2 {
+        return Err(FitError::TooFewPoints { law: "extrapolation check (budgets)", needed: k + 2, got: groups.len() });
+    }
+    let held_groups = &groups[groups.len() - k..];
+    let threshold_c = held_groups.iter().flatten().map(|&i| finals[i].c).fold(f64::INFINITY, f64::min);
+    let train: Vec<Obs> = finals.iter().copied().filter(|p| p.c < threshold_c).collect();
+    let held: Vec<Obs> = finals.iter().copied().filter(|p| p.c >= threshold_c).collect();
+    let train_runs: Vec<u32> = train.iter().map(|p| p.run).collect();
+    let train_curves: Option<Vec<Obs>> =
+        input.curves.map(|c| c.iter().copied().filter(|p| train_runs.contains(&p.run)).collect());
+    let sub = FitInput { finals: &train, curves: train_curves.as_deref() };
+    let law = fit_law(approach, &sub, options)?;
+    let budgets = held_groups
+        .iter()
+        .map(|g| {
+            let c = budget_compute(finals, g);
+            let (n_obs, l_obs, from) = observed_optimum(finals, g);
+            let al = law.allocation(c);
+            HeldOutBudget {
+                c,
+                observed_n_opt: n_obs,
+                observed_loss: l_obs,
+                observed_from: from.to_string(),
+                predicted_n_opt: al.n_opt,
+                predicted_loss: al.loss,
+                n_opt_rel_error: al.n_opt / n_obs - 1.0,
+                loss_rel_error: al.loss / l_obs - 1.0,
+            }
+        })
+        .collect();
+    let errs: Option<Vec<f64>> =
+        held.iter().map(|p| law.predict_loss(p.n, p.d).map(|l| (l / p.loss - 1.0).abs())).collect();
+    Ok(Extrapolation {
+        threshold_c,
+        train_points: train.len(),
+        held_out_points: held.len(),
+        budgets,
+        loss_mape: errs.as_ref().map(|e| e.iter().sum::<f64>() / e.len() as f64),
+        loss_max_ape: errs.as_ref().map(|e| e.iter().fold(0.0, |m: f64, v| m.max(*v))),
+    })
+}

@@ -1,0 +1,335 @@
+//! Runs the requested approaches with bootstrap intervals, residuals and an extrapolation check, and
+//! gathers everything into serialisable reports (the body of `fit.json`).
+
+use crate::allocation::ComputeOptimal;
+use crate::approach1::{self, Approach1Settings};
+use crate::approach2::{self, Approach2Settings};
+use crate::approach3::{self, Approach3Settings};
+use crate::bootstrap::{self, Estimate, Resample};
+use crate::data::Obs;
+use crate::error::{FitError, FitResult};
+use crate::extrapolate::{self, Extrapolation};
+use crate::kaplan;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The fitting approaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approach {
+    /// Training-curve envelope.
+    Approach1,
+    /// IsoFLOP parabolas.
+    Approach2,
+    /// Parametric L(N, D) with Huber loss.
+    Approach3,
+    /// Kaplan et al. 2020 laws.
+    Kaplan,
+}
+
+impl Approach {
+    /// Every approach, in report order.
+    pub const ALL: [Approach; 4] = [Approach::Approach1, Approach::Approach2, Approach::Approach3, Approach::Kaplan];
+
+    /// Parses "1", "2", "3", "kaplan" (or "approach1" ...).
+    pub fn parse(s: &str) -> Option<Approach> {
+        match s.trim().to_ascii_lowercase().trim_start_matches("approach") {
+            "1" => Some(Approach::Approach1),
+            "2" => Some(Approach::Approach2),
+            "3" => Some(Approach::Approach3),
+            "kaplan" => Some(Approach::Kaplan),
+            _ => None,
+        }
+    }
+
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Approach::Approach1 => "approach1",
+            Approach::Approach2 => "approach2",
+            Approach::Approach3 => "approach3",
+            Approach::Kaplan => "kaplan",
+        }
+    }
+}
+
+/// Everything that controls a fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitOptions {
+    /// Bootstrap replicates (0 disables intervals).
+    pub bootstrap: usize,
+    /// Seed of the bootstrap streams.
+    pub seed: u64,
+    /// Confidence level of the intervals.
+    pub level: f64,
+    /// Compute budgets at which to predict the optimal allocation.
+    pub predict: Vec<f64>,
+    /// Largest budgets held out by the extrapolation check (0 disables it).
+    pub holdout_budgets: usize,
+    /// Approach 1 settings.
+    pub approach1: Approach1Settings,
+    /// Approach 2 settings (its budget grouping is used everywhere budgets are needed).
+    pub approach2: Approach2Settings,
+    /// Approach 3 settings.
+    pub approach3: Approach3Settings,
+    /// Approach-3 bootstrap refits start from this many of the best full-data optima.
+    pub approach3_bootstrap_starts: usize,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            bootstrap: 1000,
+            seed: 0,
+            level: 0.95,
+            predict: Vec::new(),
+            holdout_budgets: 1,
+            approach1: Approach1Settings::default(),
+            approach2: Approach2Settings::default(),
+            approach3: Approach3Settings::default(),
+            approach3_bootstrap_starts: 3,
+        }
+    }
+}
+
+/// Predicted optimal allocation at one budget, with intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Compute budget (FLOPs).
+    pub c: f64,
+    /// Compute-optimal parameters.
+    pub n_opt: Estimate,
+    /// Compute-optimal tokens.
+    pub d_opt: Estimate,
+    /// Tokens per parameter.
+    pub tokens_per_param: Estimate,
+    /// Loss at the optimum.
+    pub loss: Estimate,
+}
+
+/// Pointwise residuals of a law of L(N, D) on the data it was fitted to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Residuals {
+    /// Root mean square of ln(predicted / observed).
+    pub rmse_log: f64,
+    /// Largest |ln(predicted / observed)|.
+    pub max_abs_log: f64,
+    /// Per point: n, d, c, observed loss, predicted loss.
+    pub points: Vec<[f64; 5]>,
+}
+
+/// How many bootstrap refits were asked for and how many succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BootstrapInfo {
+    /// Replicates requested.
+    pub requested: usize,
+    /// Replicates that produced a fit.
+    pub succeeded: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Confidence level.
+    pub level: f64,
+    /// What was resampled.
+    pub unit: Resample,
+}
+
+/// The full result of one approach.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApproachReport {
+    /// Which approach.
+    pub approach: Approach,
+    /// Points used.
+    pub points: usize,
+    /// Fitted parameters with intervals.
+    pub parameters: BTreeMap<String, Estimate>,
+    /// Exponent a of N_opt ~ C^a.
+    pub a: Estimate,
+    /// Exponent b of D_opt ~ C^b.
+    pub b: Estimate,
+    /// Predictions at the requested budgets.
+    pub predictions: Vec<Prediction>,
+    /// Residuals (laws of L(N, D) only).
+    pub residuals: Option<Residuals>,
+    /// Fit on the smaller budgets, predict the held-out largest.
+    pub extrapolation: Option<Extrapolation>,
+    /// Bootstrap bookkeeping.
+    pub bootstrap: BootstrapInfo,
+    /// Warnings the user should read.
+    pub warnings: Vec<String>,
+    /// Approach-specific detail (isoFLOP profiles, envelope, optimiser state).
+    pub details: serde_json::Value,
+}
+
+/// Input to the fits: one final point per run, and training curves when there are any.
+pub struct FitInput<'a> {
+    /// One point per run (its end of training).
+    pub finals: &'a [Obs],
+    /// Every evaluation point of every run (for approach 1).
+    pub curves: Option<&'a [Obs]>,
+}
+
+fn residuals(law: &dyn ComputeOptimal, points: &[Obs]) -> Option<Residuals> {
+    let rows: Vec<[f64; 5]> =
+        points.iter().map(|p| law.predict_loss(p.n, p.d).map(|l| [p.n, p.d, p.c, p.loss, l])).collect::<Option<_>>()?;
+    let logs: Vec<f64> = rows.iter().map(|r| (r[4] / r[3]).ln()).collect();
+    Some(Residuals {
+        rmse_log: (logs.iter().map(|v| v * v).sum::<f64>() / logs.len() as f64).sqrt(),
+        max_abs_log: logs.iter().fold(0.0, |m, v| m.max(v.abs())),
+        points: rows,
+    })
+}
+
+/// Assembles a report from the full-data fit and its bootstrap refits.
+fn assemble<L: ComputeOptimal>(
+    approach: Approach,
+    law: &L,
+    boots: &[L],
+    points: &[Obs],
+    options: &FitOptions,
+    unit: Resample,
+) -> ApproachReport {
+    let level = options.level;
+    let est = |value: f64, f: &dyn Fn(&L) -> f64| {
+        let s: Vec<f64> = boots.iter().map(f).collect();
+        Estimate::from_samples(value, &s, level)
+    };
+    let mut parameters = BTreeMap::new();
+    for (i, (name, value)) in law.parameters().into_iter().enumerate() {
+        parameters.insert(name.to_string(), est(value, &|b: &L| b.parameters()[i].1));
+    }
+    let (a, b) = law.exponents();
+    let predictions = options
+        .predict
+        .iter()
+        .map(|&c| {
+            let al = law.allocation(c);
+            Prediction {
+                c,
+                n_opt: est(al.n_opt, &|l: &L| l.allocation(c).n_opt),
+                d_opt: est(al.d_opt, &|l: &L| l.allocation(c).d_opt),
+                tokens_per_param: est(al.tokens_per_param(), &|l: &L| l.allocation(c).tokens_per_param()),
+                loss: est(al.loss, &|l: &L| l.allocation(c).loss),
+            }
+        })
+        .collect();
+    ApproachReport {
+        approach,
+        points: points.len(),
+        parameters,
+        a: est(a, &|l: &L| l.exponents().0),
+        b: est(b, &|l: &L| l.exponents().1),
+        predictions,
+        residuals: residuals(law, points),
+        extrapolation: None,
+        bootstrap: BootstrapInfo {
+            requested: options.bootstrap,
+            succeeded: boots.len(),
+            seed: options.seed,
+            level,
+            unit,
+        },
+        warnings: Vec::new(),
+        details: serde_json::Value::Null,
+    }
+}
+
+/// Fits one approach with intervals and the extrapolation check.
+pub fn fit_approach(approach: Approach, input: &FitInput, options: &FitOptions) -> FitResult<ApproachReport> {
+    if !(options.level > 0.0 && options.level < 1.0) {
+        return Err(FitError::InvalidSetting(format!("level must be in (0, 1), got {}", options.level)));
+    }
+    let finals = input.finals;
+    let ratio = options.approach2.budget_ratio;
+    let mut report = match approach {
+        Approach::Approach1 => {
+            let curves = input.curves.ok_or_else(|| {
+                FitError::InvalidSetting("approach 1 needs training curves (a lab results folder with curves.parquet)".into())
+            })?;
+            let s = options.approach1;
+            let law = approach1::fit(curves, &s)?;
+            let b = bootstrap::run(curves, Resample::Runs, ratio, options.bootstrap, options.seed, |p| approach1::fit(p, &s).ok());
+            let mut r = assemble(approach, &law, &b, finals, options, Resample::Runs);
+            r.details = serde_json::json!({
+                "runs_on_envelope": law.runs_on_envelope,
+                "r2_n": law.n_law.r2,
+                "envelope": law.envelope,
+            });
+            r
+        }
+        Approach::Approach2 => {
+            let s = options.approach2;
+            let law = approach2::fit(finals, &s)?;
+            let b = bootstrap::run(finals, Resample::WithinBudgets, ratio, options.bootstrap, options.seed, |p| {
+                approach2::fit(p, &s).ok()
+            });
+            let mut r = assemble(approach, &law, &b, finals, options, Resample::WithinBudgets);
+            r.warnings = law.warnings.clone();
+            r.details = serde_json::json!({ "profiles": law.profiles, "r2_n": law.n_law.r2 });
+            r
+        }
+        Approach::Approach3 => {
+            let fit = approach3::fit(finals, &options.approach3)?;
+            let mut starts: Vec<Vec<f64>> = vec![fit.optima[0].x.clone()];
+            starts.extend(fit.optima.iter().take(options.approach3_bootstrap_starts).map(|m| m.start.clone()));
+            let delta = options.approach3.huber_delta;
+            let b = bootstrap::run(finals, Resample::Points, ratio, options.bootstrap, options.seed, |p| {
+                approach3::fit_from_starts(p, delta, &starts).ok().map(|f| f.law)
+            });
+            let mut r = assemble(approach, &fit.law, &b, finals, options, Resample::Points);
+            if !fit.converged {
+                r.warnings.push("approach 3: the best start stopped at the iteration cap".into());
+            }
+            r.details = serde_json::json!({
+                "objective": fit.objective,
+                "starts": fit.starts,
+                "finite_optima": fit.optima.len(),
+                "huber_delta": delta,
+                "converged": fit.converged,
+            });
+            r
+        }
+        Approach::Kaplan => {
+            let law = kaplan::fit(finals)?;
+            let starts = vec![law.joint.theta(), vec![20.0, 0.1, 20.0, 0.1], vec![30.0, 0.3, 30.0, 0.3]];
+            let b = bootstrap::run(finals, Resample::Points, ratio, options.bootstrap, options.seed, |p| {
+                kaplan::fit_from(p, &starts).ok()
+            });
+            let mut r = assemble(approach, &law, &b, finals, options, Resample::Points);
+            r.details = serde_json::json!({
+                "C_c_pf_days": law.c_c_pf_days(),
+                "frontier_points": law.frontier_points,
+                "r2_l_of_n": law.l_of_n.r2,
+                "r2_l_of_d": law.l_of_d.r2,
+                "r2_l_of_c": law.l_of_c.r2,
+                "joint_optimum_exponent_a": law.joint.alpha_d / (law.joint.alpha_n + law.joint.alpha_d),
+            });
+            r
+        }
+    };
+    if options.holdout_budgets > 0 {
+        match extrapolate::check(approach, input, options) {
+            Ok(x) => report.extrapolation = Some(x),
+            Err(e) => report.warnings.push(format!("extrapolation check skipped: {e}")),
+        }
+    }
+    Ok(report)
+}
+
+/// Fits the held-out-free subset for the extrapolation check (no bootstrap).
+pub fn fit_law(approach: Approach, input: &FitInput, options: &FitOptions) -> FitResult<Box<dyn ComputeOptimal>> {
+    Ok(match approach {
+        Approach::Approach1 => {
+            let curves = input.curves.ok_or(FitError::InvalidSetting("approach 1 needs training curves".into()))?;
+            Box::new(approach1::fit(curves, &options.approach1)?)
+        }
+        Approach::Approach2 => Box::new(approach2::fit(input.finals, &options.approach2)?),
+        Approach::Approach3 => Box::new(approach3::fit(input.finals, &options.approach3)?.law),
+        Approach::Kaplan => Box::new(kaplan::fit(input.finals)?),
+    })
+}
+
+/// Default prediction budgets: the largest observed budget and 10x, 100x, 1000x beyond it.
+pub fn default_predictions(finals: &[Obs]) -> Vec<f64> {
+    let cmax = finals.iter().map(|p| p.c).fold(0.0, f64::max);
+    [1.0, 10.0, 100.0, 1000.0].iter().map(|k| k * cmax).collect()
+}

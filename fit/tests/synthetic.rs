@@ -1,0 +1,154 @@
+//! Every approach recovers the parameters of a known law from noisy synthetic data inside its reported
+//! intervals, and the intervals shrink as points are added.
+
+use fit::approach3::{Approach3Settings, ChinchillaLaw, StartGrid};
+use fit::kaplan::KaplanJoint;
+use fit::report::{fit_approach, Approach, ApproachReport, FitInput, FitOptions};
+use fit::{ComputeOptimal, Estimate, Obs};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Multiplicative noise: loss * exp(sigma * z), z roughly standard normal (sum of 12 uniforms - 6).
+fn noisy(loss: f64, sigma: f64, rng: &mut ChaCha8Rng) -> f64 {
+    let z: f64 = (0..12).map(|_| rng.random::<f64>()).sum::<f64>() - 6.0;
+    loss * (sigma * z).exp()
+}
+
+const TRUTH: ChinchillaLaw = ChinchillaLaw { e: 1.8, a: 480.0, b: 2100.0, alpha: 0.35, beta: 0.37 };
+
+/// IsoFLOP table: `budgets` log-spaced budgets, `sizes` sizes per budget spread +-1.2 in ln N around
+/// the true optimum.
+fn isoflop_table(budgets: usize, sizes: usize, sigma: f64, seed: u64) -> Vec<Obs> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    for i in 0..budgets {
+        let c = 1e18 * 10f64.powf(i as f64 * 3.0 / (budgets - 1) as f64);
+        let centre = TRUTH.allocation(c).n_opt;
+        for k in 0..sizes {
+            let n = centre * (-1.2 + 2.4 * k as f64 / (sizes - 1) as f64).exp();
+            let d = c / (6.0 * n);
+            out.push(Obs { n, d, c, loss: noisy(TRUTH.loss(n, d), sigma, &mut rng), run: out.len() as u32 });
+        }
+    }
+    out
+}
+
+fn options(bootstrap: usize) -> FitOptions {
+    let small_grid = StartGrid {
+        log_a: vec![5.0, 10.0],
+        log_b: vec![5.0, 10.0],
+        log_e: vec![0.0, 0.5],
+        alpha: vec![0.2, 0.5],
+        beta: vec![0.2, 0.5],
+    };
+    FitOptions {
+        bootstrap,
+        seed: 3,
+        predict: vec![1e21],
+        approach3: Approach3Settings { grid: small_grid, ..Approach3Settings::default() },
+        ..FitOptions::default()
+    }
+}
+
+fn width(e: &Estimate) -> f64 {
+    e.hi - e.lo
+}
+
+fn fit(approach: Approach, finals: &[Obs], curves: Option<&[Obs]>) -> ApproachReport {
+    fit_approach(approach, &FitInput { finals, curves }, &options(200)).unwrap()
+}
+
+#[test]
+fn approach3_recovers_known_law_and_intervals_shrink() {
+    let small = isoflop_table(4, 6, 0.01, 1);
+    let large = isoflop_table(8, 12, 0.01, 2);
+    let rs = fit(Approach::Approach3, &small, None);
+    let rl = fit(Approach::Approach3, &large, None);
+    for (name, truth) in [("alpha", TRUTH.alpha), ("beta", TRUTH.beta), ("E", TRUTH.e)] {
+        for r in [&rs, &rl] {
+            assert!(r.parameters[name].contains(truth), "{name}: {:?} vs {truth}", r.parameters[name]);
+        }
+        assert!(width(&rl.parameters[name]) < width(&rs.parameters[name]), "{name} interval did not shrink");
+    }
+    assert!(rl.a.contains(TRUTH.exponents().0), "a {:?}", rl.a);
+    assert!(rl.predictions[0].n_opt.contains(TRUTH.allocation(1e21).n_opt));
+    let x = rl.extrapolation.as_ref().unwrap();
+    assert!(x.loss_mape.unwrap() < 0.03, "{x:?}");
+}
+
+#[test]
+fn approach2_recovers_exponent_and_intervals_shrink() {
+    let rs = fit(Approach::Approach2, &isoflop_table(4, 7, 0.005, 3), None);
+    let rl = fit(Approach::Approach2, &isoflop_table(8, 13, 0.005, 4), None);
+    let a = TRUTH.exponents().0;
+    assert!(rs.a.contains(a) && rl.a.contains(a), "a: {:?} {:?} vs {a}", rs.a, rl.a);
+    assert!(width(&rl.a) < width(&rs.a));
+    let n = TRUTH.allocation(1e21).n_opt;
+    assert!(rl.predictions[0].n_opt.contains(n), "{:?} vs {n}", rl.predictions[0].n_opt);
+}
+
+/// Training curves: `sizes` models, each with a curve of 60 points from 2 to 400 tokens per parameter.
+/// Like seed-to-seed variation, the noise is mostly per run (`sigma`), with a tenth of it per point.
+fn curves(sizes: usize, sigma: f64, seed: u64) -> (Vec<Obs>, Vec<Obs>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut all, mut finals) = (Vec::new(), Vec::new());
+    for run in 0..sizes {
+        let n = 1e7 * 10f64.powf(3.0 * run as f64 / (sizes - 1) as f64);
+        let offset = noisy(1.0, sigma, &mut rng);
+        for s in 0..60 {
+            let d = n * 2.0 * 200f64.powf(s as f64 / 59.0);
+            let loss = noisy(TRUTH.loss(n, d) * offset, sigma / 10.0, &mut rng);
+            let p = Obs { n, d, c: 6.0 * n * d, loss, run: run as u32 };
+            all.push(p);
+            if s == 59 {
+                finals.push(p);
+            }
+        }
+    }
+    (all, finals)
+}
+
+#[test]
+fn approach1_recovers_exponent_and_intervals_shrink() {
+    let (cs, fs) = curves(10, 0.002, 5);
+    let (cl, fl) = curves(30, 0.002, 6);
+    let rs = fit(Approach::Approach1, &fs, Some(&cs));
+    let rl = fit(Approach::Approach1, &fl, Some(&cl));
+    let a = TRUTH.exponents().0;
+    assert!(rs.a.contains(a) && rl.a.contains(a), "a: {:?} {:?} vs {a}", rs.a, rl.a);
+    assert!(width(&rl.a) < width(&rs.a), "{:?} {:?}", rs.a, rl.a);
+}
+
+#[test]
+fn kaplan_joint_law_recovered_inside_intervals() {
+    let truth = KaplanJoint { n_c: 1e10, alpha_n: 0.2, d_c: 1e11, alpha_d: 0.25 };
+    let table = |k: usize, seed| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::new();
+        for i in 0..k {
+            for j in 0..k {
+                let n = 1e6 * 1000f64.powf(i as f64 / (k - 1) as f64);
+                let d = 1e8 * 1000f64.powf(j as f64 / (k - 1) as f64);
+                let mut p = Obs::from_n_d(n, d, noisy(truth.loss(n, d), 0.01, &mut rng));
+                p.run = out.len() as u32;
+                out.push(p);
+            }
+        }
+        out
+    };
+    let rs = fit(Approach::Kaplan, &table(5, 7), None);
+    let rl = fit(Approach::Kaplan, &table(10, 8), None);
+    for (name, t) in [("joint_alpha_N", truth.alpha_n), ("joint_alpha_D", truth.alpha_d)] {
+        assert!(rs.parameters[name].contains(t) && rl.parameters[name].contains(t), "{name}");
+        assert!(width(&rl.parameters[name]) < width(&rs.parameters[name]), "{name} did not shrink");
+    }
+}
+
+#[test]
+fn bootstrap_is_deterministic_for_a_seed() {
+    let t = isoflop_table(4, 6, 0.01, 9);
+    let a = fit(Approach::Approach3, &t, None);
+    let b = fit(Approach::Approach3, &t, None);
+    assert_eq!(a.a, b.a);
+    assert_eq!(a.parameters, b.parameters);
+}
