@@ -1,1 +1,5 @@
-fn main() { println!("lab"); }
+//! The `lab` command-line tool.
+
+fn main() {
+    std::process::exit(lab::cli::main());
+}

@@ -7,9 +7,9 @@ use fit::{ComputeOptimal, Obs};
 use std::time::Instant;
 
 fn main() {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv".into());
+    let path = std::env::args().nth(1).unwrap_or_else(|| {
+        "../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv".into()
+    });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
@@ -17,7 +17,13 @@ fn main() {
     let (n, c, l) = (col("Model Size"), col("Training FLOP"), col("loss"));
     let mut pts: Vec<Obs> = lines
         .map(|s| s.split(',').collect::<Vec<_>>())
-        .map(|f| Obs::from_n_c(f[n].parse().unwrap(), f[c].parse().unwrap(), f[l].parse().unwrap()))
+        .map(|f| {
+            Obs::from_n_c(
+                f[n].parse().unwrap(),
+                f[c].parse().unwrap(),
+                f[l].parse().unwrap(),
+            )
+        })
         .collect();
     pts.sort_by(|a, b| a.loss.total_cmp(&b.loss));
     pts.truncate(pts.len() - 5);
@@ -26,15 +32,35 @@ fn main() {
     let f = approach3::fit(&pts, &Approach3Settings::default()).unwrap();
     let grid_s = t.elapsed().as_secs_f64();
     let iters: u64 = f.optima.iter().map(|m| m.iters).sum();
-    println!("grid: {} starts, {} finite optima, {:.0} mean iterations, {grid_s:.2} s", f.starts, f.optima.len(), iters as f64 / f.optima.len() as f64);
+    println!(
+        "grid: {} starts, {} finite optima, {:.0} mean iterations, {grid_s:.2} s",
+        f.starts,
+        f.optima.len(),
+        iters as f64 / f.optima.len() as f64
+    );
     println!("law: {:?}  a = {:.4}", f.law, f.law.exponents().0);
     let t = Instant::now();
-    let options = FitOptions { holdout_budgets: 0, predict: vec![1e21], ..FitOptions::default() };
-    let r = fit_approach(Approach::Approach3, &FitInput { finals: &pts, curves: None }, &options).unwrap();
+    let options = FitOptions {
+        holdout_budgets: 0,
+        predict: vec![1e21],
+        ..FitOptions::default()
+    };
+    let r = fit_approach(
+        Approach::Approach3,
+        &FitInput {
+            finals: &pts,
+            curves: None,
+        },
+        &options,
+    )
+    .unwrap();
     let total_s = t.elapsed().as_secs_f64();
     println!(
         "grid + {} bootstraps ({} succeeded): {total_s:.2} s; a = {:.4} [{:.4}, {:.4}]",
         options.bootstrap, r.bootstrap.succeeded, r.a.value, r.a.lo, r.a.hi
     );
-    println!("SciPy reference (grid alone): about 120 s -> speed-up {:.0}x", 120.0 / total_s);
+    println!(
+        "SciPy reference (grid alone): about 120 s -> speed-up {:.0}x",
+        120.0 / total_s
+    );
 }

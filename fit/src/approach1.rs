@@ -58,7 +58,12 @@ impl ComputeOptimal for Approach1Fit {
         "approach1"
     }
     fn allocation(&self, c: f64) -> Allocation {
-        Allocation { c, n_opt: self.n_law.at(c), d_opt: self.d_law.at(c), loss: self.loss_law.at(c) }
+        Allocation {
+            c,
+            n_opt: self.n_law.at(c),
+            d_opt: self.d_law.at(c),
+            loss: self.loss_law.at(c),
+        }
     }
     fn exponents(&self) -> (f64, f64) {
         (self.n_law.exponent, self.d_law.exponent)
@@ -96,7 +101,10 @@ impl Curve {
         }
         let (p0, p1) = (&self.pts[k - 1], &self.pts[k]);
         let t = (c.ln() - p0.c.ln()) / (p1.c.ln() - p0.c.ln());
-        Some((p0.loss + t * (p1.loss - p0.loss), (p0.d.ln() + t * (p1.d.ln() - p0.d.ln())).exp()))
+        Some((
+            p0.loss + t * (p1.loss - p0.loss),
+            (p0.d.ln() + t * (p1.d.ln() - p0.d.ln())).exp(),
+        ))
     }
 }
 
@@ -110,16 +118,31 @@ pub fn envelope(points: &[Obs], grid_points: usize) -> Vec<EnvelopePoint> {
         .into_iter()
         .map(|(run, mut pts)| {
             pts.sort_by(|a, b| a.c.total_cmp(&b.c));
-            Curve { run, n: pts[0].n, pts }
+            Curve {
+                run,
+                n: pts[0].n,
+                pts,
+            }
         })
         .collect();
-    let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.c), b.max(p.c)));
+    let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
+        (a.min(p.c), b.max(p.c))
+    });
     (0..grid_points)
         .filter_map(|i| {
-            let c = (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (grid_points.max(2) - 1) as f64).exp();
+            let c =
+                (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (grid_points.max(2) - 1) as f64).exp();
             curves
                 .iter()
-                .filter_map(|cv| cv.at(c).map(|(loss, d)| EnvelopePoint { c, run: cv.run, n: cv.n, d, loss }))
+                .filter_map(|cv| {
+                    cv.at(c).map(|(loss, d)| EnvelopePoint {
+                        c,
+                        run: cv.run,
+                        n: cv.n,
+                        d,
+                        loss,
+                    })
+                })
                 .min_by(|a, b| a.loss.total_cmp(&b.loss))
         })
         .collect()
@@ -129,12 +152,16 @@ pub fn envelope(points: &[Obs], grid_points: usize) -> Vec<EnvelopePoint> {
 pub fn fit(points: &[Obs], settings: &Approach1Settings) -> FitResult<Approach1Fit> {
     validate(points, "approach 1", 4)?;
     if settings.grid_points < 10 {
-        return Err(FitError::InvalidSetting("approach 1 needs at least 10 grid points".into()));
+        return Err(FitError::InvalidSetting(
+            "approach 1 needs at least 10 grid points".into(),
+        ));
     }
     let full = envelope(points, settings.grid_points);
     // Where the smallest or largest model wins, the true optimum may lie outside the sampled sizes:
     // those envelope points are censored and left out of the power-law fits.
-    let (n_min, n_max) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| (a.min(p.n), b.max(p.n)));
+    let (n_min, n_max) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
+        (a.min(p.n), b.max(p.n))
+    });
     let interior = |e: &EnvelopePoint| e.n > n_min * (1.0 + 1e-9) && e.n < n_max * (1.0 - 1e-9);
     let env: Vec<EnvelopePoint> = full.iter().copied().filter(interior).collect();
     let censored = full.len() - env.len();
@@ -175,7 +202,13 @@ mod tests {
             let n = 1e7 * 2f64.powi(k);
             for s in 1..=200 {
                 let d = n * 0.5 * 1.04f64.powi(s);
-                out.push(Obs { n, d, c: 6.0 * n * d, loss: law.loss(n, d), run: run as u32 });
+                out.push(Obs {
+                    n,
+                    d,
+                    c: 6.0 * n * d,
+                    loss: law.loss(n, d),
+                    run: run as u32,
+                });
             }
         }
         out
@@ -186,7 +219,11 @@ mod tests {
         let law = ChinchillaLaw::hoffmann2022();
         let f = fit(&curves(&law), &Approach1Settings::default()).unwrap();
         // Discrete sizes (factor 2) make the envelope a staircase; the exponent is still close.
-        assert!((f.n_law.exponent - law.exponents().0).abs() < 0.03, "a = {}", f.n_law.exponent);
+        assert!(
+            (f.n_law.exponent - law.exponents().0).abs() < 0.03,
+            "a = {}",
+            f.n_law.exponent
+        );
         assert!(f.runs_on_envelope >= 6);
         let ratio = f.allocation(1e21).n_opt / law.allocation(1e21).n_opt;
         assert!(ratio > 0.7 && ratio < 1.4, "ratio {ratio}");

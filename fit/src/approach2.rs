@@ -19,7 +19,10 @@ pub struct Approach2Settings {
 
 impl Default for Approach2Settings {
     fn default() -> Self {
-        Approach2Settings { budget_ratio: 1.25, drop_unbracketed: false }
+        Approach2Settings {
+            budget_ratio: 1.25,
+            drop_unbracketed: false,
+        }
     }
 }
 
@@ -64,7 +67,12 @@ impl ComputeOptimal for Approach2Fit {
         "approach2"
     }
     fn allocation(&self, c: f64) -> Allocation {
-        Allocation { c, n_opt: self.n_law.at(c), d_opt: self.d_law.at(c), loss: self.loss_law.at(c) }
+        Allocation {
+            c,
+            n_opt: self.n_law.at(c),
+            d_opt: self.d_law.at(c),
+            loss: self.loss_law.at(c),
+        }
     }
     fn exponents(&self) -> (f64, f64) {
         (self.n_law.exponent, self.d_law.exponent)
@@ -91,13 +99,21 @@ fn fit_profile(points: &[Obs], group: &[usize]) -> Result<IsoflopProfile, String
     let ln_n: Vec<f64> = group.iter().map(|&i| points[i].n.ln()).collect();
     let loss: Vec<f64> = group.iter().map(|&i| points[i].loss).collect();
     let ln_d: Vec<f64> = group.iter().map(|&i| points[i].d.ln()).collect();
-    let parabola = Parabola::fit(&ln_n, &loss).ok_or(format!("budget {c:.3e}: parabola is singular"))?;
+    let parabola =
+        Parabola::fit(&ln_n, &loss).ok_or(format!("budget {c:.3e}: parabola is singular"))?;
     if parabola.coef[2] <= 0.0 {
-        return Err(format!("budget {c:.3e}: loss is not convex in log N (no minimum)"));
+        return Err(format!(
+            "budget {c:.3e}: loss is not convex in log N (no minimum)"
+        ));
     }
     let x = parabola.vertex();
-    let (lo, hi) = ln_n.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let d_line = Line::fit(&ln_n, &ln_d).ok_or(format!("budget {c:.3e}: D does not vary with N"))?;
+    let (lo, hi) = ln_n
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let d_line =
+        Line::fit(&ln_n, &ln_d).ok_or(format!("budget {c:.3e}: D does not vary with N"))?;
     Ok(IsoflopProfile {
         c,
         points: group.len(),
@@ -146,7 +162,9 @@ pub fn fit(points: &[Obs], settings: &Approach2Settings) -> FitResult<Approach2F
     let cs: Vec<f64> = profiles.iter().map(|p| p.c).collect();
     let law = |f: fn(&IsoflopProfile) -> f64| {
         let ys: Vec<f64> = profiles.iter().map(f).collect();
-        PowerLaw::fit(&cs, &ys).ok_or(FitError::NoUsableBudget("budgets do not span a range of compute".into()))
+        PowerLaw::fit(&cs, &ys).ok_or(FitError::NoUsableBudget(
+            "budgets do not span a range of compute".into(),
+        ))
     };
     Ok(Approach2Fit {
         n_law: law(|p| p.n_opt)?,
@@ -170,7 +188,13 @@ mod tests {
                 let f = (k as f64 - (sizes_per_budget - 1) as f64 / 2.0) * 0.5;
                 let n = centre * f.exp();
                 let d = c / (6.0 * n);
-                out.push(Obs { n, d, c, loss: law.loss(n, d), run: 0 });
+                out.push(Obs {
+                    n,
+                    d,
+                    c,
+                    loss: law.loss(n, d),
+                    run: 0,
+                });
             }
         }
         out
@@ -182,7 +206,11 @@ mod tests {
         let pts = isoflop_table(&law, &[1e18, 1e19, 1e20, 1e21], 9);
         let f = fit(&pts, &Approach2Settings::default()).unwrap();
         // Parabolas approximate the true profile; the exponent is close to beta/(alpha+beta).
-        assert!((f.n_law.exponent - law.exponents().0).abs() < 0.01, "a = {}", f.n_law.exponent);
+        assert!(
+            (f.n_law.exponent - law.exponents().0).abs() < 0.01,
+            "a = {}",
+            f.n_law.exponent
+        );
         let c = 1e20;
         let ratio = f.allocation(c).n_opt / law.allocation(c).n_opt;
         assert!((ratio - 1.0).abs() < 0.05, "ratio {ratio}");
@@ -200,7 +228,11 @@ mod tests {
             p.loss = law.loss(p.n, p.d);
         }
         let f = fit(&pts, &Approach2Settings::default()).unwrap();
-        assert!(f.warnings.iter().any(|w| w.contains("not bracketed")), "{:?}", f.warnings);
+        assert!(
+            f.warnings.iter().any(|w| w.contains("not bracketed")),
+            "{:?}",
+            f.warnings
+        );
 
         let two_sizes = isoflop_table(&law, &[1e18, 1e19, 1e20], 2);
         let err = fit(&two_sizes, &Approach2Settings::default()).unwrap_err();

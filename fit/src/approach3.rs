@@ -36,7 +36,13 @@ impl ChinchillaLaw {
 
     /// From the optimiser's coordinates [log A, log B, log E, alpha, beta].
     pub fn from_theta(t: &[f64]) -> Self {
-        ChinchillaLaw { a: t[0].exp(), b: t[1].exp(), e: t[2].exp(), alpha: t[3], beta: t[4] }
+        ChinchillaLaw {
+            a: t[0].exp(),
+            b: t[1].exp(),
+            e: t[2].exp(),
+            alpha: t[3],
+            beta: t[4],
+        }
     }
 
     /// L(N, D).
@@ -61,7 +67,12 @@ impl ComputeOptimal for ChinchillaLaw {
         let g = self.g();
         let n_opt = g * (c / 6.0).powf(a);
         let d_opt = (c / 6.0).powf(b) / g;
-        Allocation { c, n_opt, d_opt, loss: self.loss(n_opt, d_opt) }
+        Allocation {
+            c,
+            n_opt,
+            d_opt,
+            loss: self.loss(n_opt, d_opt),
+        }
     }
 
     fn exponents(&self) -> (f64, f64) {
@@ -70,7 +81,13 @@ impl ComputeOptimal for ChinchillaLaw {
     }
 
     fn parameters(&self) -> Vec<(&'static str, f64)> {
-        vec![("E", self.e), ("A", self.a), ("B", self.b), ("alpha", self.alpha), ("beta", self.beta)]
+        vec![
+            ("E", self.e),
+            ("A", self.a),
+            ("B", self.b),
+            ("alpha", self.alpha),
+            ("beta", self.beta),
+        ]
     }
 
     fn predict_loss(&self, n: f64, d: f64) -> Option<f64> {
@@ -110,7 +127,13 @@ impl Default for StartGrid {
 impl StartGrid {
     /// Every start point.
     pub fn points(&self) -> Vec<Vec<f64>> {
-        grid(&[self.log_a.clone(), self.log_b.clone(), self.log_e.clone(), self.alpha.clone(), self.beta.clone()])
+        grid(&[
+            self.log_a.clone(),
+            self.log_b.clone(),
+            self.log_e.clone(),
+            self.alpha.clone(),
+            self.beta.clone(),
+        ])
     }
 }
 
@@ -125,7 +148,10 @@ pub struct Approach3Settings {
 
 impl Default for Approach3Settings {
     fn default() -> Self {
-        Approach3Settings { huber_delta: 1e-3, grid: StartGrid::default() }
+        Approach3Settings {
+            huber_delta: 1e-3,
+            grid: StartGrid::default(),
+        }
     }
 }
 
@@ -163,7 +189,11 @@ impl HuberObjective {
             let s = e1 + e2 + e3;
             let r = m + s.ln() - self.log_l[i];
             let ar = r.abs();
-            total += if ar <= delta { 0.5 * r * r } else { delta * (ar - 0.5 * delta) };
+            total += if ar <= delta {
+                0.5 * r * r
+            } else {
+                delta * (ar - 0.5 * delta)
+            };
             if want_grad {
                 let dh = r.clamp(-delta, delta) / s;
                 g[0] += dh * e1;
@@ -210,7 +240,9 @@ pub struct Approach3Fit {
 pub fn fit_from_starts(points: &[Obs], delta: f64, starts: &[Vec<f64>]) -> FitResult<Approach3Fit> {
     validate(points, "approach 3", 5)?;
     if !(delta.is_finite() && delta > 0.0) {
-        return Err(FitError::InvalidSetting(format!("huber_delta must be positive, got {delta}")));
+        return Err(FitError::InvalidSetting(format!(
+            "huber_delta must be positive, got {delta}"
+        )));
     }
     let objective = HuberObjective::new(points, delta);
     let optima = minimize_all(&objective, starts, &LbfgsSettings::default());
@@ -247,18 +279,33 @@ mod tests {
         let al = law.allocation(5.76e23);
         // N_opt = G (9.6e22)^0.45651 ; D_opt = (9.6e22)^0.54349 / G ; N D = C/6 exactly.
         let n_hand = 1.3003 * (9.6e22f64).powf(0.45651);
-        assert!((al.n_opt / n_hand - 1.0).abs() < 5e-3, "{} vs {}", al.n_opt, n_hand);
+        assert!(
+            (al.n_opt / n_hand - 1.0).abs() < 5e-3,
+            "{} vs {}",
+            al.n_opt,
+            n_hand
+        );
         assert!((al.n_opt * al.d_opt * 6.0 / 5.76e23 - 1.0).abs() < 1e-12);
     }
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let law = ChinchillaLaw { e: 1.8, a: 400.0, b: 2000.0, alpha: 0.34, beta: 0.37 };
+        let law = ChinchillaLaw {
+            e: 1.8,
+            a: 400.0,
+            b: 2000.0,
+            alpha: 0.34,
+            beta: 0.37,
+        };
         let pts: Vec<Obs> = (0..30)
             .map(|i| {
                 let n = 1e7 * 1.3f64.powi(i);
                 let d = 2e9 / 1.1f64.powi(i);
-                Obs::from_n_d(n, d, law.loss(n, d) * (1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0)))
+                Obs::from_n_d(
+                    n,
+                    d,
+                    law.loss(n, d) * (1.0 + 0.01 * ((i * 7 % 5) as f64 - 2.0)),
+                )
             })
             .collect();
         let obj = HuberObjective::new(&pts, 1e-3);
@@ -271,7 +318,11 @@ mod tests {
             xp[k] += h;
             xm[k] -= h;
             let fd = (obj.value(&xp) - obj.value(&xm)) / (2.0 * h);
-            assert!((fd - g[k]).abs() < 1e-6 * (1.0 + fd.abs()), "coord {k}: fd {fd} vs {}", g[k]);
+            assert!(
+                (fd - g[k]).abs() < 1e-6 * (1.0 + fd.abs()),
+                "coord {k}: fd {fd} vs {}",
+                g[k]
+            );
         }
     }
 }

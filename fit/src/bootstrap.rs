@@ -23,10 +23,17 @@ pub enum Resample {
 pub struct Estimate {
     /// Estimate on the full data.
     pub value: f64,
-    /// Lower bound of the interval (NaN without bootstrap).
+    /// Lower bound of the interval (NaN without bootstrap; null in JSON).
+    #[serde(deserialize_with = "null_as_nan")]
     pub lo: f64,
     /// Upper bound of the interval.
+    #[serde(deserialize_with = "null_as_nan")]
     pub hi: f64,
+}
+
+/// Reads a JSON null (how serde_json writes NaN) back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl Estimate {
@@ -34,7 +41,11 @@ impl Estimate {
     pub fn from_samples(value: f64, samples: &[f64], level: f64) -> Self {
         let mut s: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
         if s.is_empty() {
-            return Estimate { value, lo: f64::NAN, hi: f64::NAN };
+            return Estimate {
+                value,
+                lo: f64::NAN,
+                hi: f64::NAN,
+            };
         }
         s.sort_by(f64::total_cmp);
         let q = |p: f64| {
@@ -47,7 +58,11 @@ impl Estimate {
             }
         };
         let tail = (1.0 - level) / 2.0;
-        Estimate { value, lo: q(tail), hi: q(1.0 - tail) }
+        Estimate {
+            value,
+            lo: q(tail),
+            hi: q(1.0 - tail),
+        }
     }
 
     /// Whether `x` lies inside the interval.
@@ -57,9 +72,16 @@ impl Estimate {
 }
 
 /// One bootstrap sample of the points.
-pub fn resample(points: &[Obs], how: Resample, budget_ratio: f64, rng: &mut ChaCha8Rng) -> Vec<Obs> {
+pub fn resample(
+    points: &[Obs],
+    how: Resample,
+    budget_ratio: f64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Obs> {
     match how {
-        Resample::Points => (0..points.len()).map(|_| points[rng.random_range(0..points.len())]).collect(),
+        Resample::Points => (0..points.len())
+            .map(|_| points[rng.random_range(0..points.len())])
+            .collect(),
         Resample::Runs => {
             let mut runs: BTreeMap<u32, Vec<Obs>> = BTreeMap::new();
             for p in points {
@@ -70,13 +92,22 @@ pub fn resample(points: &[Obs], how: Resample, budget_ratio: f64, rng: &mut ChaC
             (0..runs.len())
                 .flat_map(|k| {
                     let r = &runs[rng.random_range(0..runs.len())];
-                    r.iter().map(move |p| Obs { run: k as u32, ..*p }).collect::<Vec<_>>()
+                    r.iter()
+                        .map(move |p| Obs {
+                            run: k as u32,
+                            ..*p
+                        })
+                        .collect::<Vec<_>>()
                 })
                 .collect()
         }
         Resample::WithinBudgets => group_budgets(points, budget_ratio)
             .into_iter()
-            .flat_map(|g| (0..g.len()).map(|_| points[g[rng.random_range(0..g.len())]]).collect::<Vec<_>>())
+            .flat_map(|g| {
+                (0..g.len())
+                    .map(|_| points[g[rng.random_range(0..g.len())]])
+                    .collect::<Vec<_>>()
+            })
             .collect(),
     }
 }
@@ -84,7 +115,14 @@ pub fn resample(points: &[Obs], how: Resample, budget_ratio: f64, rng: &mut ChaC
 /// Runs `fit` on `replicates` bootstrap samples in parallel. Replicate i draws from a ChaCha8 stream
 /// seeded by (`seed`, i), so results do not depend on thread scheduling. Failed refits are dropped;
 /// the caller reports how many succeeded.
-pub fn run<F, T>(points: &[Obs], how: Resample, budget_ratio: f64, replicates: usize, seed: u64, fit: F) -> Vec<T>
+pub fn run<F, T>(
+    points: &[Obs],
+    how: Resample,
+    budget_ratio: f64,
+    replicates: usize,
+    seed: u64,
+    fit: F,
+) -> Vec<T>
 where
     F: Fn(&[Obs]) -> Option<T> + Sync,
     T: Send,
@@ -113,9 +151,21 @@ mod tests {
 
     #[test]
     fn deterministic_and_stratified() {
-        let pts: Vec<Obs> = (0..20).map(|i| Obs::from_n_c(1e6 * (1 + i % 5) as f64, if i < 10 { 1e18 } else { 1e19 }, 3.0)).collect();
-        let a = run(&pts, Resample::WithinBudgets, 1.25, 8, 7, |s| Some(s.to_vec()));
-        let b = run(&pts, Resample::WithinBudgets, 1.25, 8, 7, |s| Some(s.to_vec()));
+        let pts: Vec<Obs> = (0..20)
+            .map(|i| {
+                Obs::from_n_c(
+                    1e6 * (1 + i % 5) as f64,
+                    if i < 10 { 1e18 } else { 1e19 },
+                    3.0,
+                )
+            })
+            .collect();
+        let a = run(&pts, Resample::WithinBudgets, 1.25, 8, 7, |s| {
+            Some(s.to_vec())
+        });
+        let b = run(&pts, Resample::WithinBudgets, 1.25, 8, 7, |s| {
+            Some(s.to_vec())
+        });
         assert_eq!(a, b);
         for s in &a {
             assert_eq!(s.iter().filter(|p| p.c == 1e18).count(), 10);

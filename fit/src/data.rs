@@ -24,19 +24,35 @@ pub struct Obs {
 impl Obs {
     /// A point with D derived as C / (6 N) (the convention of the Chinchilla paper and Epoch's replication).
     pub fn from_n_c(n: f64, c: f64, loss: f64) -> Self {
-        Obs { n, d: c / (6.0 * n), c, loss, run: 0 }
+        Obs {
+            n,
+            d: c / (6.0 * n),
+            c,
+            loss,
+            run: 0,
+        }
     }
 
     /// A point with C = 6 N D.
     pub fn from_n_d(n: f64, d: f64, loss: f64) -> Self {
-        Obs { n, d, c: 6.0 * n * d, loss, run: 0 }
+        Obs {
+            n,
+            d,
+            c: 6.0 * n * d,
+            loss,
+            run: 0,
+        }
     }
 }
 
 /// Checks every value is positive and finite and that there are at least `needed` points.
 pub fn validate(points: &[Obs], law: &'static str, needed: usize) -> FitResult<()> {
     if points.len() < needed {
-        return Err(FitError::TooFewPoints { law, needed, got: points.len() });
+        return Err(FitError::TooFewPoints {
+            law,
+            needed,
+            got: points.len(),
+        });
     }
     for (row, p) in points.iter().enumerate() {
         for (column, value) in [("n", p.n), ("d", p.d), ("c", p.c), ("loss", p.loss)] {
@@ -120,9 +136,26 @@ mod tests {
         let mut pts = vec![Obs::from_n_d(1e8, 1e9, 3.0); 3];
         pts[2].loss = f64::NAN;
         let err = validate(&pts, "test", 2).unwrap_err();
-        assert!(matches!(err, FitError::BadValue { row: 2, column: "loss", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                FitError::BadValue {
+                    row: 2,
+                    column: "loss",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = validate(&pts[..1], "test", 2).unwrap_err();
-        assert_eq!(err, FitError::TooFewPoints { law: "test", needed: 2, got: 1 });
+        assert_eq!(
+            err,
+            FitError::TooFewPoints {
+                law: "test",
+                needed: 2,
+                got: 1
+            }
+        );
     }
 
     #[test]

@@ -51,32 +51,67 @@ fn observed_optimum(points: &[Obs], group: &[usize]) -> (f64, f64, &'static str)
         let y: Vec<f64> = group.iter().map(|&i| points[i].loss).collect();
         if let Some(p) = Parabola::fit(&x, &y) {
             let v = p.vertex();
-            let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| (a.min(t), b.max(t)));
+            let (lo, hi) = x
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| {
+                    (a.min(t), b.max(t))
+                });
             if p.coef[2] > 0.0 && v >= lo && v <= hi {
                 return (v.exp(), p.at(v), "parabola");
             }
         }
     }
-    let best = group.iter().map(|&i| points[i]).min_by(|a, b| a.loss.total_cmp(&b.loss)).expect("non-empty budget");
+    let best = group
+        .iter()
+        .map(|&i| points[i])
+        .min_by(|a, b| a.loss.total_cmp(&b.loss))
+        .expect("non-empty budget");
     (best.n, best.loss, "best run")
 }
 
 /// Holds out the `options.holdout_budgets` largest budgets, fits the approach on the rest and compares.
-pub fn check(approach: Approach, input: &FitInput, options: &FitOptions) -> FitResult<Extrapolation> {
+pub fn check(
+    approach: Approach,
+    input: &FitInput,
+    options: &FitOptions,
+) -> FitResult<Extrapolation> {
     let finals = input.finals;
     let groups = group_budgets(finals, options.approach2.budget_ratio);
     let k = options.holdout_budgets;
     if groups.len() < k + 2 {
-        return Err(FitError::TooFewPoints { law: "extrapolation check (budgets)", needed: k + 2, got: groups.len() });
+        return Err(FitError::TooFewPoints {
+            law: "extrapolation check (budgets)",
+            needed: k + 2,
+            got: groups.len(),
+        });
     }
     let held_groups = &groups[groups.len() - k..];
-    let threshold_c = held_groups.iter().flatten().map(|&i| finals[i].c).fold(f64::INFINITY, f64::min);
-    let train: Vec<Obs> = finals.iter().copied().filter(|p| p.c < threshold_c).collect();
-    let held: Vec<Obs> = finals.iter().copied().filter(|p| p.c >= threshold_c).collect();
+    let threshold_c = held_groups
+        .iter()
+        .flatten()
+        .map(|&i| finals[i].c)
+        .fold(f64::INFINITY, f64::min);
+    let train: Vec<Obs> = finals
+        .iter()
+        .copied()
+        .filter(|p| p.c < threshold_c)
+        .collect();
+    let held: Vec<Obs> = finals
+        .iter()
+        .copied()
+        .filter(|p| p.c >= threshold_c)
+        .collect();
     let train_runs: Vec<u32> = train.iter().map(|p| p.run).collect();
-    let train_curves: Option<Vec<Obs>> =
-        input.curves.map(|c| c.iter().copied().filter(|p| train_runs.contains(&p.run)).collect());
-    let sub = FitInput { finals: &train, curves: train_curves.as_deref() };
+    let train_curves: Option<Vec<Obs>> = input.curves.map(|c| {
+        c.iter()
+            .copied()
+            .filter(|p| train_runs.contains(&p.run))
+            .collect()
+    });
+    let sub = FitInput {
+        finals: &train,
+        curves: train_curves.as_deref(),
+    };
     let law = fit_law(approach, &sub, options)?;
     let budgets = held_groups
         .iter()
@@ -96,14 +131,20 @@ pub fn check(approach: Approach, input: &FitInput, options: &FitOptions) -> FitR
             }
         })
         .collect();
-    let errs: Option<Vec<f64>> =
-        held.iter().map(|p| law.predict_loss(p.n, p.d).map(|l| (l / p.loss - 1.0).abs())).collect();
+    let errs: Option<Vec<f64>> = held
+        .iter()
+        .map(|p| law.predict_loss(p.n, p.d).map(|l| (l / p.loss - 1.0).abs()))
+        .collect();
     Ok(Extrapolation {
         threshold_c,
         train_points: train.len(),
         held_out_points: held.len(),
         budgets,
-        loss_mape: errs.as_ref().map(|e| e.iter().sum::<f64>() / e.len() as f64),
-        loss_max_ape: errs.as_ref().map(|e| e.iter().fold(0.0, |m: f64, v| m.max(*v))),
+        loss_mape: errs
+            .as_ref()
+            .map(|e| e.iter().sum::<f64>() / e.len() as f64),
+        loss_max_ape: errs
+            .as_ref()
+            .map(|e| e.iter().fold(0.0, |m: f64, v| m.max(*v))),
     })
 }

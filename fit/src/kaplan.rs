@@ -31,7 +31,11 @@ impl KaplanPower {
         let ll: Vec<f64> = loss.iter().map(|v| v.ln()).collect();
         let line = Line::fit(&lx, &ll)?;
         let alpha = -line.slope;
-        (alpha > 0.0).then(|| KaplanPower { scale: (line.intercept / alpha).exp(), alpha, r2: line.r2 })
+        (alpha > 0.0).then(|| KaplanPower {
+            scale: (line.intercept / alpha).exp(),
+            alpha,
+            r2: line.r2,
+        })
     }
 
     /// (x_c / x)^alpha.
@@ -56,7 +60,12 @@ pub struct KaplanJoint {
 impl KaplanJoint {
     /// The published fit (Kaplan et al. 2020, Table 2 and eq. 1.5).
     pub fn kaplan2020() -> Self {
-        KaplanJoint { n_c: 8.8e13, alpha_n: 0.076, d_c: 5.4e13, alpha_d: 0.095 }
+        KaplanJoint {
+            n_c: 8.8e13,
+            alpha_n: 0.076,
+            d_c: 5.4e13,
+            alpha_d: 0.095,
+        }
     }
 
     /// L(N, D).
@@ -71,7 +80,12 @@ impl KaplanJoint {
         let r = self.alpha_n / self.alpha_d;
         let n_opt = ((r * self.n_c.powf(r) * c / (6.0 * self.d_c)).ln() / (1.0 + r)).exp();
         let d_opt = c / (6.0 * n_opt);
-        Allocation { c, n_opt, d_opt, loss: self.loss(n_opt, d_opt) }
+        Allocation {
+            c,
+            n_opt,
+            d_opt,
+            loss: self.loss(n_opt, d_opt),
+        }
     }
 }
 
@@ -155,7 +169,12 @@ pub fn fit_joint_from(points: &[Obs], starts: &[Vec<f64>]) -> FitResult<KaplanJo
     minimize_all(&obj, starts, &LbfgsSettings::default())
         .into_iter()
         .find(|m| m.x[1] > 0.0 && m.x[3] > 0.0)
-        .map(|m| KaplanJoint { n_c: m.x[0].exp(), alpha_n: m.x[1], d_c: m.x[2].exp(), alpha_d: m.x[3] })
+        .map(|m| KaplanJoint {
+            n_c: m.x[0].exp(),
+            alpha_n: m.x[1],
+            d_c: m.x[2].exp(),
+            alpha_d: m.x[3],
+        })
         .ok_or(FitError::NoConvergence("Kaplan L(N, D)"))
 }
 
@@ -187,8 +206,14 @@ impl ComputeOptimal for KaplanFit {
     }
     /// N_opt = N_c (C/C_c)^(alpha_C/alpha_N), D_opt = C/(6 N_opt), loss = (C_c/C)^alpha_C.
     fn allocation(&self, c: f64) -> Allocation {
-        let n_opt = self.l_of_n.scale * (c / self.l_of_c.scale).powf(self.l_of_c.alpha / self.l_of_n.alpha);
-        Allocation { c, n_opt, d_opt: c / (6.0 * n_opt), loss: self.l_of_c.at(c) }
+        let n_opt =
+            self.l_of_n.scale * (c / self.l_of_c.scale).powf(self.l_of_c.alpha / self.l_of_n.alpha);
+        Allocation {
+            c,
+            n_opt,
+            d_opt: c / (6.0 * n_opt),
+            loss: self.l_of_c.at(c),
+        }
     }
     fn exponents(&self) -> (f64, f64) {
         let a = self.l_of_c.alpha / self.l_of_n.alpha;
@@ -233,17 +258,29 @@ pub fn fit(points: &[Obs]) -> FitResult<KaplanFit> {
 /// full-data optimum).
 pub fn fit_from(points: &[Obs], joint_starts: &[Vec<f64>]) -> FitResult<KaplanFit> {
     validate(points, "Kaplan", 4)?;
-    let few = |law| FitError::TooFewPoints { law, needed: 2, got: 1 };
+    let few = |law| FitError::TooFewPoints {
+        law,
+        needed: 2,
+        got: 1,
+    };
     let (ns, ln) = best_per(points, |p| p.n);
-    let l_of_n = KaplanPower::fit(&ns, &ln).ok_or(few("Kaplan L(N) (distinct sizes with falling loss)"))?;
+    let l_of_n =
+        KaplanPower::fit(&ns, &ln).ok_or(few("Kaplan L(N) (distinct sizes with falling loss)"))?;
     let (ds, ld) = best_per(points, |p| p.d);
-    let l_of_d = KaplanPower::fit(&ds, &ld).ok_or(few("Kaplan L(D) (distinct token counts with falling loss)"))?;
+    let l_of_d = KaplanPower::fit(&ds, &ld)
+        .ok_or(few("Kaplan L(D) (distinct token counts with falling loss)"))?;
     let frontier = pareto_frontier(points);
     let cs: Vec<f64> = frontier.iter().map(|p| p.c).collect();
     let lc: Vec<f64> = frontier.iter().map(|p| p.loss).collect();
     let l_of_c = KaplanPower::fit(&cs, &lc).ok_or(few("Kaplan L(C_min) (frontier points)"))?;
     let joint = fit_joint_from(points, joint_starts)?;
-    Ok(KaplanFit { l_of_n, l_of_d, joint, l_of_c, frontier_points: frontier.len() })
+    Ok(KaplanFit {
+        l_of_n,
+        l_of_d,
+        joint,
+        l_of_c,
+        frontier_points: frontier.len(),
+    })
 }
 
 #[cfg(test)]
@@ -254,7 +291,11 @@ mod tests {
     fn published_joint_law_at_large_d_reduces_to_l_of_n() {
         let k = KaplanJoint::kaplan2020();
         // L(N, D -> inf) = (N_c/N)^alpha_N: for N = 1e9, (8.8e4)^0.076 = exp(0.076 * 11.385) = 2.376.
-        assert!((k.loss(1e9, 1e30) - 2.3758).abs() < 1e-3, "{}", k.loss(1e9, 1e30));
+        assert!(
+            (k.loss(1e9, 1e30) - 2.3758).abs() < 1e-3,
+            "{}",
+            k.loss(1e9, 1e30)
+        );
     }
 
     #[test]
@@ -271,7 +312,12 @@ mod tests {
 
     #[test]
     fn recovers_joint_law_from_exact_points() {
-        let truth = KaplanJoint { n_c: 1e9, alpha_n: 0.2, d_c: 5e10, alpha_d: 0.25 };
+        let truth = KaplanJoint {
+            n_c: 1e9,
+            alpha_n: 0.2,
+            d_c: 5e10,
+            alpha_d: 0.25,
+        };
         let mut pts = Vec::new();
         for i in 0..6 {
             for j in 0..6 {
@@ -280,8 +326,14 @@ mod tests {
             }
         }
         let j = fit_joint(&pts).unwrap();
-        assert!((j.alpha_n - 0.2).abs() < 1e-4 && (j.alpha_d - 0.25).abs() < 1e-4, "{j:?}");
-        assert!((j.n_c / 1e9 - 1.0).abs() < 1e-2 && (j.d_c / 5e10 - 1.0).abs() < 1e-2, "{j:?}");
+        assert!(
+            (j.alpha_n - 0.2).abs() < 1e-4 && (j.alpha_d - 0.25).abs() < 1e-4,
+            "{j:?}"
+        );
+        assert!(
+            (j.n_c / 1e9 - 1.0).abs() < 1e-2 && (j.d_c / 5e10 - 1.0).abs() < 1e-2,
+            "{j:?}"
+        );
         let f = fit(&pts).unwrap();
         assert!(f.l_of_n.alpha > 0.0 && f.l_of_c.alpha > 0.0);
     }

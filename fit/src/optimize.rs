@@ -1,7 +1,10 @@
 //! L-BFGS minimisation (argmin, More-Thuente line search) of smooth objectives with analytic gradients,
 //! from one start or from the best of many starts run in parallel.
 
-use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State, TerminationReason, TerminationStatus};
+use argmin::core::{
+    CostFunction, Error as ArgminError, Executor, Gradient, State, TerminationReason,
+    TerminationStatus,
+};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use rayon::prelude::*;
@@ -34,7 +37,12 @@ pub struct LbfgsSettings {
 
 impl Default for LbfgsSettings {
     fn default() -> Self {
-        LbfgsSettings { max_iters: 1000, tol_grad: 1e-10, tol_cost: 1e-13, memory: 10 }
+        LbfgsSettings {
+            max_iters: 1000,
+            tol_grad: 1e-10,
+            tol_cost: 1e-13,
+            memory: 10,
+        }
     }
 }
 
@@ -96,7 +104,11 @@ impl<O: Objective> Gradient for Problem<'_, O> {
 
 /// Minimises `objective` from `start`; `None` when the objective is not finite at the start or the
 /// solver fails without ever improving on it.
-pub fn minimize<O: Objective>(objective: &O, start: &[f64], settings: &LbfgsSettings) -> Option<Minimum> {
+pub fn minimize<O: Objective>(
+    objective: &O,
+    start: &[f64],
+    settings: &LbfgsSettings,
+) -> Option<Minimum> {
     let v0 = objective.value(start);
     if !v0.is_finite() {
         return None;
@@ -106,7 +118,10 @@ pub fn minimize<O: Objective>(objective: &O, start: &[f64], settings: &LbfgsSett
         .ok()?
         .with_tolerance_cost(settings.tol_cost)
         .ok()?;
-    let problem = Problem { objective, last: RefCell::new(None) };
+    let problem = Problem {
+        objective,
+        last: RefCell::new(None),
+    };
     let run = Executor::new(problem, solver)
         .configure(|s| s.param(start.to_vec()).max_iters(settings.max_iters))
         .run();
@@ -114,7 +129,13 @@ pub fn minimize<O: Objective>(objective: &O, start: &[f64], settings: &LbfgsSett
         Ok(res) => res.state,
         // A failed line search leaves no state: report the start itself as not converged.
         Err(_) => {
-            return Some(Minimum { start: start.to_vec(), x: start.to_vec(), value: v0, iters: 0, converged: false })
+            return Some(Minimum {
+                start: start.to_vec(),
+                x: start.to_vec(),
+                value: v0,
+                iters: 0,
+                converged: false,
+            })
         }
     };
     let converged = matches!(
@@ -124,12 +145,22 @@ pub fn minimize<O: Objective>(objective: &O, start: &[f64], settings: &LbfgsSett
     let iters = state.get_iter();
     let x = state.best_param.clone().or(state.param.clone())?;
     let value = objective.value(&x);
-    value.is_finite().then(|| Minimum { start: start.to_vec(), x, value, iters, converged })
+    value.is_finite().then(|| Minimum {
+        start: start.to_vec(),
+        x,
+        value,
+        iters,
+        converged,
+    })
 }
 
 /// Minimises from every start in parallel and returns every finite result sorted by objective value
 /// (ties broken by start order, so the result is deterministic).
-pub fn minimize_all<O: Objective>(objective: &O, starts: &[Vec<f64>], settings: &LbfgsSettings) -> Vec<Minimum> {
+pub fn minimize_all<O: Objective>(
+    objective: &O,
+    starts: &[Vec<f64>],
+    settings: &LbfgsSettings,
+) -> Vec<Minimum> {
     let mut found: Vec<(usize, Minimum)> = starts
         .par_iter()
         .enumerate()
@@ -159,7 +190,9 @@ pub fn linspace(from: f64, to: f64, count: usize) -> Vec<f64> {
     match count {
         0 => vec![],
         1 => vec![from],
-        _ => (0..count).map(|i| from + (to - from) * i as f64 / (count - 1) as f64).collect(),
+        _ => (0..count)
+            .map(|i| from + (to - from) * i as f64 / (count - 1) as f64)
+            .collect(),
     }
 }
 
@@ -173,17 +206,24 @@ mod tests {
             (1.0 - x[0]).powi(2) + 100.0 * (x[1] - x[0] * x[0]).powi(2)
         }
         fn value_gradient(&self, x: &[f64]) -> (f64, Vec<f64>) {
-            (self.value(x), vec![
-                -2.0 * (1.0 - x[0]) - 400.0 * x[0] * (x[1] - x[0] * x[0]),
-                200.0 * (x[1] - x[0] * x[0]),
-            ])
+            (
+                self.value(x),
+                vec![
+                    -2.0 * (1.0 - x[0]) - 400.0 * x[0] * (x[1] - x[0] * x[0]),
+                    200.0 * (x[1] - x[0] * x[0]),
+                ],
+            )
         }
     }
 
     #[test]
     fn finds_rosenbrock_minimum() {
         let m = minimize(&Rosenbrock, &[-1.2, 1.0], &LbfgsSettings::default()).unwrap();
-        assert!((m.x[0] - 1.0).abs() < 1e-5 && (m.x[1] - 1.0).abs() < 1e-5, "{:?}", m.x);
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-5 && (m.x[1] - 1.0).abs() < 1e-5,
+            "{:?}",
+            m.x
+        );
     }
 
     #[test]

@@ -30,9 +30,17 @@ impl Line {
         }
         let slope = sxy / sxx;
         let intercept = my - slope * mx;
-        let sse: f64 = x.iter().zip(y).map(|(a, b)| (b - intercept - slope * a).powi(2)).sum();
+        let sse: f64 = x
+            .iter()
+            .zip(y)
+            .map(|(a, b)| (b - intercept - slope * a).powi(2))
+            .sum();
         let r2 = if syy > 0.0 { 1.0 - sse / syy } else { 1.0 };
-        Some(Line { intercept, slope, r2 })
+        Some(Line {
+            intercept,
+            slope,
+            r2,
+        })
     }
 
     /// The line's value at x.
@@ -58,7 +66,11 @@ impl PowerLaw {
         let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
         let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
         let line = Line::fit(&lx, &ly)?;
-        Some(PowerLaw { coefficient: line.intercept.exp(), exponent: line.slope, r2: line.r2 })
+        Some(PowerLaw {
+            coefficient: line.intercept.exp(),
+            exponent: line.slope,
+            r2: line.r2,
+        })
     }
 
     /// k * x^a.
@@ -116,7 +128,8 @@ impl Parabola {
 /// Solves a 3x3 linear system by Cramer's rule; `None` when it is (numerically) singular.
 fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
     let det = |m: [[f64; 3]; 3]| {
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
             + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
     };
     let d = det(a);

@@ -29,7 +29,12 @@ pub enum Approach {
 
 impl Approach {
     /// Every approach, in report order.
-    pub const ALL: [Approach; 4] = [Approach::Approach1, Approach::Approach2, Approach::Approach3, Approach::Kaplan];
+    pub const ALL: [Approach; 4] = [
+        Approach::Approach1,
+        Approach::Approach2,
+        Approach::Approach3,
+        Approach::Kaplan,
+    ];
 
     /// Parses "1", "2", "3", "kaplan" (or "approach1" ...).
     pub fn parse(s: &str) -> Option<Approach> {
@@ -169,8 +174,13 @@ pub struct FitInput<'a> {
 }
 
 fn residuals(law: &dyn ComputeOptimal, points: &[Obs]) -> Option<Residuals> {
-    let rows: Vec<[f64; 5]> =
-        points.iter().map(|p| law.predict_loss(p.n, p.d).map(|l| [p.n, p.d, p.c, p.loss, l])).collect::<Option<_>>()?;
+    let rows: Vec<[f64; 5]> = points
+        .iter()
+        .map(|p| {
+            law.predict_loss(p.n, p.d)
+                .map(|l| [p.n, p.d, p.c, p.loss, l])
+        })
+        .collect::<Option<_>>()?;
     let logs: Vec<f64> = rows.iter().map(|r| (r[4] / r[3]).ln()).collect();
     Some(Residuals {
         rmse_log: (logs.iter().map(|v| v * v).sum::<f64>() / logs.len() as f64).sqrt(),
@@ -207,7 +217,9 @@ fn assemble<L: ComputeOptimal>(
                 c,
                 n_opt: est(al.n_opt, &|l: &L| l.allocation(c).n_opt),
                 d_opt: est(al.d_opt, &|l: &L| l.allocation(c).d_opt),
-                tokens_per_param: est(al.tokens_per_param(), &|l: &L| l.allocation(c).tokens_per_param()),
+                tokens_per_param: est(al.tokens_per_param(), &|l: &L| {
+                    l.allocation(c).tokens_per_param()
+                }),
                 loss: est(al.loss, &|l: &L| l.allocation(c).loss),
             }
         })
@@ -234,20 +246,37 @@ fn assemble<L: ComputeOptimal>(
 }
 
 /// Fits one approach with intervals and the extrapolation check.
-pub fn fit_approach(approach: Approach, input: &FitInput, options: &FitOptions) -> FitResult<ApproachReport> {
+pub fn fit_approach(
+    approach: Approach,
+    input: &FitInput,
+    options: &FitOptions,
+) -> FitResult<ApproachReport> {
     if !(options.level > 0.0 && options.level < 1.0) {
-        return Err(FitError::InvalidSetting(format!("level must be in (0, 1), got {}", options.level)));
+        return Err(FitError::InvalidSetting(format!(
+            "level must be in (0, 1), got {}",
+            options.level
+        )));
     }
     let finals = input.finals;
     let ratio = options.approach2.budget_ratio;
     let mut report = match approach {
         Approach::Approach1 => {
             let curves = input.curves.ok_or_else(|| {
-                FitError::InvalidSetting("approach 1 needs training curves (a lab results folder with curves.parquet)".into())
+                FitError::InvalidSetting(
+                    "approach 1 needs training curves (a lab results folder with curves.parquet)"
+                        .into(),
+                )
             })?;
             let s = options.approach1;
             let law = approach1::fit(curves, &s)?;
-            let b = bootstrap::run(curves, Resample::Runs, ratio, options.bootstrap, options.seed, |p| approach1::fit(p, &s).ok());
+            let b = bootstrap::run(
+                curves,
+                Resample::Runs,
+                ratio,
+                options.bootstrap,
+                options.seed,
+                |p| approach1::fit(p, &s).ok(),
+            );
             let mut r = assemble(approach, &law, &b, finals, options, Resample::Runs);
             r.details = serde_json::json!({
                 "runs_on_envelope": law.runs_on_envelope,
@@ -259,9 +288,14 @@ pub fn fit_approach(approach: Approach, input: &FitInput, options: &FitOptions) 
         Approach::Approach2 => {
             let s = options.approach2;
             let law = approach2::fit(finals, &s)?;
-            let b = bootstrap::run(finals, Resample::WithinBudgets, ratio, options.bootstrap, options.seed, |p| {
-                approach2::fit(p, &s).ok()
-            });
+            let b = bootstrap::run(
+                finals,
+                Resample::WithinBudgets,
+                ratio,
+                options.bootstrap,
+                options.seed,
+                |p| approach2::fit(p, &s).ok(),
+            );
             let mut r = assemble(approach, &law, &b, finals, options, Resample::WithinBudgets);
             r.warnings = law.warnings.clone();
             r.details = serde_json::json!({ "profiles": law.profiles, "r2_n": law.n_law.r2 });
@@ -270,14 +304,29 @@ pub fn fit_approach(approach: Approach, input: &FitInput, options: &FitOptions) 
         Approach::Approach3 => {
             let fit = approach3::fit(finals, &options.approach3)?;
             let mut starts: Vec<Vec<f64>> = vec![fit.optima[0].x.clone()];
-            starts.extend(fit.optima.iter().take(options.approach3_bootstrap_starts).map(|m| m.start.clone()));
+            starts.extend(
+                fit.optima
+                    .iter()
+                    .take(options.approach3_bootstrap_starts)
+                    .map(|m| m.start.clone()),
+            );
             let delta = options.approach3.huber_delta;
-            let b = bootstrap::run(finals, Resample::Points, ratio, options.bootstrap, options.seed, |p| {
-                approach3::fit_from_starts(p, delta, &starts).ok().map(|f| f.law)
-            });
+            let b = bootstrap::run(
+                finals,
+                Resample::Points,
+                ratio,
+                options.bootstrap,
+                options.seed,
+                |p| {
+                    approach3::fit_from_starts(p, delta, &starts)
+                        .ok()
+                        .map(|f| f.law)
+                },
+            );
             let mut r = assemble(approach, &fit.law, &b, finals, options, Resample::Points);
             if !fit.converged {
-                r.warnings.push("approach 3: the best start stopped at the iteration cap".into());
+                r.warnings
+                    .push("approach 3: the best start stopped at the iteration cap".into());
             }
             r.details = serde_json::json!({
                 "objective": fit.objective,
@@ -290,10 +339,19 @@ pub fn fit_approach(approach: Approach, input: &FitInput, options: &FitOptions) 
         }
         Approach::Kaplan => {
             let law = kaplan::fit(finals)?;
-            let starts = vec![law.joint.theta(), vec![20.0, 0.1, 20.0, 0.1], vec![30.0, 0.3, 30.0, 0.3]];
-            let b = bootstrap::run(finals, Resample::Points, ratio, options.bootstrap, options.seed, |p| {
-                kaplan::fit_from(p, &starts).ok()
-            });
+            let starts = vec![
+                law.joint.theta(),
+                vec![20.0, 0.1, 20.0, 0.1],
+                vec![30.0, 0.3, 30.0, 0.3],
+            ];
+            let b = bootstrap::run(
+                finals,
+                Resample::Points,
+                ratio,
+                options.bootstrap,
+                options.seed,
+                |p| kaplan::fit_from(p, &starts).ok(),
+            );
             let mut r = assemble(approach, &law, &b, finals, options, Resample::Points);
             r.details = serde_json::json!({
                 "C_c_pf_days": law.c_c_pf_days(),
@@ -309,17 +367,25 @@ pub fn fit_approach(approach: Approach, input: &FitInput, options: &FitOptions) 
     if options.holdout_budgets > 0 {
         match extrapolate::check(approach, input, options) {
             Ok(x) => report.extrapolation = Some(x),
-            Err(e) => report.warnings.push(format!("extrapolation check skipped: {e}")),
+            Err(e) => report
+                .warnings
+                .push(format!("extrapolation check skipped: {e}")),
         }
     }
     Ok(report)
 }
 
 /// Fits the held-out-free subset for the extrapolation check (no bootstrap).
-pub fn fit_law(approach: Approach, input: &FitInput, options: &FitOptions) -> FitResult<Box<dyn ComputeOptimal>> {
+pub fn fit_law(
+    approach: Approach,
+    input: &FitInput,
+    options: &FitOptions,
+) -> FitResult<Box<dyn ComputeOptimal>> {
     Ok(match approach {
         Approach::Approach1 => {
-            let curves = input.curves.ok_or(FitError::InvalidSetting("approach 1 needs training curves".into()))?;
+            let curves = input.curves.ok_or(FitError::InvalidSetting(
+                "approach 1 needs training curves".into(),
+            ))?;
             Box::new(approach1::fit(curves, &options.approach1)?)
         }
         Approach::Approach2 => Box::new(approach2::fit(input.finals, &options.approach2)?),
@@ -331,5 +397,8 @@ pub fn fit_law(approach: Approach, input: &FitInput, options: &FitOptions) -> Fi
 /// Default prediction budgets: the largest observed budget and 10x, 100x, 1000x beyond it.
 pub fn default_predictions(finals: &[Obs]) -> Vec<f64> {
     let cmax = finals.iter().map(|p| p.c).fold(0.0, f64::max);
-    [1.0, 10.0, 100.0, 1000.0].iter().map(|k| k * cmax).collect()
+    [1.0, 10.0, 100.0, 1000.0]
+        .iter()
+        .map(|k| k * cmax)
+        .collect()
 }

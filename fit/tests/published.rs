@@ -12,7 +12,9 @@ fn within(x: f64, target: f64, rel: f64) -> bool {
 
 #[test]
 fn epoch_replication_plain_huber_grid() {
-    let Some(pts) = common::epoch_points() else { return };
+    let Some(pts) = common::epoch_points() else {
+        return;
+    };
     let f = approach3::fit(&pts, &Approach3Settings::default()).unwrap();
     let l = f.law;
     eprintln!("{l:?} objective {}", f.objective);
@@ -33,14 +35,32 @@ fn epoch_replication_plain_huber_grid() {
 
 #[test]
 fn epoch_bootstrap_interval_covers_published_mle() {
-    let Some(pts) = common::epoch_points() else { return };
-    let options = FitOptions { bootstrap: 200, predict: vec![1e21, 1e23], ..FitOptions::default() };
-    let r = fit_approach(Approach::Approach3, &FitInput { finals: &pts, curves: None }, &options).unwrap();
+    let Some(pts) = common::epoch_points() else {
+        return;
+    };
+    let options = FitOptions {
+        bootstrap: 200,
+        predict: vec![1e21, 1e23],
+        ..FitOptions::default()
+    };
+    let r = fit_approach(
+        Approach::Approach3,
+        &FitInput {
+            finals: &pts,
+            curves: None,
+        },
+        &options,
+    )
+    .unwrap();
     assert_eq!(r.bootstrap.succeeded, 200);
     // The published MLE (a = 0.513, alpha 0.3478, beta 0.3658) lies inside the bootstrap intervals.
     assert!(r.a.contains(0.513), "a interval {:?}", r.a);
     assert!(r.parameters["alpha"].contains(0.3478) && r.parameters["beta"].contains(0.3658));
     let p = &r.predictions[0];
-    assert!(p.tokens_per_param.lo < 21.0 && p.tokens_per_param.hi > 21.0, "{:?}", p.tokens_per_param);
+    assert!(
+        p.tokens_per_param.lo < 21.0 && p.tokens_per_param.hi > 21.0,
+        "{:?}",
+        p.tokens_per_param
+    );
     assert!(r.extrapolation.is_some(), "{:?}", r.warnings);
 }

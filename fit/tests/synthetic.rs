@@ -14,7 +14,13 @@ fn noisy(loss: f64, sigma: f64, rng: &mut ChaCha8Rng) -> f64 {
     loss * (sigma * z).exp()
 }
 
-const TRUTH: ChinchillaLaw = ChinchillaLaw { e: 1.8, a: 480.0, b: 2100.0, alpha: 0.35, beta: 0.37 };
+const TRUTH: ChinchillaLaw = ChinchillaLaw {
+    e: 1.8,
+    a: 480.0,
+    b: 2100.0,
+    alpha: 0.35,
+    beta: 0.37,
+};
 
 /// IsoFLOP table: `budgets` log-spaced budgets, `sizes` sizes per budget spread +-1.2 in ln N around
 /// the true optimum.
@@ -27,7 +33,13 @@ fn isoflop_table(budgets: usize, sizes: usize, sigma: f64, seed: u64) -> Vec<Obs
         for k in 0..sizes {
             let n = centre * (-1.2 + 2.4 * k as f64 / (sizes - 1) as f64).exp();
             let d = c / (6.0 * n);
-            out.push(Obs { n, d, c, loss: noisy(TRUTH.loss(n, d), sigma, &mut rng), run: out.len() as u32 });
+            out.push(Obs {
+                n,
+                d,
+                c,
+                loss: noisy(TRUTH.loss(n, d), sigma, &mut rng),
+                run: out.len() as u32,
+            });
         }
     }
     out
@@ -45,7 +57,10 @@ fn options(bootstrap: usize) -> FitOptions {
         bootstrap,
         seed: 3,
         predict: vec![1e21],
-        approach3: Approach3Settings { grid: small_grid, ..Approach3Settings::default() },
+        approach3: Approach3Settings {
+            grid: small_grid,
+            ..Approach3Settings::default()
+        },
         ..FitOptions::default()
     }
 }
@@ -66,12 +81,21 @@ fn approach3_recovers_known_law_and_intervals_shrink() {
     let rl = fit(Approach::Approach3, &large, None);
     for (name, truth) in [("alpha", TRUTH.alpha), ("beta", TRUTH.beta), ("E", TRUTH.e)] {
         for r in [&rs, &rl] {
-            assert!(r.parameters[name].contains(truth), "{name}: {:?} vs {truth}", r.parameters[name]);
+            assert!(
+                r.parameters[name].contains(truth),
+                "{name}: {:?} vs {truth}",
+                r.parameters[name]
+            );
         }
-        assert!(width(&rl.parameters[name]) < width(&rs.parameters[name]), "{name} interval did not shrink");
+        assert!(
+            width(&rl.parameters[name]) < width(&rs.parameters[name]),
+            "{name} interval did not shrink"
+        );
     }
     assert!(rl.a.contains(TRUTH.exponents().0), "a {:?}", rl.a);
-    assert!(rl.predictions[0].n_opt.contains(TRUTH.allocation(1e21).n_opt));
+    assert!(rl.predictions[0]
+        .n_opt
+        .contains(TRUTH.allocation(1e21).n_opt));
     let x = rl.extrapolation.as_ref().unwrap();
     assert!(x.loss_mape.unwrap() < 0.03, "{x:?}");
 }
@@ -81,10 +105,19 @@ fn approach2_recovers_exponent_and_intervals_shrink() {
     let rs = fit(Approach::Approach2, &isoflop_table(4, 7, 0.005, 3), None);
     let rl = fit(Approach::Approach2, &isoflop_table(8, 13, 0.005, 4), None);
     let a = TRUTH.exponents().0;
-    assert!(rs.a.contains(a) && rl.a.contains(a), "a: {:?} {:?} vs {a}", rs.a, rl.a);
+    assert!(
+        rs.a.contains(a) && rl.a.contains(a),
+        "a: {:?} {:?} vs {a}",
+        rs.a,
+        rl.a
+    );
     assert!(width(&rl.a) < width(&rs.a));
     let n = TRUTH.allocation(1e21).n_opt;
-    assert!(rl.predictions[0].n_opt.contains(n), "{:?} vs {n}", rl.predictions[0].n_opt);
+    assert!(
+        rl.predictions[0].n_opt.contains(n),
+        "{:?} vs {n}",
+        rl.predictions[0].n_opt
+    );
 }
 
 /// Training curves: `sizes` models, each with a curve of 60 points from 2 to 400 tokens per parameter.
@@ -98,7 +131,13 @@ fn curves(sizes: usize, sigma: f64, seed: u64) -> (Vec<Obs>, Vec<Obs>) {
         for s in 0..60 {
             let d = n * 2.0 * 200f64.powf(s as f64 / 59.0);
             let loss = noisy(TRUTH.loss(n, d) * offset, sigma / 10.0, &mut rng);
-            let p = Obs { n, d, c: 6.0 * n * d, loss, run: run as u32 };
+            let p = Obs {
+                n,
+                d,
+                c: 6.0 * n * d,
+                loss,
+                run: run as u32,
+            };
             all.push(p);
             if s == 59 {
                 finals.push(p);
@@ -115,13 +154,23 @@ fn approach1_recovers_exponent_and_intervals_shrink() {
     let rs = fit(Approach::Approach1, &fs, Some(&cs));
     let rl = fit(Approach::Approach1, &fl, Some(&cl));
     let a = TRUTH.exponents().0;
-    assert!(rs.a.contains(a) && rl.a.contains(a), "a: {:?} {:?} vs {a}", rs.a, rl.a);
+    assert!(
+        rs.a.contains(a) && rl.a.contains(a),
+        "a: {:?} {:?} vs {a}",
+        rs.a,
+        rl.a
+    );
     assert!(width(&rl.a) < width(&rs.a), "{:?} {:?}", rs.a, rl.a);
 }
 
 #[test]
 fn kaplan_joint_law_recovered_inside_intervals() {
-    let truth = KaplanJoint { n_c: 1e10, alpha_n: 0.2, d_c: 1e11, alpha_d: 0.25 };
+    let truth = KaplanJoint {
+        n_c: 1e10,
+        alpha_n: 0.2,
+        d_c: 1e11,
+        alpha_d: 0.25,
+    };
     let table = |k: usize, seed| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut out = Vec::new();
@@ -138,9 +187,18 @@ fn kaplan_joint_law_recovered_inside_intervals() {
     };
     let rs = fit(Approach::Kaplan, &table(5, 7), None);
     let rl = fit(Approach::Kaplan, &table(10, 8), None);
-    for (name, t) in [("joint_alpha_N", truth.alpha_n), ("joint_alpha_D", truth.alpha_d)] {
-        assert!(rs.parameters[name].contains(t) && rl.parameters[name].contains(t), "{name}");
-        assert!(width(&rl.parameters[name]) < width(&rs.parameters[name]), "{name} did not shrink");
+    for (name, t) in [
+        ("joint_alpha_N", truth.alpha_n),
+        ("joint_alpha_D", truth.alpha_d),
+    ] {
+        assert!(
+            rs.parameters[name].contains(t) && rl.parameters[name].contains(t),
+            "{name}"
+        );
+        assert!(
+            width(&rl.parameters[name]) < width(&rs.parameters[name]),
+            "{name} did not shrink"
+        );
     }
 }
 

@@ -7,12 +7,17 @@ use std::path::PathBuf;
 pub fn shared_data(file: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("LAB_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/public-scaling-runs"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/public-scaling-runs")
+        });
     let path = dir.join(file);
     if path.exists() {
         Some(path)
     } else {
-        eprintln!("SKIPPED: {} not found (set LAB_SHARED_DATA to the public-scaling-runs folder)", path.display());
+        eprintln!(
+            "SKIPPED: {} not found (set LAB_SHARED_DATA to the public-scaling-runs folder)",
+            path.display()
+        );
         None
     }
 }
@@ -28,7 +33,11 @@ pub fn epoch_points() -> Option<Vec<Obs>> {
         .filter(|s| !s.is_empty())
         .map(|s| {
             let f: Vec<&str> = s.split(',').collect();
-            Obs::from_n_c(f[n].parse().unwrap(), f[c].parse().unwrap(), f[l].parse().unwrap())
+            Obs::from_n_c(
+                f[n].parse().unwrap(),
+                f[c].parse().unwrap(),
+                f[l].parse().unwrap(),
+            )
         })
         .collect();
     assert_eq!(pts.len(), 245);

@@ -1,0 +1,77 @@
+//! The decoder: embeddings, blocks, final norm and output head.
+
+use crate::config::{ModelConfig, Position};
+use crate::layers::{linear, Block, Norm};
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear};
+use burn::prelude::*;
+
+/// A decoder-only transformer.
+#[derive(Module, Debug)]
+pub struct Decoder {
+    tok: Embedding,
+    pos: Option<Embedding>,
+    blocks: Vec<Block>,
+    norm: Norm,
+    /// Untied output head (`None` when the token embedding is reused).
+    head: Option<Linear>,
+}
+
+impl Decoder {
+    /// Builds a freshly initialised decoder on `device` (seed the device first for reproducibility).
+    pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
+        let emb = |n| {
+            EmbeddingConfig::new(n, cfg.d_model)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: cfg.init_std,
+                })
+                .init(device)
+        };
+        Decoder {
+            tok: emb(cfg.vocab),
+            pos: (cfg.position == Position::Learned).then(|| emb(cfg.seq_len)),
+            blocks: (0..cfg.n_layer).map(|_| Block::new(cfg, device)).collect(),
+            norm: Norm::new(cfg, device),
+            head: (!cfg.tie_embeddings)
+                .then(|| linear(cfg.d_model, cfg.vocab, cfg.bias, cfg.init_std, device)),
+        }
+    }
+
+    /// The causal mask for `t` positions: [1, 1, t, t], true above the diagonal.
+    pub fn causal_mask(t: usize, device: &Device) -> Tensor<4, Bool> {
+        Tensor::<2, Bool>::tril_mask([t, t], 0, device).reshape([1, 1, t, t])
+    }
+
+    /// Logits [batch, time, vocab] for tokens [batch, time] under `mask` ([batch or 1, 1, time, time]).
+    pub fn forward_masked(&self, tokens: Tensor<2, Int>, mask: &Tensor<4, Bool>) -> Tensor<3> {
+        let [b, t] = tokens.dims();
+        let device = tokens.device();
+        let mut x = self.tok.forward(tokens);
+        if let Some(pos) = &self.pos {
+            let idx = Tensor::<1, Int>::arange(0..t as i64, &device)
+                .reshape([1, t])
+                .expand([b, t]);
+            x = x + pos.forward(idx);
+        }
+        for block in &self.blocks {
+            x = block.forward(x, mask);
+        }
+        let x = self.norm.forward(x);
+        match &self.head {
+            Some(head) => head.forward(x),
+            None => {
+                let w = self.tok.weight.val(); // [vocab, d]
+                let [v, d] = w.dims();
+                x.matmul(w.transpose().reshape([1, d, v]))
+            }
+        }
+    }
+
+    /// Logits [batch, time, vocab] with a causal mask.
+    pub fn forward(&self, tokens: Tensor<2, Int>) -> Tensor<3> {
+        let t = tokens.dims()[1];
+        let mask = Self::causal_mask(t, &tokens.device());
+        self.forward_masked(tokens, &mask)
+    }
+}

@@ -1,0 +1,224 @@
+//! `lab fit`: scaling laws on a results folder or a published table.
+
+use crate::error::{LabError, LabResult};
+use crate::fitreport::{run_fits, sci, with_interval, write};
+use crate::table::{read, CKind, NKind, TableSpec};
+use clap::Args;
+use fit::approach3::StartGrid;
+use fit::report::{default_predictions, Approach, FitOptions};
+use std::path::PathBuf;
+
+/// Arguments of `lab fit`.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  lab fit results/chinchilla                                 every approach on a sweep's results
+  lab fit results/chinchilla --approach 2,3 --predict 1e21,1e23 --n-kind nonembedding
+  lab fit ../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv \\
+      --n 'Model Size' --c 'Training FLOP' --loss loss --drop-highest 5 --approach 3
+  lab fit ../shared/data/public-scaling-runs/porian2024_isoflop_points.csv \\
+      --filter hparams=tuned --filter warmup=short --filter decay=cosine --filter param_count=attention \\
+      --filter dataset=rw --filter loss_split=train --approach 2")]
+pub struct FitArgs {
+    /// A lab results folder (runs.parquet [+ curves.parquet]) or a .csv / .parquet table.
+    pub input: PathBuf,
+    /// Approaches: all, or a comma list of 1, 2, 3, kaplan.
+    #[arg(long, default_value = "all")]
+    pub approach: String,
+    /// Compute budgets (FLOPs) to predict N_opt, D_opt, tokens/param and loss at, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    pub predict: Vec<f64>,
+    /// Table column of N (auto-detected when absent).
+    #[arg(long)]
+    pub n: Option<String>,
+    /// Table column of D (derived as C/(6N) when absent).
+    #[arg(long)]
+    pub d: Option<String>,
+    /// Table column of C (derived as 6ND when absent).
+    #[arg(long)]
+    pub c: Option<String>,
+    /// Table column of the loss.
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Row filter col=value, col!=value, col<value, col>value (repeatable, all must hold).
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
+    /// Drop the k highest-loss points.
+    #[arg(long, default_value_t = 0)]
+    pub drop_highest: usize,
+    /// Which N for lab results.
+    #[arg(long, value_enum, default_value_t = NKind::Nonembedding)]
+    pub n_kind: NKind,
+    /// Which C: the exact FLOPs, or 6ND.
+    #[arg(long, value_enum, default_value_t = CKind::Exact)]
+    pub c_kind: CKind,
+    /// Bootstrap replicates (0: no intervals).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Bootstrap seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+    /// Largest budgets held out by the extrapolation check (0: none).
+    #[arg(long, default_value_t = 1)]
+    pub holdout: usize,
+    /// Approach-3 start grid: "published" (4,500 starts) or "small" (32 starts).
+    #[arg(long, default_value = "published")]
+    pub grid: String,
+    /// Huber delta of approach 3.
+    #[arg(long, default_value_t = 1e-3)]
+    pub huber_delta: f64,
+    /// Points whose compute is within this factor of the previous one share an isoFLOP budget.
+    #[arg(long, default_value_t = 1.25)]
+    pub budget_ratio: f64,
+    /// Output folder for fit.json and fit.md (default <results>/fit, or results/fit-<table name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Parses the --approach list.
+pub fn parse_approaches(s: &str) -> LabResult<Vec<Approach>> {
+    if s.trim() == "all" {
+        return Ok(Approach::ALL.to_vec());
+    }
+    s.split(',')
+        .map(|a| {
+            Approach::parse(a).ok_or_else(|| {
+                LabError::input(
+                    "--approach",
+                    None,
+                    format!("unknown approach '{a}': use all, 1, 2, 3 or kaplan"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs `lab fit`.
+pub fn run(a: FitArgs) -> LabResult<i32> {
+    let approaches = parse_approaches(&a.approach)?;
+    let grid = match a.grid.as_str() {
+        "published" => StartGrid::default(),
+        "small" => StartGrid {
+            log_a: vec![5.0, 10.0],
+            log_b: vec![5.0, 10.0],
+            log_e: vec![0.0, 0.5],
+            alpha: vec![0.2, 0.5],
+            beta: vec![0.2, 0.5],
+        },
+        other => {
+            return Err(LabError::input(
+                "--grid",
+                None,
+                format!("unknown grid '{other}': published or small"),
+            ))
+        }
+    };
+    if !(a.budget_ratio > 1.0) {
+        return Err(LabError::input(
+            "--budget-ratio",
+            None,
+            "must be greater than 1",
+        ));
+    }
+    let spec = TableSpec {
+        n: a.n,
+        d: a.d,
+        c: a.c,
+        loss: a.loss,
+        filters: a.filters,
+        drop_highest: a.drop_highest,
+        n_kind: a.n_kind,
+        c_kind: a.c_kind,
+    };
+    let data = read(&a.input, &spec)?;
+    if data.finals.is_empty() {
+        return Err(LabError::input(
+            &a.input,
+            None,
+            "no rows left after filters",
+        ));
+    }
+    let mut options = FitOptions {
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+        level: a.level,
+        predict: if a.predict.is_empty() {
+            default_predictions(&data.finals)
+        } else {
+            a.predict
+        },
+        holdout_budgets: a.holdout,
+        ..FitOptions::default()
+    };
+    options.approach3.grid = grid;
+    options.approach3.huber_delta = a.huber_delta;
+    options.approach2.budget_ratio = a.budget_ratio;
+    let file = run_fits(&data, &approaches, &options)?;
+    let out = a.out.unwrap_or_else(|| {
+        if a.input.is_dir() {
+            a.input.join("fit")
+        } else {
+            let stem = a
+                .input
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "table".into());
+            PathBuf::from("results").join(format!("fit-{stem}"))
+        }
+    });
+    write(&out, &file)?;
+    println!(
+        "{} points from {} ({:.1} s)",
+        data.finals.len(),
+        a.input.display(),
+        file.seconds
+    );
+    for r in &file.reports {
+        println!(
+            "\n{}: a = {}  b = {}",
+            r.approach.name(),
+            with_interval(&r.a),
+            with_interval(&r.b)
+        );
+        for (k, v) in &r.parameters {
+            println!("  {k:>16} = {}", with_interval(v));
+        }
+        for p in &r.predictions {
+            println!(
+                "  C = {}: N_opt {}  D_opt {}  tokens/param {}  loss {}",
+                sci(p.c),
+                with_interval(&p.n_opt),
+                with_interval(&p.d_opt),
+                with_interval(&p.tokens_per_param),
+                with_interval(&p.loss)
+            );
+        }
+        if let Some(x) = &r.extrapolation {
+            if let Some(m) = x.loss_mape {
+                println!(
+                    "  extrapolation: held-out loss error {:.2}% (max {:.2}%)",
+                    100.0 * m,
+                    100.0 * x.loss_max_ape.unwrap_or(0.0)
+                );
+            }
+            for b in &x.budgets {
+                println!(
+                    "  extrapolation to C = {}: N_opt {:+.1}%, loss {:+.2}%",
+                    sci(b.c),
+                    100.0 * b.n_opt_rel_error,
+                    100.0 * b.loss_rel_error
+                );
+            }
+        }
+        for w in &r.warnings {
+            println!("  warning: {w}");
+        }
+    }
+    for (ap, why) in &file.failed {
+        println!("\n{}: not fitted: {why}", ap.name());
+    }
+    println!("\nwrote {}", out.join("fit.json").display());
+    Ok(0)
+}

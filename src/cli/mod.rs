@@ -1,0 +1,91 @@
+//! Command-line interface: one module per verb.
+
+mod fit_cmd;
+mod models_cmd;
+mod train_cmd;
+
+use crate::error::LabError;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+
+const EXAMPLES: &str = "Examples:
+  lab train sweeps/run-s.yaml                  train one run on the built-in synthetic corpus
+  lab models sweeps/run-s.yaml                 parameter and FLOP accounting, no training
+  lab fit ../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv \\
+      --n 'Model Size' --c 'Training FLOP' --drop-highest 5 --approach 3
+  lab bench --model M                          training throughput against the machine's peak
+  lab backends                                 backends compiled into this binary";
+
+/// lab: a scaling-law and mixture-of-experts architecture laboratory.
+#[derive(Parser)]
+#[command(name = "lab", about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train one run described by a run YAML.
+    Train(train_cmd::TrainArgs),
+    /// Print a run's parameter and FLOP accounting without training.
+    Models(models_cmd::ModelsArgs),
+    /// Fit scaling laws to a lab results folder or a CSV/Parquet table.
+    Fit(fit_cmd::FitArgs),
+    /// Measure training throughput on the standard shapes S and M.
+    Bench(crate::bench::BenchArgs),
+    /// List the compute backends compiled into this binary.
+    Backends,
+}
+
+/// A progress bar with the given template, drawn only on a terminal.
+pub fn progress_bar(template: &str) -> ProgressBar {
+    let pb = ProgressBar::new(0);
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let version = format!(
+        "{} (backends: {})",
+        env!("CARGO_PKG_VERSION"),
+        crate::backend::compiled().join(", ")
+    );
+    let cmd = Cli::command().version(&*Box::leak(version.into_boxed_str()));
+    let matches = cmd.get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let result = match cli.cmd {
+        Cmd::Train(a) => train_cmd::run(a),
+        Cmd::Models(a) => models_cmd::run(a),
+        Cmd::Fit(a) => fit_cmd::run(a),
+        Cmd::Bench(a) => crate::bench::run(a),
+        Cmd::Backends => {
+            println!("{}", crate::backend::compiled().join("\n"));
+            Ok(0)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let LabError::Other(inner) = &e {
+                for cause in inner.chain().skip(1) {
+                    eprintln!("  caused by: {cause}");
+                }
+            }
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Running the fits on an input and writing `fit.json` and `fit.md`.
+
+use crate::error::{LabError, LabResult};
+use crate::results::write_atomic;
+use crate::table::{FitData, InputInfo};
+use anyhow::Context;
+use fit::report::{fit_approach, Approach, ApproachReport, FitInput, FitOptions};
+use fit::Estimate;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The content of fit.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitFile {
+    /// lab version that wrote it.
+    pub lab_version: String,
+    /// What was read.
+    pub input: InputInfo,
+    /// Fit settings.
+    pub options: FitOptions,
+    /// One report per approach that succeeded.
+    pub reports: Vec<ApproachReport>,
+    /// Approaches that could not be fitted, with the reason.
+    pub failed: Vec<(Approach, String)>,
+    /// Wall seconds of all fits.
+    pub seconds: f64,
+}
+
+/// Fits every requested approach; an approach that cannot be fitted is reported, not fatal, unless
+/// none succeeds.
+pub fn run_fits(
+    data: &FitData,
+    approaches: &[Approach],
+    options: &FitOptions,
+) -> LabResult<FitFile> {
+    let start = std::time::Instant::now();
+    let input = FitInput {
+        finals: &data.finals,
+        curves: data.curves.as_deref(),
+    };
+    let mut reports = Vec::new();
+    let mut failed = Vec::new();
+    for &a in approaches {
+        match fit_approach(a, &input, options) {
+            Ok(r) => reports.push(r),
+            Err(e) => failed.push((a, e.to_string())),
+        }
+    }
+    if reports.is_empty() {
+        let why: Vec<String> = failed
+            .iter()
+            .map(|(a, e)| format!("{}: {e}", a.name()))
+            .collect();
+        return Err(LabError::input(
+            &data.info.path,
+            None,
+            format!("no fit succeeded: {}", why.join("; ")),
+        ));
+    }
+    Ok(FitFile {
+        lab_version: env!("CARGO_PKG_VERSION").into(),
+        input: data.info.clone(),
+        options: options.clone(),
+        reports,
+        failed,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// A number in compact scientific form.
+pub fn sci(x: f64) -> String {
+    if !x.is_finite() {
+        return "-".into();
+    }
+    let a = x.abs();
+    if a != 0.0 && !(1e-3..1e4).contains(&a) {
+        format!("{x:.3e}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// "value [lo, hi]".
+pub fn with_interval(e: &Estimate) -> String {
+    if e.lo.is_finite() {
+        format!("{} [{}, {}]", sci(e.value), sci(e.lo), sci(e.hi))
+    } else {
+        sci(e.value)
+    }
+}
+
+/// Markdown tables of a fit file.
+pub fn markdown(f: &FitFile) -> String {
+    let mut s = String::new();
+    let level = f.options.level * 100.0;
+    let _ = writeln!(s, "# Scaling-law fit\n");
+    let _ =
+        writeln!(
+        s,
+        "Input: `{}` ({} of {} rows used; fingerprint `{}`). N = {}, D = {}, C = {}, loss = {}. \
+         Intervals: {level:.0}% bootstrap percentile, {} replicates, seed {}.\n",
+        f.input.path.display(),
+        f.input.used,
+        f.input.rows,
+        f.input.fingerprint,
+        f.input.columns.get("n").map(String::as_str).unwrap_or("?"),
+        f.input.columns.get("d").map(String::as_str).unwrap_or("?"),
+        f.input.columns.get("c").map(String::as_str).unwrap_or("?"),
+        f.input.columns.get("loss").map(String::as_str).unwrap_or("?"),
+        f.options.bootstrap,
+        f.options.seed,
+    );
+    for r in &f.reports {
+        let _ = writeln!(s, "## {}\n", r.approach.name());
+        let _ = writeln!(
+            s,
+            "Points: {}. Exponents: a = {} (N_opt ~ C^a), b = {} (D_opt ~ C^b).\n",
+            r.points,
+            with_interval(&r.a),
+            with_interval(&r.b)
+        );
+        let _ = writeln!(s, "| parameter | value [{level:.0}% interval] |\n|---|---|");
+        for (k, v) in &r.parameters {
+            let _ = writeln!(s, "| {k} | {} |", with_interval(v));
+        }
+        if !r.predictions.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| C (FLOPs) | N_opt | D_opt | tokens/param | loss |\n|---|---|---|---|---|"
+            );
+            for p in &r.predictions {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    sci(p.c),
+                    with_interval(&p.n_opt),
+                    with_interval(&p.d_opt),
+                    with_interval(&p.tokens_per_param),
+                    with_interval(&p.loss)
+                );
+            }
+        }
+        if let Some(res) = &r.residuals {
+            let _ = writeln!(
+                s,
+                "\nResiduals of ln L: RMSE {:.4}, max |r| {:.4}.",
+                res.rmse_log, res.max_abs_log
+            );
+        }
+        if let Some(x) = &r.extrapolation {
+            let _ = writeln!(
+                s,
+                "\nExtrapolation check: fitted on {} points below C = {}, predicting {} held-out points.",
+                x.train_points,
+                sci(x.threshold_c),
+                x.held_out_points
+            );
+            if let Some(m) = x.loss_mape {
+                let _ = writeln!(
+                    s,
+                    "Held-out loss error: mean {:.2}%, max {:.2}%.",
+                    100.0 * m,
+                    100.0 * x.loss_max_ape.unwrap_or(f64::NAN)
+                );
+            }
+            for b in &x.budgets {
+                let _ = writeln!(
+                    s,
+                    "- budget {}: N_opt predicted {} vs observed {} ({}; {:+.1}%), loss predicted {:.4} vs {:.4} ({:+.2}%)",
+                    sci(b.c),
+                    sci(b.predicted_n_opt),
+                    sci(b.observed_n_opt),
+                    b.observed_from,
+                    100.0 * b.n_opt_rel_error,
+                    b.predicted_loss,
+                    b.observed_loss,
+                    100.0 * b.loss_rel_error
+                );
+            }
+        }
+        for w in &r.warnings {
+            let _ = writeln!(s, "\n> warning: {w}");
+        }
+        let _ = writeln!(s);
+    }
+    for (a, why) in &f.failed {
+        let _ = writeln!(s, "## {} (not fitted)\n\n{why}\n", a.name());
+    }
+    s
+}
+
+/// Writes fit.json and fit.md into `dir`.
+pub fn write(dir: &Path, f: &FitFile) -> LabResult<()> {
+    std::fs::create_dir_all(dir)?;
+    write_atomic(
+        &dir.join("fit.json"),
+        &serde_json::to_vec_pretty(f).context("serialising fit.json")?,
+    )?;
+    write_atomic(&dir.join("fit.md"), markdown(f).as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The per-run results folder: run.yaml, status.json, curve.parquet, ckpt/. Every file is written
+//! atomically (temporary file, then rename).
+
+use crate::error::LabResult;
+use anyhow::Context;
+use models::Accounting;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_path(path);
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)
+}
+
+/// A temporary sibling of `path`, unique to this process.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Writes a data frame to a Parquet file atomically.
+pub fn write_parquet(path: &Path, df: &mut DataFrame) -> LabResult<()> {
+    let tmp = tmp_path(path);
+    let file = fs::File::create(&tmp)?;
+    ParquetWriter::new(file)
+        .finish(df)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Trained to the end.
+    Done,
+    /// Ended by an error.
+    Failed,
+    /// Loss became NaN or infinite.
+    Diverged,
+    /// In progress, or interrupted and resumable from its checkpoint.
+    Running,
+}
+
+impl Status {
+    /// Lower-case name as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Diverged => "diverged",
+            Status::Running => "running",
+        }
+    }
+}
+
+/// status.json: the run's state and, once done, its summary figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStatus {
+    /// Run id (config hash).
+    pub id: String,
+    /// State.
+    pub status: Status,
+    /// Why it failed, diverged or stopped.
+    pub reason: Option<String>,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Steps planned.
+    pub steps: u64,
+    /// Tokens consumed by the optimizer.
+    pub tokens: u64,
+    /// Tokens that carried loss.
+    pub loss_tokens: u64,
+    /// flops_per_token x tokens.
+    pub compute: f64,
+    /// 6 N D with N the non-embedding parameters.
+    pub compute_6nd: f64,
+    /// Mean training loss over the last evaluation interval.
+    pub final_train_loss: Option<f64>,
+    /// Validation loss at the end.
+    pub final_val_loss: Option<f64>,
+    /// Lowest validation loss seen.
+    pub best_val_loss: Option<f64>,
+    /// Entropy rate of the corpus when known (the irreducible loss).
+    pub entropy_floor: Option<f64>,
+    /// Wall time spent training, over all attempts.
+    pub wall_seconds: f64,
+    /// Training throughput of the last attempt.
+    pub tokens_per_second: f64,
+    /// Backend name.
+    pub backend: String,
+    /// Device description.
+    pub device: String,
+    /// lab version.
+    pub lab_version: String,
+    /// Exact accounting of the model.
+    pub accounting: Accounting,
+}
+
+/// One curve row (every evaluation point).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurveRow {
+    /// Optimizer step (1-based: steps taken).
+    pub step: u64,
+    /// Tokens consumed.
+    pub tokens: u64,
+    /// Compute spent (FLOPs).
+    pub compute: f64,
+    /// Mean training loss since the previous evaluation.
+    pub train_loss: f64,
+    /// Validation loss.
+    pub val_loss: f64,
+    /// Learning rate of the last step.
+    pub lr: f64,
+    /// Gradient norm (before clipping) of the last step.
+    pub grad_norm: f64,
+    /// MoE: largest expert load / mean expert load (null for dense models).
+    pub max_mean_expert_load: Option<f64>,
+    /// MoE: fraction of tokens dropped by capacity limits (null for dense models).
+    pub dropped_fraction: Option<f64>,
+}
+
+/// Builds the curve data frame of a run.
+pub fn curve_frame(id: &str, rows: &[CurveRow]) -> LabResult<DataFrame> {
+    let col_u64 = |f: fn(&CurveRow) -> u64| rows.iter().map(f).collect::<Vec<u64>>();
+    let col_f64 = |f: fn(&CurveRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    let col_opt =
+        |f: fn(&CurveRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<Option<f64>>>();
+    let df = df!(
+        "id" => vec![id.to_string(); rows.len()],
+        "step" => col_u64(|r| r.step),
+        "tokens" => col_u64(|r| r.tokens),
+        "compute" => col_f64(|r| r.compute),
+        "train_loss" => col_f64(|r| r.train_loss),
+        "val_loss" => col_f64(|r| r.val_loss),
+        "lr" => col_f64(|r| r.lr),
+        "grad_norm" => col_f64(|r| r.grad_norm),
+        "max_mean_expert_load" => col_opt(|r| r.max_mean_expert_load),
+        "dropped_fraction" => col_opt(|r| r.dropped_fraction),
+    )
+    .map_err(|e| anyhow::anyhow!("building curve table: {e}"))?;
+    Ok(df)
+}
+
+/// Paths inside one run's folder.
+#[derive(Debug, Clone)]
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    /// run.yaml.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("run.yaml")
+    }
+    /// status.json.
+    pub fn status(&self) -> PathBuf {
+        self.0.join("status.json")
+    }
+    /// curve.parquet.
+    pub fn curve(&self) -> PathBuf {
+        self.0.join("curve.parquet")
+    }
+    /// ckpt/.
+    pub fn ckpt(&self) -> PathBuf {
+        self.0.join("ckpt")
+    }
+
+    /// Reads status.json, if present.
+    pub fn read_status(&self) -> LabResult<Option<RunStatus>> {
+        match fs::read(self.status()) {
+            Ok(b) => {
+                Ok(Some(serde_json::from_slice(&b).with_context(|| {
+                    format!("reading {}", self.status().display())
+                })?))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes status.json atomically.
+    pub fn write_status(&self, s: &RunStatus) -> LabResult<()> {
+        write_atomic(
+            &self.status(),
+            &serde_json::to_vec_pretty(s).context("serialising status")?,
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,501 @@
+//! Reading fit inputs: a lab results folder (runs.parquet, curves.parquet) or any CSV/Parquet table,
+//! with column mapping, row filters and the choice of N and C.
+
+use crate::error::{LabError, LabResult};
+use fit::Obs;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Which parameter count is N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NKind {
+    /// Every parameter.
+    Total,
+    /// Non-embedding parameters (Kaplan's N).
+    Nonembedding,
+    /// Parameters touched per token (MoE).
+    Active,
+}
+
+/// Which compute is C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CKind {
+    /// The exact FLOPs recorded (or the table's C column).
+    Exact,
+    /// 6 N D.
+    #[value(name = "6nd")]
+    #[serde(rename = "6nd")]
+    SixNd,
+}
+
+/// How to read a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSpec {
+    /// Column of N (auto-detected when absent).
+    pub n: Option<String>,
+    /// Column of D (derived as C / (6N) when absent).
+    pub d: Option<String>,
+    /// Column of C (derived as 6ND when absent).
+    pub c: Option<String>,
+    /// Column of the loss.
+    pub loss: Option<String>,
+    /// Filters `col=value`, `col!=value`, `col<value`, `col>value`.
+    pub filters: Vec<String>,
+    /// Drop the k highest-loss points.
+    pub drop_highest: usize,
+    /// N for lab results.
+    pub n_kind: NKind,
+    /// C for lab results and tables.
+    pub c_kind: CKind,
+}
+
+/// What was read, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputInfo {
+    /// The file or folder.
+    pub path: PathBuf,
+    /// SHA-256 of the file(s) read.
+    pub fingerprint: String,
+    /// Rows in the table.
+    pub rows: usize,
+    /// Rows used after filters and drops.
+    pub used: usize,
+    /// The columns used for N, D, C, loss ("derived: ..." when computed).
+    pub columns: HashMap<String, String>,
+    /// The reading settings.
+    pub spec: TableSpec,
+}
+
+/// Points to fit: one per run, plus curves for approach 1 when available.
+pub struct FitData {
+    /// Final point of each run.
+    pub finals: Vec<Obs>,
+    /// Training curves.
+    pub curves: Option<Vec<Obs>>,
+    /// Provenance.
+    pub info: InputInfo,
+}
+
+fn read_frame(path: &Path) -> LabResult<DataFrame> {
+    let bad = |m: String| LabError::input(path, None, m);
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "csv" => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(10_000))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(|e| bad(format!("cannot read CSV: {e}"))),
+        "parquet" => {
+            let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
+            ParquetReader::new(f)
+                .finish()
+                .map_err(|e| bad(format!("cannot read Parquet: {e}")))
+        }
+        _ => Err(bad(
+            "expected a .csv or .parquet table, or a lab results folder with runs.parquet".into(),
+        )),
+    }
+}
+
+fn fingerprint(paths: &[PathBuf]) -> LabResult<String> {
+    let mut h = Sha256::new();
+    for p in paths {
+        h.update(std::fs::read(p)?);
+    }
+    Ok(h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// A numeric column as f64 values.
+fn numbers(df: &DataFrame, name: &str, path: &Path) -> LabResult<Vec<Option<f64>>> {
+    let col = df.column(name).map_err(|_| {
+        LabError::input(
+            path,
+            None,
+            format!(
+                "no column '{name}'; columns are: {}",
+                column_names(df).join(", ")
+            ),
+        )
+    })?;
+    let cast = col
+        .cast(&DataType::Float64)
+        .map_err(|e| LabError::input(path, None, format!("column '{name}' is not numeric: {e}")))?;
+    Ok(cast
+        .f64()
+        .map_err(|e| LabError::input(path, None, format!("column '{name}': {e}")))?
+        .iter()
+        .collect())
+}
+
+fn column_names(df: &DataFrame) -> Vec<String> {
+    df.get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn find_column(df: &DataFrame, given: &Option<String>, candidates: &[&str]) -> Option<String> {
+    if let Some(g) = given {
+        return Some(g.clone());
+    }
+    let names = column_names(df);
+    candidates
+        .iter()
+        .find(|c| names.iter().any(|n| n == *c))
+        .map(|c| c.to_string())
+}
+
+/// Row mask from `col op value` filters.
+fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> LabResult<Vec<bool>> {
+    let mut mask = vec![true; df.height()];
+    for f in filters {
+        let (col, op, value) = ["!=", "<=", ">=", "=", "<", ">"]
+            .iter()
+            .find_map(|op| f.split_once(op).map(|(c, v)| (c.trim(), *op, v.trim())))
+            .ok_or_else(|| {
+                LabError::input(
+                    "--filter",
+                    None,
+                    format!("'{f}': expected col=value, col!=value, col<value or col>value"),
+                )
+            })?;
+        let column = df.column(col).map_err(|_| {
+            LabError::input(
+                path,
+                None,
+                format!(
+                    "--filter {f}: no column '{col}'; columns are: {}",
+                    column_names(df).join(", ")
+                ),
+            )
+        })?;
+        let as_str = column
+            .cast(&DataType::String)
+            .map_err(|e| LabError::input(path, None, e.to_string()))?;
+        let strs: Vec<Option<String>> = as_str
+            .str()
+            .expect("string column")
+            .iter()
+            .map(|s| s.map(str::to_owned))
+            .collect();
+        let num: Option<f64> = value.parse().ok();
+        for (i, s) in strs.iter().enumerate() {
+            let x = s.as_deref().and_then(|s| s.parse::<f64>().ok());
+            let keep = match (op, x, num) {
+                ("=", Some(a), Some(b)) => a == b,
+                ("!=", Some(a), Some(b)) => a != b,
+                ("=", _, _) => s.as_deref() == Some(value),
+                ("!=", _, _) => s.as_deref() != Some(value),
+                ("<", Some(a), Some(b)) => a < b,
+                (">", Some(a), Some(b)) => a > b,
+                ("<=", Some(a), Some(b)) => a <= b,
+                (">=", Some(a), Some(b)) => a >= b,
+                _ => false,
+            };
+            mask[i] &= keep;
+        }
+    }
+    Ok(mask)
+}
+
+/// Drops the k highest-loss points.
+fn drop_highest(mut pts: Vec<Obs>, k: usize) -> Vec<Obs> {
+    if k == 0 {
+        return pts;
+    }
+    let mut order: Vec<usize> = (0..pts.len()).collect();
+    order.sort_by(|&a, &b| pts[b].loss.total_cmp(&pts[a].loss));
+    let drop: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
+    let mut i = 0;
+    pts.retain(|_| {
+        let keep = !drop.contains(&i);
+        i += 1;
+        keep
+    });
+    pts
+}
+
+/// Reads a generic table.
+fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
+    let df = read_frame(path)?;
+    let n_col = find_column(
+        &df,
+        &spec.n,
+        &[
+            "N",
+            "n",
+            "params",
+            "param_count",
+            "Model Size",
+            "parameters",
+            "params_total",
+        ],
+    )
+    .ok_or_else(|| {
+        LabError::input(
+            path,
+            None,
+            format!(
+                "no N column: pass --n (columns: {})",
+                column_names(&df).join(", ")
+            ),
+        )
+    })?;
+    let loss_col = find_column(
+        &df,
+        &spec.loss,
+        &[
+            "loss",
+            "final_val_loss",
+            "validation_loss",
+            "val_loss",
+            "Loss",
+        ],
+    )
+    .ok_or_else(|| {
+        LabError::input(
+            path,
+            None,
+            format!(
+                "no loss column: pass --loss (columns: {})",
+                column_names(&df).join(", ")
+            ),
+        )
+    })?;
+    let d_col = find_column(
+        &df,
+        &spec.d,
+        &["D", "d", "tokens", "training_tokens", "Tokens"],
+    );
+    let c_col = find_column(
+        &df,
+        &spec.c,
+        &["C", "c", "compute", "flops", "FLOPs", "Training FLOP"],
+    );
+    if d_col.is_none() && c_col.is_none() {
+        return Err(LabError::input(
+            path,
+            None,
+            format!(
+                "need a D or a C column: pass --d or --c (columns: {})",
+                column_names(&df).join(", ")
+            ),
+        ));
+    }
+    let n = numbers(&df, &n_col, path)?;
+    let loss = numbers(&df, &loss_col, path)?;
+    let d = d_col.as_ref().map(|c| numbers(&df, c, path)).transpose()?;
+    let c = c_col.as_ref().map(|c| numbers(&df, c, path)).transpose()?;
+    let mask = filter_mask(&df, &spec.filters, path)?;
+    let mut finals = Vec::new();
+    for i in 0..df.height() {
+        if !mask[i] {
+            continue;
+        }
+        let (Some(ni), Some(li)) = (n[i], loss[i]) else {
+            return Err(LabError::input(
+                path,
+                Some(i + 2),
+                format!("row {}: empty N or loss", i + 1),
+            ));
+        };
+        let di = d.as_ref().and_then(|d| d[i]);
+        let ci = if spec.c_kind == CKind::SixNd {
+            None
+        } else {
+            c.as_ref().and_then(|c| c[i])
+        };
+        let (di, ci) = match (di, ci) {
+            (Some(d), Some(c)) => (d, c),
+            (Some(d), None) => (d, 6.0 * ni * d),
+            (None, Some(c)) => (c / (6.0 * ni), c),
+            (None, None) => {
+                let cc = c.as_ref().and_then(|c| c[i]);
+                match cc {
+                    Some(cv) => (cv / (6.0 * ni), cv),
+                    None => {
+                        return Err(LabError::input(
+                            path,
+                            Some(i + 2),
+                            format!("row {}: empty D and C", i + 1),
+                        ))
+                    }
+                }
+            }
+        };
+        finals.push(Obs {
+            n: ni,
+            d: di,
+            c: ci,
+            loss: li,
+            run: i as u32,
+        });
+    }
+    let rows = df.height();
+    let finals = drop_highest(finals, spec.drop_highest);
+    let mut columns = HashMap::new();
+    columns.insert("n".into(), n_col);
+    columns.insert("loss".into(), loss_col);
+    columns.insert(
+        "d".into(),
+        d_col.unwrap_or_else(|| "derived: C / (6 N)".into()),
+    );
+    columns.insert(
+        "c".into(),
+        if spec.c_kind == CKind::SixNd {
+            "derived: 6 N D".into()
+        } else {
+            c_col.unwrap_or_else(|| "derived: 6 N D".into())
+        },
+    );
+    let info = InputInfo {
+        path: path.to_path_buf(),
+        fingerprint: fingerprint(&[path.to_path_buf()])?,
+        rows,
+        used: finals.len(),
+        columns,
+        spec: spec.clone(),
+    };
+    Ok(FitData {
+        finals,
+        curves: None,
+        info,
+    })
+}
+
+/// Reads a lab results folder (runs.parquet, and curves.parquet when present).
+fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
+    let runs_path = dir.join("runs.parquet");
+    let runs = read_frame(&runs_path)?;
+    let n_col = match spec.n_kind {
+        NKind::Total => "params_total",
+        NKind::Nonembedding => "params_nonembedding",
+        NKind::Active => "params_active",
+    };
+    let n = numbers(&runs, n_col, &runs_path)?;
+    let d = numbers(&runs, "tokens", &runs_path)?;
+    let fpt = numbers(&runs, "flops_per_token", &runs_path)?;
+    let loss = numbers(&runs, "final_val_loss", &runs_path)?;
+    let ids: Vec<Option<String>> = runs
+        .column("id")
+        .and_then(|c| {
+            c.str()
+                .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
+        })
+        .map_err(|e| LabError::input(&runs_path, None, format!("column 'id': {e}")))?;
+    let mut status_filter = vec!["status=done".to_string()];
+    status_filter.extend(spec.filters.iter().cloned());
+    let mask = filter_mask(&runs, &status_filter, &runs_path)?;
+    // C per token: exact FLOPs, or 6N with the chosen N.
+    let per_token = |i: usize| match spec.c_kind {
+        CKind::Exact => fpt[i],
+        CKind::SixNd => n[i].map(|n| 6.0 * n),
+    };
+    let mut finals = Vec::new();
+    let mut by_id: HashMap<String, (u32, f64, f64)> = HashMap::new();
+    for i in 0..runs.height() {
+        let (true, Some(ni), Some(di), Some(li), Some(pt), Some(id)) =
+            (mask[i], n[i], d[i], loss[i], per_token(i), ids[i].clone())
+        else {
+            continue;
+        };
+        let run = finals.len() as u32;
+        finals.push(Obs {
+            n: ni,
+            d: di,
+            c: pt * di,
+            loss: li,
+            run,
+        });
+        by_id.insert(id, (run, ni, pt));
+    }
+    let finals_count = finals.len();
+    let finals = drop_highest(finals, spec.drop_highest);
+    let curves_path = dir.join("curves.parquet");
+    let mut paths = vec![runs_path.clone()];
+    let curves = if curves_path.exists() {
+        paths.push(curves_path.clone());
+        let cdf = read_frame(&curves_path)?;
+        let cid: Vec<Option<String>> = cdf
+            .column("id")
+            .and_then(|c| {
+                c.str()
+                    .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
+            })
+            .map_err(|e| LabError::input(&curves_path, None, format!("column 'id': {e}")))?;
+        let tokens = numbers(&cdf, "tokens", &curves_path)?;
+        let val = numbers(&cdf, "val_loss", &curves_path)?;
+        let kept: std::collections::HashSet<u32> = finals.iter().map(|p| p.run).collect();
+        let pts: Vec<Obs> = (0..cdf.height())
+            .filter_map(|i| {
+                let (run, ni, pt) = *by_id.get(cid[i].as_ref()?)?;
+                let (t, l) = (tokens[i]?, val[i]?);
+                (kept.contains(&run) && t > 0.0).then_some(Obs {
+                    n: ni,
+                    d: t,
+                    c: pt * t,
+                    loss: l,
+                    run,
+                })
+            })
+            .collect();
+        Some(pts)
+    } else {
+        None
+    };
+    let mut columns = HashMap::new();
+    columns.insert("n".into(), n_col.to_string());
+    columns.insert("d".into(), "tokens".into());
+    columns.insert(
+        "c".into(),
+        match spec.c_kind {
+            CKind::Exact => "flops_per_token x tokens".into(),
+            CKind::SixNd => format!("6 x {n_col} x tokens"),
+        },
+    );
+    columns.insert("loss".into(), "final_val_loss".into());
+    let info = InputInfo {
+        path: dir.to_path_buf(),
+        fingerprint: fingerprint(&paths)?,
+        rows: runs.height(),
+        used: finals_count.min(finals.len()),
+        columns,
+        spec: spec.clone(),
+    };
+    Ok(FitData {
+        finals,
+        curves,
+        info,
+    })
+}
+
+/// Reads the fit input at `path`: a lab results folder or a table.
+pub fn read(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
+    if path.is_dir() {
+        if !path.join("runs.parquet").exists() {
+            return Err(LabError::input(
+                path,
+                None,
+                "folder has no runs.parquet: run `lab collect` on it first",
+            ));
+        }
+        read_results(path, spec)
+    } else if path.exists() {
+        read_table(path, spec)
+    } else {
+        Err(LabError::input(path, None, "no such file or folder"))
+    }
+}

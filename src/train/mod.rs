@@ -1,0 +1,348 @@
+//! The trainer: one run of a decoder on a corpus, with evaluation, checkpoints, resume and
+//! divergence handling, leaving its results folder behind.
+
+pub mod checkpoint;
+pub mod optim;
+pub mod params;
+pub mod schedule;
+
+use crate::backend;
+use crate::config::RunConfig;
+use crate::data::Corpus;
+use crate::error::{LabError, LabResult};
+use crate::results::{
+    curve_frame, write_atomic, write_parquet, CurveRow, RunDir, RunStatus, Status,
+};
+use anyhow::Context;
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use checkpoint::{Checkpoint, TrainerState};
+use indicatif::ProgressBar;
+use models::{account, Decoder};
+use optim::{AdamW, AdamWSettings};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How to run the trainer.
+#[derive(Clone)]
+pub struct TrainOptions {
+    /// Backend name.
+    pub backend: String,
+    /// GPU index for GPU backends.
+    pub device_index: usize,
+    /// The run's folder.
+    pub out: PathBuf,
+    /// Continue from the checkpoint in `out` if there is one.
+    pub resume: bool,
+    /// The config file, for error messages.
+    pub config_file: PathBuf,
+    /// Progress display (hidden for tests).
+    pub progress: ProgressBar,
+    /// Set to stop at the next step boundary (signals); the run checkpoints and returns `Running`.
+    pub stop: Arc<AtomicBool>,
+    /// Stop after this many steps in this attempt (for tests of resume); checkpoints like a signal.
+    pub max_steps_this_attempt: Option<u64>,
+}
+
+/// Per-token mean cross-entropy of logits [b, t, v] against targets [b*t].
+pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [b, t, v] = logits.dims();
+    let logp = log_softmax(logits.reshape([b * t, v]), 1);
+    logp.gather(1, targets.reshape([b * t, 1])).mean().neg()
+}
+
+/// Splits windows of seq+1 tokens into inputs [rows, seq] and targets [rows*seq].
+pub fn inputs_targets(
+    rows: &[i64],
+    n: usize,
+    seq: usize,
+    device: &Device,
+) -> (Tensor<2, Int>, Tensor<1, Int>) {
+    let mut x = Vec::with_capacity(n * seq);
+    let mut y = Vec::with_capacity(n * seq);
+    for r in rows.chunks_exact(seq + 1) {
+        x.extend_from_slice(&r[..seq]);
+        y.extend_from_slice(&r[1..]);
+    }
+    (
+        Tensor::<2, Int>::from_data(TensorData::new(x, [n, seq]), device),
+        Tensor::<1, Int>::from_data(TensorData::new(y, [n * seq]), device),
+    )
+}
+
+/// Validation loss over the run's fixed validation batches.
+pub fn evaluate(model: &Decoder, corpus: &Corpus, cfg: &RunConfig, device: &Device) -> f64 {
+    let (mb, seq) = (cfg.train.micro_batch(), cfg.model.seq_len);
+    let val_seed = cfg.data.seed ^ 0x5EED_0F_7A11;
+    let mut total = 0.0;
+    for i in 0..cfg.train.eval_batches {
+        let rows = corpus.val_rows(val_seed, i, mb, seq);
+        let (x, y) = inputs_targets(&rows, mb, seq, device);
+        let loss: f32 = cross_entropy(model.forward(x), y).into_scalar();
+        total += loss as f64;
+    }
+    total / cfg.train.eval_batches as f64
+}
+
+/// Seed of step `step`'s dropout masks: a fixed function of the run seed and the step, so that a
+/// resumed run draws the same masks.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    (seed ^ 0x9E37_79B9_7F4A_7C15)
+        .wrapping_mul(step.wrapping_add(1))
+        .rotate_left(17)
+}
+
+/// Every how many tokens to evaluate and to checkpoint.
+fn intervals(cfg: &RunConfig) -> (u64, u64) {
+    let total = cfg.steps() * cfg.tokens_per_step();
+    let eval = cfg.train.eval_every_tokens.unwrap_or((total / 20).max(1));
+    let ckpt = cfg
+        .train
+        .checkpoint_every_tokens
+        .unwrap_or((total / 10).max(1));
+    (eval, ckpt)
+}
+
+/// Trains one run. Returns its final status (`Running` when stopped by a signal or a step limit,
+/// with a checkpoint to resume from).
+pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
+    let dir = RunDir(opts.out.clone());
+    let id = cfg.id();
+    let corpus = Corpus::open(&cfg.data, cfg.model.seq_len, &opts.config_file)?;
+    if corpus.vocab() > cfg.model.vocab {
+        return Err(LabError::input(
+            &opts.config_file,
+            None,
+            format!(
+                "model.vocab: the corpus uses {} token ids but model.vocab is {}",
+                corpus.vocab(),
+                cfg.model.vocab
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&dir.0)?;
+    let yaml = serde_yaml::to_string(cfg).context("serialising run config")?;
+    if let Ok(existing) = std::fs::read_to_string(dir.config()) {
+        if existing != yaml {
+            return Err(LabError::input(
+                &opts.config_file,
+                None,
+                format!(
+                    "{} holds a different run's config; choose another --out",
+                    dir.0.display()
+                ),
+            ));
+        }
+    }
+    if let Some(s) = dir.read_status()? {
+        if s.status == Status::Done {
+            return Ok(s);
+        }
+    }
+    let prior = checkpoint::load(&dir.ckpt())?;
+    if prior.is_some() && !opts.resume {
+        return Err(LabError::input(
+            &opts.config_file,
+            None,
+            format!(
+                "{} has a checkpoint: pass --resume to continue it, or choose another --out",
+                dir.0.display()
+            ),
+        ));
+    }
+    write_atomic(&dir.config(), yaml.as_bytes())?;
+
+    let device = backend::device(&opts.backend, opts.device_index)?.autodiff();
+    device.seed(cfg.train.seed);
+    let acc = account(&cfg.model);
+    let mut model = Decoder::new(&cfg.model, &device);
+    let t = &cfg.train;
+    let mut optim = AdamW::new(AdamWSettings {
+        beta1: t.beta1,
+        beta2: t.beta2,
+        eps: t.eps,
+        weight_decay: t.weight_decay,
+        decay_all: t.decay_all,
+    });
+    let mut state = TrainerState {
+        step: 0,
+        tokens: 0,
+        curve: Vec::new(),
+        loss_sum: 0.0,
+        loss_count: 0,
+        wall_seconds: 0.0,
+        id: id.clone(),
+    };
+    if let Some(ck) = prior {
+        if ck.state.id != id {
+            return Err(anyhow::anyhow!(
+                "checkpoint in {} belongs to run {}",
+                dir.ckpt().display(),
+                ck.state.id
+            )
+            .into());
+        }
+        model = params::import(model, &ck.model).map_err(|m| anyhow::anyhow!(m))?;
+        optim
+            .import(ck.state.step, &ck.optim, &device)
+            .map_err(|m| anyhow::anyhow!(m))?;
+        state = ck.state;
+    }
+
+    let steps = cfg.steps();
+    let tps = cfg.tokens_per_step();
+    let (eval_every, ckpt_every) = intervals(cfg);
+    let (mb, seq) = (t.micro_batch(), cfg.model.seq_len);
+    let accum = t.batch_size / mb;
+    let mut status = RunStatus {
+        id: id.clone(),
+        status: Status::Running,
+        reason: None,
+        step: state.step,
+        steps,
+        tokens: state.tokens,
+        loss_tokens: state.tokens,
+        compute: acc.flops_per_token as f64 * state.tokens as f64,
+        compute_6nd: acc.flops_6n as f64 * state.tokens as f64,
+        final_train_loss: None,
+        final_val_loss: None,
+        best_val_loss: state.curve.iter().map(|r| r.val_loss).reduce(f64::min),
+        entropy_floor: corpus.entropy_floor(),
+        wall_seconds: state.wall_seconds,
+        tokens_per_second: 0.0,
+        backend: opts.backend.clone(),
+        device: backend::describe(&device),
+        lab_version: env!("CARGO_PKG_VERSION").into(),
+        accounting: acc,
+    };
+    dir.write_status(&status)?;
+
+    let pb = &opts.progress;
+    pb.set_length(steps);
+    pb.set_position(state.step);
+    let started = Instant::now();
+    let first_step = state.step;
+    let mut last_lr = 0.0;
+    let mut last_gnorm = 0.0;
+    let save_ckpt = |model: &Decoder, optim: &AdamW, state: &TrainerState| -> LabResult<()> {
+        checkpoint::save(
+            &dir.ckpt(),
+            &Checkpoint {
+                state: state.clone(),
+                model: params::export(model),
+                optim: optim.export(),
+            },
+        )
+    };
+
+    while state.step < steps {
+        let step = state.step;
+        device.seed(step_seed(t.seed, step));
+        let lr = schedule::lr_at(t, step, steps);
+        let mut grads = GradientsParams::new();
+        let mut step_loss = 0.0;
+        for micro in 0..accum {
+            let rows = corpus.train_rows(t.seed, step, micro, mb, seq);
+            let (x, y) = inputs_targets(&rows, mb, seq, &device);
+            let loss = cross_entropy(model.forward(x), y);
+            let loss = if accum > 1 {
+                loss.div_scalar(accum as f64)
+            } else {
+                loss
+            };
+            let g = loss.backward();
+            let v: f32 = loss.into_scalar();
+            step_loss += v as f64;
+            params::accumulate(&model, &mut grads, GradientsParams::from_grads(g, &model));
+        }
+        if !step_loss.is_finite() {
+            status.status = Status::Diverged;
+            status.reason = Some(format!("loss {step_loss} at step {step}"));
+            break;
+        }
+        let gnorm = params::grad_norm(&model, &grads);
+        let scale = if t.grad_clip > 0.0 && gnorm > t.grad_clip {
+            t.grad_clip / gnorm
+        } else {
+            1.0
+        };
+        model = optim.step(lr, model, grads, scale);
+        state.step += 1;
+        state.tokens += tps;
+        state.loss_sum += step_loss;
+        state.loss_count += 1;
+        last_lr = lr;
+        last_gnorm = gnorm;
+        let crossed = |every: u64| state.tokens / every != (state.tokens - tps) / every;
+        if crossed(eval_every) || state.step == steps {
+            let val = evaluate(&model.valid(), &corpus, cfg, &device.clone().inner());
+            if !val.is_finite() {
+                status.status = Status::Diverged;
+                status.reason = Some(format!("validation loss {val} at step {}", state.step));
+                break;
+            }
+            state.curve.push(CurveRow {
+                step: state.step,
+                tokens: state.tokens,
+                compute: acc.flops_per_token as f64 * state.tokens as f64,
+                train_loss: state.loss_sum / state.loss_count as f64,
+                val_loss: val,
+                lr,
+                grad_norm: gnorm,
+                max_mean_expert_load: None,
+                dropped_fraction: None,
+            });
+            state.loss_sum = 0.0;
+            state.loss_count = 0;
+            write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
+            pb.set_message(format!("loss {:.4} val {val:.4}", step_loss));
+        }
+        pb.set_position(state.step);
+        let stop = opts.stop.load(Ordering::SeqCst)
+            || opts
+                .max_steps_this_attempt
+                .is_some_and(|m| state.step - first_step >= m);
+        if stop && state.step < steps {
+            state.wall_seconds += started.elapsed().as_secs_f64();
+            save_ckpt(&model, &optim, &state)?;
+            status.reason = Some(format!(
+                "stopped at step {} of {steps}; resume to continue",
+                state.step
+            ));
+            status.step = state.step;
+            status.tokens = state.tokens;
+            status.wall_seconds = state.wall_seconds;
+            dir.write_status(&status)?;
+            return Ok(status);
+        }
+        if crossed(ckpt_every) && state.step < steps {
+            let mut s = state.clone();
+            s.wall_seconds += started.elapsed().as_secs_f64();
+            save_ckpt(&model, &optim, &s)?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    status.step = state.step;
+    status.tokens = state.tokens;
+    status.loss_tokens = state.tokens;
+    status.compute = acc.flops_per_token as f64 * state.tokens as f64;
+    status.compute_6nd = acc.flops_6n as f64 * state.tokens as f64;
+    status.wall_seconds = state.wall_seconds + elapsed;
+    status.tokens_per_second = ((state.step - first_step) * tps) as f64 / elapsed.max(1e-9);
+    status.final_train_loss = state.curve.last().map(|r| r.train_loss);
+    status.final_val_loss = state.curve.last().map(|r| r.val_loss);
+    status.best_val_loss = state.curve.iter().map(|r| r.val_loss).reduce(f64::min);
+    if status.status == Status::Running {
+        status.status = Status::Done;
+        status.reason = None;
+    }
+    let _ = (last_lr, last_gnorm);
+    write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
+    dir.write_status(&status)?;
+    pb.finish();
+    Ok(status)
+}

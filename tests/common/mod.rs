@@ -1,0 +1,44 @@
+//! Helpers for tests that drive the `lab` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `lab` with `args` in `dir`.
+pub fn lab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("lab runs")
+}
+
+/// stderr + stdout as text.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    )
+}
+
+/// A tiny run config on the synthetic corpus.
+pub fn tiny_run(tokens: u64, extra_train: &str) -> String {
+    format!(
+        "name: tiny\nmodel:\n  n_layer: 2\n  d_model: 64\n  n_head: 4\n  vocab: 64\n  seq_len: 32\n\
+         data:\n  source: synthetic\ntrain:\n  tokens: {tokens}\n  batch_size: 8\n  lr: 0.003\n{extra_train}"
+    )
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Reads a run's status.json.
+pub fn status(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap()
+}

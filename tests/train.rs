@@ -1,0 +1,180 @@
+//! `lab train` end to end: learning, exact resume, divergence and bad input.
+
+mod common;
+
+use common::{lab, status, text, tiny_run, write};
+use polars::prelude::*;
+
+fn curve(run_dir: &std::path::Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(run_dir.join("curve.parquet")).unwrap())
+        .finish()
+        .unwrap()
+}
+
+fn column(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+#[test]
+fn short_run_learns_and_records_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        &tiny_run(150_000, "  eval_every_tokens: 15000\n"),
+    );
+    let out = lab(
+        dir.path(),
+        &["train", cfg.to_str().unwrap(), "--out", "run"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let run = dir.path().join("run");
+    let s = status(&run);
+    assert_eq!(s["status"], "done");
+    let df = curve(&run);
+    let val = column(&df, "val_loss");
+    assert!(val.len() >= 10, "{val:?}");
+    let floor = s["entropy_floor"].as_f64().unwrap();
+    // A margin stated in the README: validation loss falls by at least 1 nat from ln(64) = 4.16 in
+    // 150k tokens, and never goes below the corpus's entropy floor.
+    assert!(val[val.len() - 1] < 64f64.ln() - 1.0, "val {val:?}");
+    assert!(
+        val.iter().all(|&v| v > floor - 0.02),
+        "below floor {floor}: {val:?}"
+    );
+    assert!(val[val.len() - 1] < val[0], "{val:?}");
+    assert_eq!(s["tokens"].as_u64().unwrap() % (8 * 32), 0);
+    let acc = &s["accounting"];
+    assert!(acc["params_total"].as_u64().unwrap() > acc["params_nonembedding"].as_u64().unwrap());
+    assert!(run.join("run.yaml").exists() && run.join("ckpt/model.bin").exists());
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_text = tiny_run(20_480, "  eval_every_tokens: 2048\n");
+    let cfg_text = cfg_text.replace("  seq_len: 32\n", "  seq_len: 32\n  dropout: 0.1\n");
+    let cfg = write(dir.path(), "run.yaml", &cfg_text);
+    let c = cfg.to_str().unwrap();
+    let full = lab(dir.path(), &["train", c, "--out", "full"]);
+    assert!(full.status.success(), "{}", text(&full));
+    let part = lab(
+        dir.path(),
+        &["train", c, "--out", "part", "--max-steps", "33"],
+    );
+    assert_eq!(part.status.code(), Some(130), "{}", text(&part));
+    assert_eq!(status(&dir.path().join("part"))["status"], "running");
+    let again = lab(dir.path(), &["train", c, "--out", "part"]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "a checkpoint without --resume is refused: {}",
+        text(&again)
+    );
+    let resumed = lab(dir.path(), &["train", c, "--out", "part", "--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let (a, b) = (
+        curve(&dir.path().join("full")),
+        curve(&dir.path().join("part")),
+    );
+    for col in ["step", "tokens", "train_loss", "val_loss", "grad_norm"] {
+        assert_eq!(
+            column(&a, col),
+            column(&b, col),
+            "column {col} differs after resume"
+        );
+    }
+}
+
+#[test]
+fn divergence_is_recorded_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        &tiny_run(8192, "  grad_clip: 0\n").replace("lr: 0.003", "lr: 1.0e30"),
+    );
+    let out = lab(
+        dir.path(),
+        &["train", cfg.to_str().unwrap(), "--out", "run"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let s = status(&dir.path().join("run"));
+    assert_eq!(s["status"], "diverged");
+    assert!(s["reason"].as_str().unwrap().contains("loss"), "{s}");
+}
+
+/// Each bad input: exit code 2, a message naming the key (and line when it is in the file), nothing written.
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = tiny_run(1000, "");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown key",
+            base.replace("  lr: 0.003", "  lr: 0.003\n  learning_rate: 0.1"),
+            "learning_rate",
+        ),
+        (
+            "wrong type",
+            base.replace("n_layer: 2", "n_layer: two"),
+            "n_layer",
+        ),
+        (
+            "indivisible heads",
+            base.replace("n_head: 4", "n_head: 5"),
+            "model.n_head",
+        ),
+        (
+            "missing corpus",
+            base.replace(
+                "  source: synthetic",
+                "  source: text\n  text:\n    path: no/such/corpus",
+            )
+            .replace("vocab: 64", "vocab: 256"),
+            "data.text.path",
+        ),
+        (
+            "vocab too small",
+            base.replace("vocab: 64", "vocab: 10"),
+            "model.vocab",
+        ),
+    ];
+    for (what, yaml, key) in cases {
+        let cfg = write(dir.path(), "bad.yaml", &yaml);
+        let out = lab(
+            dir.path(),
+            &["train", cfg.to_str().unwrap(), "--out", "never"],
+        );
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {msg}");
+        assert!(
+            msg.contains(key),
+            "{what}: message does not name {key}: {msg}"
+        );
+        assert!(
+            msg.contains("bad.yaml"),
+            "{what}: message does not name the file: {msg}"
+        );
+        assert!(!msg.contains("panicked"), "{what}: {msg}");
+        assert!(
+            !dir.path().join("never").exists(),
+            "{what}: something was written"
+        );
+    }
+    // Line numbers for keys found in the file.
+    let cfg = write(
+        dir.path(),
+        "bad.yaml",
+        &base.replace("n_head: 4", "n_head: 5"),
+    );
+    let msg = text(&lab(dir.path(), &["train", cfg.to_str().unwrap()]));
+    assert!(msg.contains("bad.yaml:5"), "{msg}");
+}
