@@ -15,6 +15,9 @@ pub struct Approach2Settings {
     /// Budgets whose vertex lies outside the sampled sizes are dropped from the frontier fit
     /// (they are always reported with a warning).
     pub drop_unbracketed: bool,
+    /// Fit each parabola only to sizes within this many decades of the lowest-loss size (a parabola
+    /// describes a profile only near its minimum); `None` uses every size.
+    pub window_decades: Option<f64>,
 }
 
 impl Default for Approach2Settings {
@@ -22,6 +25,7 @@ impl Default for Approach2Settings {
         Approach2Settings {
             budget_ratio: 1.25,
             drop_unbracketed: false,
+            window_decades: Some(0.5),
         }
     }
 }
@@ -89,9 +93,32 @@ impl ComputeOptimal for Approach2Fit {
     }
 }
 
+/// The points of a budget within `window` decades of its lowest-loss size.
+fn near_minimum(points: &[Obs], group: &[usize], window: Option<f64>) -> Vec<usize> {
+    let Some(w) = window else {
+        return group.to_vec();
+    };
+    let best = group
+        .iter()
+        .copied()
+        .min_by(|&a, &b| points[a].loss.total_cmp(&points[b].loss))
+        .expect("non-empty");
+    let centre = points[best].n.log10();
+    group
+        .iter()
+        .copied()
+        .filter(|&i| (points[i].n.log10() - centre).abs() <= w + 1e-12)
+        .collect()
+}
+
 /// Fits one budget's profile; `Err` carries why the budget is unusable.
-fn fit_profile(points: &[Obs], group: &[usize]) -> Result<IsoflopProfile, String> {
+fn fit_profile(
+    points: &[Obs],
+    group: &[usize],
+    window: Option<f64>,
+) -> Result<IsoflopProfile, String> {
     let c = budget_compute(points, group);
+    let group = &near_minimum(points, group, window);
     let sizes = distinct_sizes(points, group);
     if sizes < 3 {
         return Err(format!("budget {c:.3e}: {sizes} distinct sizes (needs 3)"));
@@ -132,7 +159,7 @@ pub fn fit(points: &[Obs], settings: &Approach2Settings) -> FitResult<Approach2F
     let mut warnings = Vec::new();
     let mut profiles = Vec::new();
     for group in group_budgets(points, settings.budget_ratio) {
-        match fit_profile(points, &group) {
+        match fit_profile(points, &group, settings.window_decades) {
             Ok(p) => {
                 if !p.bracketed {
                     warnings.push(format!(

@@ -16,9 +16,9 @@ pub enum FitError {
         got: usize,
     },
     /// A value that must be positive and finite is not.
-    #[error("row {row}: {column} = {value} is not a positive finite number")]
+    #[error("point {} of the input: {column} = {value} is not a positive finite number", row + 1)]
     BadValue {
-        /// Zero-based index of the offending row in the input.
+        /// Zero-based index of the offending point in the input (shown 1-based).
         row: usize,
         /// Column name (n, d, c or loss).
         column: &'static str,

@@ -72,6 +72,10 @@ pub struct FitArgs {
     /// Points whose compute is within this factor of the previous one share an isoFLOP budget.
     #[arg(long, default_value_t = 1.25)]
     pub budget_ratio: f64,
+    /// Approach 2: fit each isoFLOP parabola to sizes within this many decades of the best size
+    /// (0: every size).
+    #[arg(long, default_value_t = 0.5)]
+    pub window: f64,
     /// Output folder for fit.json and fit.md (default <results>/fit, or results/fit-<table name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -155,6 +159,7 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     options.approach3.grid = grid;
     options.approach3.huber_delta = a.huber_delta;
     options.approach2.budget_ratio = a.budget_ratio;
+    options.approach2.window_decades = (a.window > 0.0).then_some(a.window);
     let file = run_fits(&data, &approaches, &options)?;
     let out = a.out.unwrap_or_else(|| {
         if a.input.is_dir() {

@@ -1,0 +1,188 @@
+//! `lab fit` on published tables (skipped with a message when ../shared is absent).
+
+mod common;
+
+use fit::approach2::{self, Approach2Settings};
+use lab::table::{read, CKind, NKind, TableSpec};
+use std::path::PathBuf;
+
+fn shared(file: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/public-scaling-runs")
+        .join(file);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {} not found", p.display());
+        None
+    }
+}
+
+fn spec(filters: &[&str]) -> TableSpec {
+    TableSpec {
+        n: Some("N".into()),
+        d: Some("D".into()),
+        c: Some("flops".into()),
+        loss: Some("loss".into()),
+        filters: filters.iter().map(|s| s.to_string()).collect(),
+        drop_highest: 0,
+        n_kind: NKind::Total,
+        c_kind: CKind::Exact,
+    }
+}
+
+/// Porian et al. 2024: the approach-2 exponent moves from Kaplan's towards Chinchilla's as each
+/// discrepancy is removed (REFERENCES.md: 0.835, 0.706, 0.602, 0.571, 0.497).
+#[test]
+fn porian_isoflop_exponents_follow_the_published_sequence() {
+    let Some(path) = shared("porian2024_isoflop_points.csv") else {
+        return;
+    };
+    let steps = [
+        (
+            [
+                "hparams=base",
+                "warmup=long",
+                "decay=kaplan",
+                "param_count=kaplan",
+            ],
+            0.835,
+        ),
+        (
+            [
+                "hparams=base",
+                "warmup=long",
+                "decay=kaplan",
+                "param_count=attention",
+            ],
+            0.706,
+        ),
+        (
+            [
+                "hparams=base",
+                "warmup=short",
+                "decay=kaplan",
+                "param_count=attention",
+            ],
+            0.602,
+        ),
+        (
+            [
+                "hparams=base",
+                "warmup=short",
+                "decay=chinchilla",
+                "param_count=attention",
+            ],
+            0.571,
+        ),
+        (
+            [
+                "hparams=tuned",
+                "warmup=short",
+                "decay=const",
+                "param_count=attention",
+            ],
+            0.497,
+        ),
+    ];
+    let mut previous = f64::INFINITY;
+    for (filters, published) in steps {
+        let mut f: Vec<&str> = vec!["dataset=rw", "loss_split=train"];
+        f.extend(filters);
+        let data = read(&path, &spec(&f)).unwrap();
+        let fit = approach2::fit(&data.finals, &Approach2Settings::default()).unwrap();
+        let a = fit.n_law.exponent;
+        eprintln!("{filters:?}: a = {a:.3} (published {published})");
+        assert!(
+            (a - published).abs() < 0.03,
+            "{filters:?}: a = {a} vs published {published}"
+        );
+        assert!(a < previous, "the sequence must fall");
+        previous = a;
+    }
+}
+
+/// The command line end to end on the Epoch table: fit.json and fit.md are written and carry the
+/// published approach-3 values.
+#[test]
+fn lab_fit_on_epoch_table_writes_reports() {
+    let Some(path) = shared("chinchilla_epoch_svg_extracted.csv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::lab(
+        dir.path(),
+        &[
+            "fit",
+            path.to_str().unwrap(),
+            "--n",
+            "Model Size",
+            "--c",
+            "Training FLOP",
+            "--drop-highest",
+            "5",
+            "--approach",
+            "3",
+            "--bootstrap",
+            "100",
+            "--predict",
+            "1e21",
+            "--out",
+            "fit",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("fit/fit.json")).unwrap()).unwrap();
+    let r = &json["reports"][0];
+    assert_eq!(r["approach"], "approach3");
+    assert_eq!(json["input"]["used"], 240);
+    let alpha = r["parameters"]["alpha"]["value"].as_f64().unwrap();
+    assert!((alpha / 0.3473 - 1.0).abs() < 0.01, "{alpha}");
+    let md = std::fs::read_to_string(dir.path().join("fit/fit.md")).unwrap();
+    assert!(md.contains("approach3") && md.contains("| alpha |"), "{md}");
+}
+
+/// Bad inputs to `lab fit`: a clear message and exit code 2.
+#[test]
+fn lab_fit_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = common::write(dir.path(), "t.csv", "N,D,loss\n1e6,1e8,3.0\n2e6,-1,2.9\n");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["fit", "missing.csv"], "no such file"),
+        (
+            vec!["fit", csv.to_str().unwrap(), "--n", "params"],
+            "no column 'params'",
+        ),
+        (
+            vec!["fit", csv.to_str().unwrap(), "--approach", "3"],
+            "needs at least 5 points",
+        ),
+        (
+            vec!["fit", csv.to_str().unwrap(), "--approach", "7"],
+            "unknown approach",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = common::lab(dir.path(), &args);
+        let msg = common::text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {msg}");
+        assert!(msg.contains(want), "{args:?}: {msg}");
+        assert!(!msg.contains("panicked"), "{msg}");
+    }
+    let bad = common::write(
+        dir.path(),
+        "b.csv",
+        "N,D,loss\n1e6,1e8,3.0\n2e6,-1,2.9\n3e6,1e8,2.8\n4e6,1e8,2.7\n5e6,1e8,2.6\n",
+    );
+    let out = common::lab(
+        dir.path(),
+        &["fit", bad.to_str().unwrap(), "--approach", "3"],
+    );
+    let msg = common::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("point 2") && msg.contains("not a positive finite number"),
+        "{msg}"
+    );
+}
