@@ -191,7 +191,7 @@ impl RunConfig {
             return err("batch_size", "must be at least 1".into());
         }
         let mb = t.micro_batch();
-        if mb == 0 || t.batch_size % mb != 0 {
+        if mb == 0 || !t.batch_size.is_multiple_of(mb) {
             return err(
                 "micro_batch",
                 format!("must divide batch_size = {}, got {mb}", t.batch_size),

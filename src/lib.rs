@@ -6,10 +6,12 @@
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod collect;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod fitreport;
 pub mod results;
+pub mod sweep;
 pub mod table;
 pub mod train;

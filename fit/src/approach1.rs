@@ -169,11 +169,11 @@ pub fn fit(points: &[Obs], settings: &Approach1Settings) -> FitResult<Approach1F
     runs.sort_unstable();
     runs.dedup();
     if runs.len() < 2 {
-        return Err(FitError::TooFewPoints {
-            law: "approach 1 (runs on the envelope other than the smallest and largest model)",
-            needed: 2,
-            got: runs.len(),
-        });
+        return Err(FitError::NotFittable(format!(
+            "approach 1: {} run(s) other than the smallest and largest model lie on the envelope of the \
+             training curves; need 2 (more sizes, or more evaluation points per curve)",
+            runs.len()
+        )));
     }
     let cs: Vec<f64> = env.iter().map(|e| e.c).collect();
     let law = |f: fn(&EnvelopePoint) -> f64| {

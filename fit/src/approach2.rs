@@ -24,7 +24,7 @@ impl Default for Approach2Settings {
     fn default() -> Self {
         Approach2Settings {
             budget_ratio: 1.25,
-            drop_unbracketed: false,
+            drop_unbracketed: true,
             window_decades: Some(0.5),
         }
     }
@@ -93,7 +93,8 @@ impl ComputeOptimal for Approach2Fit {
     }
 }
 
-/// The points of a budget within `window` decades of its lowest-loss size.
+/// The points of a budget within `window` decades of its lowest-loss size, widened to the nearest
+/// sizes until at least 3 distinct sizes are in (a parabola needs 3).
 fn near_minimum(points: &[Obs], group: &[usize], window: Option<f64>) -> Vec<usize> {
     let Some(w) = window else {
         return group.to_vec();
@@ -104,11 +105,16 @@ fn near_minimum(points: &[Obs], group: &[usize], window: Option<f64>) -> Vec<usi
         .min_by(|&a, &b| points[a].loss.total_cmp(&points[b].loss))
         .expect("non-empty");
     let centre = points[best].n.log10();
-    group
-        .iter()
-        .copied()
-        .filter(|&i| (points[i].n.log10() - centre).abs() <= w + 1e-12)
-        .collect()
+    let dist = |i: usize| (points[i].n.log10() - centre).abs();
+    let mut by_distance = group.to_vec();
+    by_distance.sort_by(|&a, &b| dist(a).total_cmp(&dist(b)));
+    let mut out: Vec<usize> = Vec::new();
+    for i in by_distance {
+        if dist(i) <= w + 1e-12 || distinct_sizes(points, &out) < 3 {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// Fits one budget's profile; `Err` carries why the budget is unusable.

@@ -31,6 +31,9 @@ pub enum FitError {
     /// The optimiser did not reach a finite optimum from any start.
     #[error("{0}: the optimiser did not converge from any start")]
     NoConvergence(&'static str),
+    /// The data do not follow the law (e.g. loss does not fall with size).
+    #[error("{0}")]
+    NotFittable(String),
     /// Settings that cannot work.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),

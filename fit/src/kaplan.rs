@@ -258,21 +258,23 @@ pub fn fit(points: &[Obs]) -> FitResult<KaplanFit> {
 /// full-data optimum).
 pub fn fit_from(points: &[Obs], joint_starts: &[Vec<f64>]) -> FitResult<KaplanFit> {
     validate(points, "Kaplan", 4)?;
-    let few = |law| FitError::TooFewPoints {
-        law,
-        needed: 2,
-        got: 1,
+    let power = |what: &str, x: &[f64], l: &[f64]| {
+        KaplanPower::fit(x, l).ok_or_else(|| {
+            FitError::NotFittable(format!(
+                "Kaplan {what}: the best loss does not fall as a power law over {} distinct values \
+                 (L(N) needs models trained to large D, L(D) large models: see sweeps/kaplan.yaml)",
+                x.len()
+            ))
+        })
     };
     let (ns, ln) = best_per(points, |p| p.n);
-    let l_of_n =
-        KaplanPower::fit(&ns, &ln).ok_or(few("Kaplan L(N) (distinct sizes with falling loss)"))?;
+    let l_of_n = power("L(N)", &ns, &ln)?;
     let (ds, ld) = best_per(points, |p| p.d);
-    let l_of_d = KaplanPower::fit(&ds, &ld)
-        .ok_or(few("Kaplan L(D) (distinct token counts with falling loss)"))?;
+    let l_of_d = power("L(D)", &ds, &ld)?;
     let frontier = pareto_frontier(points);
     let cs: Vec<f64> = frontier.iter().map(|p| p.c).collect();
     let lc: Vec<f64> = frontier.iter().map(|p| p.loss).collect();
-    let l_of_c = KaplanPower::fit(&cs, &lc).ok_or(few("Kaplan L(C_min) (frontier points)"))?;
+    let l_of_c = power("L(C_min)", &cs, &lc)?;
     let joint = fit_joint_from(points, joint_starts)?;
     Ok(KaplanFit {
         l_of_n,

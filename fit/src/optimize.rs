@@ -61,11 +61,14 @@ pub struct Minimum {
     pub converged: bool,
 }
 
+/// A point with its objective value and gradient.
+type Evaluated = (Vec<f64>, f64, Vec<f64>);
+
 /// The objective as argmin sees it, remembering the last point so that a gradient asked for at the
 /// point whose cost was just computed costs nothing more.
 struct Problem<'a, O: Objective> {
     objective: &'a O,
-    last: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    last: RefCell<Option<Evaluated>>,
 }
 
 impl<O: Objective> Problem<'_, O> {

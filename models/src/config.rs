@@ -156,7 +156,7 @@ impl ModelConfig {
                 return err(key, "must be at least 1".into());
             }
         }
-        if self.d_model % self.n_head != 0 {
+        if !self.d_model.is_multiple_of(self.n_head) {
             return err(
                 "n_head",
                 format!(
@@ -165,7 +165,7 @@ impl ModelConfig {
                 ),
             );
         }
-        if self.position == Position::Rope && self.d_head() % 2 != 0 {
+        if self.position == Position::Rope && !self.d_head().is_multiple_of(2) {
             return err(
                 "position",
                 format!(

@@ -119,7 +119,7 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
             ))
         }
     };
-    if !(a.budget_ratio > 1.0) {
+    if a.budget_ratio.partial_cmp(&1.0) != Some(std::cmp::Ordering::Greater) {
         return Err(LabError::input(
             "--budget-ratio",
             None,

@@ -1,7 +1,9 @@
 //! Command-line interface: one module per verb.
 
+mod collect_cmd;
 mod fit_cmd;
 mod models_cmd;
+mod sweep_cmd;
 mod train_cmd;
 
 use crate::error::LabError;
@@ -10,6 +12,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 
 const EXAMPLES: &str = "Examples:
+  lab sweep sweeps/chinchilla.yaml             train a grid, collect, fit (the main job; rerun to resume)
+  lab plan sweeps/chinchilla.yaml              the runs a sweep expands to, with a time estimate
   lab train sweeps/run-s.yaml                  train one run on the built-in synthetic corpus
   lab models sweeps/run-s.yaml                 parameter and FLOP accounting, no training
   lab fit ../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv \\
@@ -27,6 +31,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Train every run of a sweep YAML, collect the results and fit scaling laws.
+    Sweep(sweep_cmd::SweepArgs),
+    /// Show the runs a sweep expands to, with N, D, C and an estimated wall time.
+    Plan(sweep_cmd::PlanArgs),
+    /// Aggregate a sweep's runs into runs.parquet, curves.parquet and evals.parquet.
+    Collect(collect_cmd::CollectArgs),
+    /// List a sweep's runs and their status.
+    Runs(collect_cmd::RunsArgs),
     /// Train one run described by a run YAML.
     Train(train_cmd::TrainArgs),
     /// Print a run's parameter and FLOP accounting without training.
@@ -67,6 +79,10 @@ pub fn main() -> i32 {
         Err(e) => e.exit(),
     };
     let result = match cli.cmd {
+        Cmd::Sweep(a) => sweep_cmd::run_sweep(a),
+        Cmd::Plan(a) => sweep_cmd::run_plan(a),
+        Cmd::Collect(a) => collect_cmd::run_collect(a),
+        Cmd::Runs(a) => collect_cmd::run_runs(a),
         Cmd::Train(a) => train_cmd::run(a),
         Cmd::Models(a) => models_cmd::run(a),
         Cmd::Fit(a) => fit_cmd::run(a),

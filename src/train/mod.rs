@@ -77,7 +77,7 @@ pub fn inputs_targets(
 /// Validation loss over the run's fixed validation batches.
 pub fn evaluate(model: &Decoder, corpus: &Corpus, cfg: &RunConfig, device: &Device) -> f64 {
     let (mb, seq) = (cfg.train.micro_batch(), cfg.model.seq_len);
-    let val_seed = cfg.data.seed ^ 0x5EED_0F_7A11;
+    let val_seed = cfg.data.seed ^ 0x005E_ED0F_7A11;
     let mut total = 0.0;
     for i in 0..cfg.train.eval_batches {
         let rows = corpus.val_rows(val_seed, i, mb, seq);
@@ -107,6 +107,28 @@ fn intervals(cfg: &RunConfig) -> (u64, u64) {
     (eval, ckpt)
 }
 
+/// Takes the run's folder lock, waiting (with a message) while another process trains it, e.g. an
+/// orphan of a killed sweep that is writing its checkpoint.
+fn lock_run(dir: &RunDir) -> LabResult<std::fs::File> {
+    use fs2::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.0.join(".lock"))?;
+    if f.try_lock_exclusive().is_err() {
+        eprintln!("waiting for another process training {}", dir.0.display());
+        f.lock_exclusive()?;
+    }
+    Ok(f)
+}
+
+/// Progress as machine-readable lines on stderr (`@progress step steps message`), for a sweep's
+/// executor; enabled by LAB_PROGRESS=lines.
+fn progress_lines() -> bool {
+    std::env::var("LAB_PROGRESS").is_ok_and(|v| v == "lines")
+}
+
 /// Trains one run. Returns its final status (`Running` when stopped by a signal or a step limit,
 /// with a checkpoint to resume from).
 pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
@@ -125,6 +147,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         ));
     }
     std::fs::create_dir_all(&dir.0)?;
+    let _lock = lock_run(&dir)?;
     let yaml = serde_yaml::to_string(cfg).context("serialising run config")?;
     if let Ok(existing) = std::fs::read_to_string(dir.config()) {
         if existing != yaml {
@@ -226,8 +249,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     pb.set_position(state.step);
     let started = Instant::now();
     let first_step = state.step;
-    let mut last_lr = 0.0;
-    let mut last_gnorm = 0.0;
+    let lines = progress_lines();
+    let line_every = (steps / 100).max(1);
+    let mut message = String::new();
     let save_ckpt = |model: &Decoder, optim: &AdamW, state: &TrainerState| -> LabResult<()> {
         checkpoint::save(
             &dir.ckpt(),
@@ -275,8 +299,6 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         state.tokens += tps;
         state.loss_sum += step_loss;
         state.loss_count += 1;
-        last_lr = lr;
-        last_gnorm = gnorm;
         let crossed = |every: u64| state.tokens / every != (state.tokens - tps) / every;
         if crossed(eval_every) || state.step == steps {
             let val = evaluate(&model.valid(), &corpus, cfg, &device.clone().inner());
@@ -299,9 +321,13 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             state.loss_sum = 0.0;
             state.loss_count = 0;
             write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
-            pb.set_message(format!("loss {:.4} val {val:.4}", step_loss));
+            message = format!("loss {step_loss:.4} val {val:.4}");
+            pb.set_message(message.clone());
         }
         pb.set_position(state.step);
+        if lines && (state.step.is_multiple_of(line_every) || state.step == steps) {
+            eprintln!("@progress {} {steps} {message}", state.step);
+        }
         let stop = opts.stop.load(Ordering::SeqCst)
             || opts
                 .max_steps_this_attempt
@@ -340,7 +366,6 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         status.status = Status::Done;
         status.reason = None;
     }
-    let _ = (last_lr, last_gnorm);
     write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
     dir.write_status(&status)?;
     pb.finish();

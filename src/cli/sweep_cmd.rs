@@ -1,0 +1,288 @@
+//! `lab sweep` and `lab plan`.
+
+use crate::backend;
+use crate::bench::train_throughput;
+use crate::collect::collect;
+use crate::error::{LabError, LabResult};
+use crate::fitreport::{run_fits, sci, with_interval, write};
+use crate::results::Status;
+use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions, RunOutcome};
+use crate::sweep::spec::{load, Plan};
+use crate::table::{read, CKind, NKind, TableSpec};
+use clap::Args;
+use fit::report::{default_predictions, Approach, FitOptions};
+use models::account;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// Default concurrent runs: one per core on the CPU, one per device on a GPU.
+fn default_jobs(backend: &str) -> usize {
+    match backend {
+        "wgpu" | "cuda" => 1,
+        _ => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    }
+}
+
+/// Arguments of `lab sweep`.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  lab sweep sweeps/chinchilla.yaml                 train the grid, collect, fit (rerun to resume)
+  lab sweep sweeps/chinchilla.yaml --jobs 1 --only 3fa2,91c0
+  lab sweep sweeps/chinchilla.yaml --filter model.d_model=128 --retry-failed
+
+Results: results/<name>/{plan.json, runs/<id>/, runs.parquet, curves.parquet, fit/}.
+Exit codes: 0 all done, 1 some runs failed or diverged, 2 bad input, 130 interrupted (rerun resumes).")]
+pub struct SweepArgs {
+    /// Sweep YAML.
+    pub sweep: PathBuf,
+    /// Concurrent runs (default: one per CPU core, or one per GPU).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Compute backend for every run.
+    #[arg(long, default_value_t = crate::backend::default_backend().to_string())]
+    pub backend: String,
+    /// Rerun runs that failed or diverged.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Only these run ids (comma separated; prefixes accepted).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Only runs whose resolved config has key=value (repeatable).
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+    /// Results root folder.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Skip the fit after the runs.
+    #[arg(long)]
+    pub no_fit: bool,
+    /// Bootstrap replicates of the fit after the runs.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+}
+
+/// Runs `lab sweep`.
+pub fn run_sweep(a: SweepArgs) -> LabResult<i32> {
+    let plan = load(&a.sweep)?;
+    backend::device(&a.backend, 0)?;
+    let dir = sweep_dir(&a.results, &plan);
+    let _lock = lock_results(&dir)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    for i in &plan.infeasible {
+        eprintln!(
+            "skipped: budget {:.3e} [{}]: {}",
+            i.budget, i.shape, i.reason
+        );
+    }
+    let opts = ExecOptions {
+        jobs: a.jobs.unwrap_or_else(|| default_jobs(&a.backend)),
+        backend: a.backend.clone(),
+        retry_failed: a.retry_failed,
+        only: a.only,
+        filter: a.filter,
+        stop: stop.clone(),
+    };
+    eprintln!(
+        "sweep {}: {} runs, {} jobs -> {}",
+        plan.spec.name,
+        plan.runs.len(),
+        opts.jobs,
+        dir.display()
+    );
+    let start = std::time::Instant::now();
+    let outcomes = execute(&plan, &dir, &opts)?;
+    let counts = collect(&dir)?;
+    print_summary(&outcomes);
+    println!(
+        "{} done, {} failed or diverged, {} unfinished; {:.0} s; collected into {}",
+        counts.done,
+        counts.failed,
+        counts.running + counts.pending,
+        start.elapsed().as_secs_f64(),
+        dir.join("runs.parquet").display()
+    );
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("interrupted: rerun the same command to resume");
+        return Ok(130);
+    }
+    if !a.no_fit && counts.done >= 5 {
+        fit_sweep(&dir, a.bootstrap);
+    }
+    Ok(if counts.failed > 0 { 1 } else { 0 })
+}
+
+/// Fits every approach to a collected sweep and prints the headline; failures are reported, not fatal.
+fn fit_sweep(dir: &Path, bootstrap: usize) {
+    let spec = TableSpec {
+        n: None,
+        d: None,
+        c: None,
+        loss: None,
+        filters: vec![],
+        drop_highest: 0,
+        n_kind: NKind::Nonembedding,
+        c_kind: CKind::Exact,
+    };
+    let result = read(dir, &spec).and_then(|data| {
+        let options = FitOptions {
+            bootstrap,
+            predict: default_predictions(&data.finals),
+            ..FitOptions::default()
+        };
+        let f = run_fits(&data, &Approach::ALL, &options)?;
+        write(&dir.join("fit"), &f)?;
+        Ok(f)
+    });
+    match result {
+        Ok(f) => {
+            for r in &f.reports {
+                println!(
+                    "fit {}: a = {} (N_opt ~ C^a)",
+                    r.approach.name(),
+                    with_interval(&r.a)
+                );
+            }
+            for (ap, why) in &f.failed {
+                println!("fit {}: not fitted: {why}", ap.name());
+            }
+            println!("wrote {}", dir.join("fit/fit.md").display());
+        }
+        Err(e) => eprintln!("fit skipped: {e}"),
+    }
+}
+
+fn print_summary(outcomes: &[RunOutcome]) {
+    println!(
+        "{:<13} {:<9} {:>10} {:>11} {:>10} {:>9} {:>8}  axes",
+        "id", "status", "N", "D", "C", "val loss", "wall s"
+    );
+    for o in outcomes {
+        let Some(s) = &o.status else { continue };
+        println!(
+            "{:<13} {:<9} {:>10} {:>11} {:>10} {:>9} {:>8.0}  {}",
+            o.run.id,
+            s.status.as_str(),
+            s.accounting.params_nonembedding,
+            s.tokens,
+            sci(s.compute),
+            s.final_val_loss
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "-".into()),
+            s.wall_seconds,
+            o.run.label
+        );
+        if let (Some(r), Status::Failed | Status::Diverged) = (&s.reason, s.status) {
+            println!("{:<13} reason: {r}", "");
+        }
+    }
+}
+
+/// Arguments of `lab plan`.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  lab plan sweeps/chinchilla.yaml              the runs, with a wall-time estimate from a short probe
+  lab plan sweeps/chinchilla.yaml --no-probe   the table only")]
+pub struct PlanArgs {
+    /// Sweep YAML.
+    pub sweep: PathBuf,
+    /// Skip the throughput probe (no time estimate).
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Concurrent runs assumed for the total.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Backend to probe.
+    #[arg(long, default_value_t = crate::backend::default_backend().to_string())]
+    pub backend: String,
+}
+
+/// Estimated seconds of every run from a short throughput probe per distinct shape.
+fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<f64>> {
+    let device = backend::device(backend_name, 0)?;
+    let mut tps: HashMap<String, f64> = HashMap::new();
+    plan.runs
+        .iter()
+        .map(|r| {
+            let key = format!("{:?}/{}", r.cfg.model, r.cfg.train.micro_batch());
+            let t = match tps.get(&key) {
+                Some(t) => *t,
+                None => {
+                    let (t, _, _) =
+                        train_throughput(&r.cfg.model, r.cfg.train.micro_batch(), 3, 1, &device);
+                    tps.insert(key, t);
+                    t
+                }
+            };
+            // Evaluations: forward passes cost about a third of a training step.
+            let evals = 20.0f64.min(r.cfg.steps() as f64);
+            let eval_tokens = evals
+                * (r.cfg.train.eval_batches * r.cfg.train.micro_batch() * r.cfg.model.seq_len)
+                    as f64
+                / 3.0;
+            Ok((r.cfg.steps() as f64 * r.cfg.tokens_per_step() as f64 + eval_tokens) / t)
+        })
+        .collect()
+}
+
+/// Runs `lab plan`.
+pub fn run_plan(a: PlanArgs) -> LabResult<i32> {
+    let plan = load(&a.sweep)?;
+    let secs = if a.no_probe {
+        None
+    } else {
+        Some(estimate(&plan, &a.backend)?)
+    };
+    println!(
+        "{:<13} {:>8} {:>10} {:>10} {:>11} {:>8} {:>10} {:>8}  axes",
+        "id", "shape", "N_total", "N", "D", "D/N", "C", "est s"
+    );
+    for (i, r) in plan.runs.iter().enumerate() {
+        let acc = account(&r.cfg.model);
+        let d = r.cfg.steps() * r.cfg.tokens_per_step();
+        println!(
+            "{:<13} {:>8} {:>10} {:>10} {:>11} {:>8.1} {:>10} {:>8}  {}",
+            r.id,
+            format!("{}x{}", r.cfg.model.n_layer, r.cfg.model.d_model),
+            acc.params_total,
+            acc.params_nonembedding,
+            d,
+            d as f64 / acc.params_nonembedding as f64,
+            sci(acc.flops_per_token as f64 * d as f64),
+            secs.as_ref()
+                .map(|s| format!("{:.0}", s[i]))
+                .unwrap_or_else(|| "-".into()),
+            r.label
+        );
+    }
+    for i in &plan.infeasible {
+        println!(
+            "infeasible: budget {:.3e} [{}]: {}",
+            i.budget, i.shape, i.reason
+        );
+    }
+    let jobs = a.jobs.unwrap_or_else(|| default_jobs(&a.backend));
+    match secs {
+        Some(s) => {
+            let total: f64 = s.iter().sum();
+            println!(
+                "{} runs; estimated {:.0} s of training, about {:.0} s ({:.1} min) wall with {jobs} concurrent runs",
+                plan.runs.len(),
+                total,
+                total / jobs as f64,
+                total / jobs as f64 / 60.0
+            );
+        }
+        None => println!("{} runs", plan.runs.len()),
+    }
+    if plan.runs.is_empty() {
+        return Err(LabError::input(&a.sweep, None, "no runs"));
+    }
+    Ok(0)
+}

@@ -1,0 +1,230 @@
+//! `lab collect`: aggregates a sweep's per-run files into runs.parquet, curves.parquet and
+//! evals.parquet (atomically), and lists runs with their status.
+
+use crate::config::RunConfig;
+use crate::error::{LabError, LabResult};
+use crate::results::{write_parquet, RunDir, RunStatus, Status};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One entry of plan.json: the runs of the current sweep expansion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// Run id.
+    pub id: String,
+    /// isoFLOP budget, if any.
+    pub budget: Option<f64>,
+    /// What the sweep axes set.
+    pub label: String,
+}
+
+/// A run found in a results folder.
+pub struct FoundRun {
+    /// Id.
+    pub id: String,
+    /// Folder.
+    pub dir: RunDir,
+    /// Resolved config, if readable.
+    pub cfg: Option<RunConfig>,
+    /// Status, if written.
+    pub status: Option<RunStatus>,
+    /// Plan entry, if the run belongs to the current plan.
+    pub plan: Option<PlanEntry>,
+}
+
+/// Reads plan.json of a results folder, if any.
+pub fn read_plan(dir: &Path) -> LabResult<Option<Vec<PlanEntry>>> {
+    let p = dir.join("plan.json");
+    match std::fs::read(&p) {
+        Ok(b) => Ok(Some(
+            serde_json::from_slice(&b).map_err(|e| LabError::input(&p, None, e.to_string()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The runs of a results folder: those of plan.json when present, else every folder under runs/.
+pub fn find_runs(dir: &Path) -> LabResult<Vec<FoundRun>> {
+    let runs_dir = dir.join("runs");
+    if !runs_dir.is_dir() {
+        return Err(LabError::input(
+            dir,
+            None,
+            "not a lab results folder (no runs/ inside)",
+        ));
+    }
+    let plan = read_plan(dir)?;
+    let entries: Vec<(String, Option<PlanEntry>)> = match plan {
+        Some(p) => p.into_iter().map(|e| (e.id.clone(), Some(e))).collect(),
+        None => {
+            let mut ids: Vec<String> = std::fs::read_dir(&runs_dir)?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            ids.sort();
+            ids.into_iter().map(|i| (i, None)).collect()
+        }
+    };
+    entries
+        .into_iter()
+        .map(|(id, plan)| {
+            let d = RunDir(runs_dir.join(&id));
+            let cfg = std::fs::read_to_string(d.config())
+                .ok()
+                .and_then(|t| serde_yaml::from_str(&t).ok());
+            let status = d.read_status()?;
+            Ok(FoundRun {
+                id,
+                dir: d,
+                cfg,
+                status,
+                plan,
+            })
+        })
+        .collect()
+}
+
+/// Counts of runs by status.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Done.
+    pub done: usize,
+    /// Failed or diverged.
+    pub failed: usize,
+    /// Running or interrupted.
+    pub running: usize,
+    /// Not started.
+    pub pending: usize,
+}
+
+/// Builds runs.parquet and curves.parquet from the runs of `dir`.
+pub fn collect(dir: &Path) -> LabResult<Counts> {
+    let runs = find_runs(dir)?;
+    let sweep = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut counts = Counts::default();
+    let with_status: Vec<(&FoundRun, &RunStatus, &RunConfig)> = runs
+        .iter()
+        .filter_map(|r| {
+            match r.status.as_ref().map(|s| s.status) {
+                Some(Status::Done) => counts.done += 1,
+                Some(Status::Failed | Status::Diverged) => counts.failed += 1,
+                Some(Status::Running) => counts.running += 1,
+                None => counts.pending += 1,
+            }
+            Some((r, r.status.as_ref()?, r.cfg.as_ref()?))
+        })
+        .collect();
+    let mut df = runs_frame(&sweep, &with_status)?;
+    write_parquet(&dir.join("runs.parquet"), &mut df)?;
+    let mut curves: Option<DataFrame> = None;
+    for (r, _, _) in &with_status {
+        let p = r.dir.curve();
+        if !p.exists() {
+            continue;
+        }
+        let f = std::fs::File::open(&p)?;
+        let c = ParquetReader::new(f)
+            .finish()
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+        curves = Some(match curves {
+            None => c,
+            Some(acc) => acc
+                .vstack(&c)
+                .map_err(|e| anyhow::anyhow!("stacking {}: {e}", p.display()))?,
+        });
+    }
+    let mut curves = match curves {
+        Some(c) => c,
+        None => crate::results::curve_frame("", &[])?,
+    };
+    write_parquet(&dir.join("curves.parquet"), &mut curves)?;
+    let mut evals = df!(
+        "id" => Vec::<String>::new(),
+        "step" => Vec::<u64>::new(),
+        "tokens" => Vec::<u64>::new(),
+        "compute" => Vec::<f64>::new(),
+        "task" => Vec::<String>::new(),
+        "metric" => Vec::<String>::new(),
+        "value" => Vec::<f64>::new(),
+        "n_examples" => Vec::<u64>::new(),
+    )
+    .map_err(|e| anyhow::anyhow!("evals table: {e}"))?;
+    write_parquet(&dir.join("evals.parquet"), &mut evals)?;
+    Ok(counts)
+}
+
+fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabResult<DataFrame> {
+    let s = |f: &dyn Fn(&RunStatus, &RunConfig) -> String| {
+        rows.iter()
+            .map(|(_, st, c)| f(st, c))
+            .collect::<Vec<String>>()
+    };
+    let u = |f: &dyn Fn(&RunStatus, &RunConfig) -> u64| {
+        rows.iter().map(|(_, st, c)| f(st, c)).collect::<Vec<u64>>()
+    };
+    let x = |f: &dyn Fn(&RunStatus, &RunConfig) -> f64| {
+        rows.iter().map(|(_, st, c)| f(st, c)).collect::<Vec<f64>>()
+    };
+    let o = |f: &dyn Fn(&RunStatus, &RunConfig) -> Option<f64>| {
+        rows.iter()
+            .map(|(_, st, c)| f(st, c))
+            .collect::<Vec<Option<f64>>>()
+    };
+    let null_u = vec![None::<u64>; rows.len()];
+    let null_s = vec![None::<String>; rows.len()];
+    let budget: Vec<Option<f64>> = rows
+        .iter()
+        .map(|(r, _, _)| r.plan.as_ref().and_then(|p| p.budget))
+        .collect();
+    let df = df!(
+        "id" => s(&|st, _| st.id.clone()),
+        "sweep" => vec![sweep.to_string(); rows.len()],
+        "status" => s(&|st, _| st.status.as_str().to_string()),
+        "arch" => s(&|_, c| format!("{:?}", c.model.arch).to_lowercase()),
+        "ffn" => vec!["dense".to_string(); rows.len()],
+        "n_layer" => u(&|_, c| c.model.n_layer as u64),
+        "d_model" => u(&|_, c| c.model.d_model as u64),
+        "n_head" => u(&|_, c| c.model.n_head as u64),
+        "d_ff" => u(&|_, c| c.model.d_ff() as u64),
+        "vocab" => u(&|_, c| c.model.vocab as u64),
+        "seq_len" => u(&|_, c| c.model.seq_len as u64),
+        "n_experts" => null_u.clone(),
+        "top_k" => null_u.clone(),
+        "granularity" => null_u.clone(),
+        "n_shared" => null_u,
+        "balance" => null_s,
+        "params_total" => u(&|st, _| st.accounting.params_total),
+        "params_embedding" => u(&|st, _| st.accounting.params_embedding),
+        "params_nonembedding" => u(&|st, _| st.accounting.params_nonembedding),
+        "params_active" => u(&|st, _| st.accounting.params_active),
+        "flops_per_token" => u(&|st, _| st.accounting.flops_per_token),
+        "flops_6n" => u(&|st, _| st.accounting.flops_6n),
+        "tokens" => u(&|st, _| st.tokens),
+        "loss_tokens" => u(&|st, _| st.loss_tokens),
+        "compute" => x(&|st, _| st.compute),
+        "compute_6nd" => x(&|st, _| st.compute_6nd),
+        "isoflop_budget" => budget,
+        "final_train_loss" => o(&|st, _| st.final_train_loss),
+        "final_val_loss" => o(&|st, _| st.final_val_loss),
+        "best_val_loss" => o(&|st, _| st.best_val_loss),
+        "entropy_floor" => o(&|st, _| st.entropy_floor),
+        "lr" => x(&|_, c| c.train.lr),
+        "batch_size" => u(&|_, c| c.train.batch_size as u64),
+        "schedule" => s(&|_, c| format!("{:?}", c.train.schedule).to_lowercase()),
+        "seed" => u(&|_, c| c.train.seed),
+        "backend" => s(&|st, _| st.backend.clone()),
+        "device" => s(&|st, _| st.device.clone()),
+        "wall_seconds" => x(&|st, _| st.wall_seconds),
+        "tokens_per_second" => x(&|st, _| st.tokens_per_second),
+        "lab_version" => s(&|st, _| st.lab_version.clone()),
+        "config_hash" => s(&|_, c| c.id()),
+    )
+    .map_err(|e| anyhow::anyhow!("runs table: {e}"))?;
+    Ok(df)
+}

@@ -1,0 +1,362 @@
+//! The local executor: runs a plan's pending runs as `lab train` child processes, `jobs` at a time,
+//! with an overall progress bar (ETA by compute) and one bar per running run.
+//!
+//! Each child trains one run in its own folder under a per-run lock and is told to checkpoint and
+//! stop if the sweep process dies (PR_SET_PDEATHSIG), so a killed sweep loses nothing: rerunning it
+//! skips done runs and resumes interrupted ones from their checkpoints.
+
+use crate::collect::PlanEntry;
+use crate::error::{LabError, LabResult};
+use crate::results::{write_atomic, RunDir, RunStatus, Status};
+use crate::sweep::spec::{Plan, PlannedRun};
+use anyhow::Context;
+use fs2::FileExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use models::account;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How to execute a sweep.
+#[derive(Clone)]
+pub struct ExecOptions {
+    /// Concurrent runs.
+    pub jobs: usize,
+    /// Backend passed to every run.
+    pub backend: String,
+    /// Rerun failed and diverged runs.
+    pub retry_failed: bool,
+    /// Run only these ids (prefixes accepted).
+    pub only: Vec<String>,
+    /// Run only runs whose resolved config matches every `key=value`.
+    pub filter: Vec<String>,
+    /// Set on SIGINT/SIGTERM: launch nothing new, wait for the running children to checkpoint.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What happened to each run.
+pub struct RunOutcome {
+    /// The run.
+    pub run: PlannedRun,
+    /// Its final status (None: skipped by --only/--filter).
+    pub status: Option<RunStatus>,
+    /// Whether it was trained in this invocation.
+    pub trained: bool,
+}
+
+/// A dotted key of a resolved config as text.
+fn config_value(run: &PlannedRun, key: &str) -> Option<String> {
+    let mut v = serde_yaml::to_value(&run.cfg).ok()?;
+    for part in key.split('.') {
+        v = v.get(part)?.clone();
+    }
+    Some(serde_yaml::to_string(&v).ok()?.trim().to_string())
+}
+
+/// Whether a run is selected by --only and --filter.
+fn selected(run: &PlannedRun, opts: &ExecOptions) -> LabResult<bool> {
+    if !opts.only.is_empty() && !opts.only.iter().any(|o| run.id.starts_with(o.as_str())) {
+        return Ok(false);
+    }
+    for f in &opts.filter {
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            LabError::input("--filter", None, format!("'{f}': expected key=value"))
+        })?;
+        match config_value(run, k) {
+            Some(actual) => {
+                let same_number = actual
+                    .parse::<f64>()
+                    .ok()
+                    .zip(v.parse::<f64>().ok())
+                    .is_some_and(|(a, b)| a == b);
+                if actual != v && !same_number {
+                    return Ok(false);
+                }
+            }
+            None => {
+                return Err(LabError::input(
+                    "--filter",
+                    None,
+                    format!("'{k}' is not a run config key"),
+                ))
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Takes the sweep's folder lock; a second sweep on the same folder gets a clear error.
+pub fn lock_results(dir: &Path) -> LabResult<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    if f.try_lock_exclusive().is_err() {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        return Err(anyhow::anyhow!(
+            "{} is in use by another lab sweep ({}); wait for it or stop it first",
+            dir.display(),
+            holder.trim()
+        )
+        .into());
+    }
+    let mut w = &f;
+    let _ = f.set_len(0);
+    let _ = writeln!(w, "pid {}", std::process::id());
+    Ok(f)
+}
+
+/// Writes plan.json and each run's run.yaml, and prepares failed runs for a retry.
+fn prepare(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<()> {
+    let entries: Vec<PlanEntry> = plan
+        .runs
+        .iter()
+        .map(|r| PlanEntry {
+            id: r.id.clone(),
+            budget: r.budget,
+            label: r.label.clone(),
+        })
+        .collect();
+    write_atomic(
+        &dir.join("plan.json"),
+        &serde_json::to_vec_pretty(&entries).context("plan.json")?,
+    )?;
+    let _ = std::fs::copy(&plan.file, dir.join("sweep.yaml"));
+    for r in &plan.runs {
+        let rd = RunDir(dir.join("runs").join(&r.id));
+        std::fs::create_dir_all(&rd.0)?;
+        let yaml = serde_yaml::to_string(&r.cfg).context("run config")?;
+        if std::fs::read_to_string(rd.config()).ok().as_deref() != Some(yaml.as_str()) {
+            write_atomic(&rd.config(), yaml.as_bytes())?;
+        }
+        if opts.retry_failed {
+            if let Some(s) = rd.read_status()? {
+                if matches!(s.status, Status::Failed | Status::Diverged) {
+                    let _ = std::fs::remove_file(rd.status());
+                    let _ = std::fs::remove_file(rd.curve());
+                    let _ = std::fs::remove_dir_all(rd.ckpt());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records a run that ended without writing a final status (crash, kill) as failed.
+fn mark_failed(
+    rd: &RunDir,
+    run: &PlannedRun,
+    reason: String,
+    backend: &str,
+) -> LabResult<RunStatus> {
+    let prev = rd.read_status()?;
+    let acc = account(&run.cfg.model);
+    let s = RunStatus {
+        status: Status::Failed,
+        reason: Some(reason),
+        ..prev.unwrap_or(RunStatus {
+            id: run.id.clone(),
+            status: Status::Failed,
+            reason: None,
+            step: 0,
+            steps: run.cfg.steps(),
+            tokens: 0,
+            loss_tokens: 0,
+            compute: 0.0,
+            compute_6nd: 0.0,
+            final_train_loss: None,
+            final_val_loss: None,
+            best_val_loss: None,
+            entropy_floor: None,
+            wall_seconds: 0.0,
+            tokens_per_second: 0.0,
+            backend: backend.into(),
+            device: String::new(),
+            lab_version: env!("CARGO_PKG_VERSION").into(),
+            accounting: acc,
+        })
+    };
+    rd.write_status(&s)?;
+    Ok(s)
+}
+
+/// Trains one run in a child process, relaying its progress lines to `bar`.
+fn train_child(
+    run: &PlannedRun,
+    rd: &RunDir,
+    backend: &str,
+    bar: &ProgressBar,
+    overall: &ProgressBar,
+) -> LabResult<RunStatus> {
+    let exe = std::env::current_exe().context("locating the lab binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("train")
+        .arg(rd.config())
+        .arg("--out")
+        .arg(&rd.0)
+        .arg("--resume")
+        .arg("--backend")
+        .arg(backend)
+        .env("LAB_PROGRESS", "lines")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; the child asks to get SIGTERM when the sweep dies, so
+        // that it checkpoints instead of training on unsupervised.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().context("starting lab train")?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(rd.0.join("train.log"))?;
+    let compute_per_step =
+        run.cfg.tokens_per_step() as f64 * account(&run.cfg.model).flops_per_token as f64 / 1e9;
+    let mut last_step = None::<u64>;
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("@progress ") {
+                let mut parts = rest.splitn(3, ' ');
+                let step: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let steps: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                bar.set_length(steps);
+                bar.set_position(step);
+                if let Some(m) = parts.next() {
+                    bar.set_message(m.to_string());
+                }
+                let from = last_step.unwrap_or(step);
+                overall.inc(((step.saturating_sub(from)) as f64 * compute_per_step) as u64);
+                last_step = Some(step);
+            } else {
+                let _ = writeln!(log, "{line}");
+            }
+        }
+    }
+    let exit = child.wait().context("waiting for lab train")?;
+    match rd.read_status()? {
+        Some(s) if s.status != Status::Running || exit.code() == Some(130) => Ok(s),
+        _ => mark_failed(
+            rd,
+            run,
+            format!(
+                "lab train exited with {exit}; see {}",
+                rd.0.join("train.log").display()
+            ),
+            backend,
+        ),
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("valid template")
+        .progress_chars("=> ")
+}
+
+/// Runs every pending, selected run of `plan` into `dir` and returns the outcome of each.
+pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<RunOutcome>> {
+    prepare(plan, dir, opts)?;
+    let mut outcomes: Vec<RunOutcome> = Vec::new();
+    let mut pending: Vec<usize> = Vec::new();
+    for (i, r) in plan.runs.iter().enumerate() {
+        let rd = RunDir(dir.join("runs").join(&r.id));
+        let status = rd.read_status()?;
+        let sel = selected(r, opts)?;
+        let needs = !matches!(
+            status.as_ref().map(|s| s.status),
+            Some(Status::Done | Status::Failed | Status::Diverged)
+        );
+        if sel && needs {
+            pending.push(i);
+        }
+        outcomes.push(RunOutcome {
+            run: r.clone(),
+            status: if sel { status } else { None },
+            trained: false,
+        });
+    }
+    let multi = MultiProgress::new();
+    if !std::io::stderr().is_terminal() {
+        multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let total_gflop: f64 = pending
+        .iter()
+        .map(|&i| {
+            let r = &plan.runs[i];
+            r.cfg.steps() as f64
+                * r.cfg.tokens_per_step() as f64
+                * account(&r.cfg.model).flops_per_token as f64
+                / 1e9
+        })
+        .sum();
+    let overall = multi.add(ProgressBar::new(total_gflop.ceil() as u64));
+    overall.set_style(style(
+        "{prefix} [{elapsed_precise}] {bar:30} {percent}% of {len} GFLOP, eta {eta}",
+    ));
+    overall.set_prefix(format!("{} runs", pending.len()));
+    let queue = Arc::new(Mutex::new(pending.clone().into_iter()));
+    let results: Arc<Mutex<Vec<(usize, RunStatus)>>> = Arc::new(Mutex::new(Vec::new()));
+    let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1).min(pending.len().max(1)) {
+            let (queue, results, errors, multi, overall) = (
+                queue.clone(),
+                results.clone(),
+                errors.clone(),
+                &multi,
+                &overall,
+            );
+            scope.spawn(move || loop {
+                if opts.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(i) = queue.lock().expect("queue").next() else {
+                    break;
+                };
+                let run = &plan.runs[i];
+                let rd = RunDir(dir.join("runs").join(&run.id));
+                let bar = multi.add(ProgressBar::new(run.cfg.steps()));
+                bar.set_style(style("  {prefix} {bar:20} {pos}/{len} {msg}"));
+                bar.set_prefix(format!("{} {}", run.id, run.label));
+                match train_child(run, &rd, &opts.backend, &bar, overall) {
+                    Ok(s) => results.lock().expect("results").push((i, s)),
+                    Err(e) => errors
+                        .lock()
+                        .expect("errors")
+                        .push(format!("{}: {e}", run.id)),
+                }
+                bar.finish_and_clear();
+                multi.remove(&bar);
+            });
+        }
+    });
+    overall.finish_and_clear();
+    for (i, s) in results.lock().expect("results").drain(..) {
+        outcomes[i].status = Some(s);
+        outcomes[i].trained = true;
+    }
+    let errors = errors.lock().expect("errors");
+    if !errors.is_empty() {
+        return Err(anyhow::anyhow!("could not run: {}", errors.join("; ")).into());
+    }
+    Ok(outcomes)
+}
+
+/// The results folder of a plan under `root`.
+pub fn sweep_dir(root: &Path, plan: &Plan) -> PathBuf {
+    root.join(&plan.spec.name)
+}

@@ -1,0 +1,296 @@
+//! `lab sweep` end to end: completion and collection, resume after SIGKILL, locking, bad sweeps,
+//! failures that do not stop the sweep.
+
+mod common;
+
+use common::{lab, text, write};
+use polars::prelude::*;
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn frame(p: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(p).unwrap())
+        .finish()
+        .unwrap()
+}
+
+fn strings(df: &DataFrame, col: &str) -> Vec<String> {
+    df.column(col)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap().to_string())
+        .collect()
+}
+
+fn u64s(df: &DataFrame, col: &str) -> Vec<u64> {
+    df.column(col)
+        .unwrap()
+        .cast(&DataType::UInt64)
+        .unwrap()
+        .u64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect()
+}
+
+/// A sweep of `budgets` x 2 shapes on the synthetic corpus.
+fn sweep_yaml(name: &str, budgets: &str, extra: &str) -> String {
+    format!(
+        "name: {name}\nbase:\n  model: {{n_layer: 1, d_model: 32, n_head: 2, vocab: 64, seq_len: 32}}\n  \
+         data: {{source: synthetic}}\n  train: {{tokens: 1, batch_size: 8, lr: 0.003, eval_batches: 2}}\n\
+         isoflop:\n  budgets: [{budgets}]\n  shapes:\n    - {{n_layer: 1, d_model: 16, n_head: 2}}\n    \
+         - {{n_layer: 2, d_model: 32, n_head: 2}}\n  min_steps: 5\n{extra}"
+    )
+}
+
+/// The shipped smoke sweep completes, is collected, and a rerun trains nothing.
+#[test]
+fn smoke_sweep_completes_and_rerun_skips_done_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/smoke.yaml");
+    let args = [
+        "sweep",
+        smoke.to_str().unwrap(),
+        "--results",
+        "res",
+        "--bootstrap",
+        "50",
+    ];
+    let out = lab(dir.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let res = dir.path().join("res/smoke");
+    let runs = frame(&res.join("runs.parquet"));
+    assert_eq!(runs.height(), 6);
+    assert!(strings(&runs, "status").iter().all(|s| s == "done"));
+    let curves = frame(&res.join("curves.parquet"));
+    assert!(curves.height() >= 6 * 5);
+    assert!(res.join("fit/fit.json").exists(), "{}", text(&out));
+    let walls: Vec<String> = std::fs::read_dir(res.join("runs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("status.json")).unwrap())
+        .collect();
+    let again = lab(dir.path(), &args);
+    assert!(again.status.success(), "{}", text(&again));
+    let walls_after: Vec<String> = std::fs::read_dir(res.join("runs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path().join("status.json")).unwrap())
+        .collect();
+    assert_eq!(walls, walls_after, "a rerun must not retrain done runs");
+    let listing = text(&lab(dir.path(), &["runs", "res/smoke"]));
+    assert_eq!(listing.matches(" done ").count(), 6, "{listing}");
+}
+
+/// SIGKILL the sweep while runs train; rerunning finishes every run exactly once.
+#[test]
+fn killed_sweep_resumes_without_losing_or_duplicating_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "kill.yaml",
+        &sweep_yaml("kill", "3.0e10, 6.0e10", ""),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--no-fit",
+            "--jobs",
+            "2",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some run has made progress, then kill the sweep outright.
+    let res = dir.path().join("res/kill");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let progressed = std::fs::read_dir(res.join("runs"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .any(|e| e.path().join("curve.parquet").exists())
+            })
+            .unwrap_or(false);
+        if progressed || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let out = lab(
+        dir.path(),
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--no-fit",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = frame(&res.join("runs.parquet"));
+    let ids = strings(&runs, "id");
+    assert_eq!(ids.len(), 4);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        4,
+        "duplicated runs"
+    );
+    assert!(
+        strings(&runs, "status").iter().all(|s| s == "done"),
+        "{runs}"
+    );
+    let curves = frame(&res.join("curves.parquet"));
+    let keys: Vec<(String, u64)> = strings(&curves, "id")
+        .into_iter()
+        .zip(u64s(&curves, "step"))
+        .collect();
+    assert_eq!(
+        keys.iter().collect::<HashSet<_>>().len(),
+        keys.len(),
+        "duplicated curve rows"
+    );
+    // Every run's curve ends at its last step.
+    let steps: Vec<u64> = u64s(&runs, "tokens");
+    assert!(steps.iter().all(|&t| t > 0));
+}
+
+/// A second sweep on the same results folder is refused while the first runs.
+#[test]
+fn concurrent_sweeps_on_one_folder_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "lock.yaml", &sweep_yaml("lock", "3.0e10", ""));
+    let mut first = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--no-fit",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = dir.path().join("res/lock/.lock");
+    while !lock.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let second = lab(
+        dir.path(),
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--no-fit",
+        ],
+    );
+    let msg = text(&second);
+    first.wait().unwrap();
+    assert!(!second.status.success(), "{msg}");
+    assert!(msg.contains("in use by another lab sweep"), "{msg}");
+}
+
+/// Invalid sweeps fail before any training with exit code 2 and a message naming the key.
+#[test]
+fn invalid_sweeps_are_rejected_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = sweep_yaml("bad", "3.0e10", "");
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown key",
+            good.replace("isoflop:", "isoflops:"),
+            "isoflops",
+        ),
+        (
+            "wrong type",
+            good.replace("min_steps: 5", "min_steps: many"),
+            "min_steps",
+        ),
+        (
+            "empty grid",
+            format!("{good}grid:\n  train.lr: []\n"),
+            "grid.train.lr",
+        ),
+        (
+            "budget too small",
+            good.replace("3.0e10", "1.0e3"),
+            "has no feasible shape",
+        ),
+        (
+            "impossible shape",
+            good.replace(
+                "n_layer: 2, d_model: 32, n_head: 2",
+                "n_layer: 2, d_model: 30, n_head: 4",
+            ),
+            "model.n_head",
+        ),
+        (
+            "unknown run key",
+            format!("{good}grid:\n  train.lrr: [0.1]\n"),
+            "lrr",
+        ),
+    ];
+    for (what, yaml, key) in cases {
+        let cfg = write(dir.path(), "bad.yaml", &yaml);
+        let out = lab(
+            dir.path(),
+            &["sweep", cfg.to_str().unwrap(), "--results", "res"],
+        );
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{what}: {msg}");
+        assert!(
+            msg.contains(key) && msg.contains("bad.yaml"),
+            "{what}: {msg}"
+        );
+        assert!(!msg.contains("panicked"), "{what}: {msg}");
+        assert!(
+            !dir.path().join("res").exists(),
+            "{what}: results were written"
+        );
+    }
+}
+
+/// A diverging run is recorded with its status and reason, and the other runs still finish.
+#[test]
+fn a_diverging_run_does_not_stop_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "grid:\n  train.lr: [0.003, 1.0e30]\n  train.grad_clip: [0]\n";
+    let cfg = write(dir.path(), "div.yaml", &sweep_yaml("div", "3.0e10", extra));
+    let out = lab(
+        dir.path(),
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--no-fit",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let runs = frame(&dir.path().join("res/div/runs.parquet"));
+    let status = strings(&runs, "status");
+    assert_eq!(
+        status.iter().filter(|s| *s == "done").count(),
+        2,
+        "{status:?}"
+    );
+    assert_eq!(
+        status.iter().filter(|s| *s == "diverged").count(),
+        2,
+        "{status:?}"
+    );
+    assert!(text(&out).contains("reason: loss"), "{}", text(&out));
+}
