@@ -158,6 +158,27 @@ fn find_column(df: &DataFrame, given: &Option<String>, candidates: &[&str]) -> O
         .map(|c| c.to_string())
 }
 
+/// Like [`find_column`], but a missing column is an input error that lists the columns.
+fn require_column(
+    df: &DataFrame,
+    given: &Option<String>,
+    candidates: &[&str],
+    what: &str,
+    path: &Path,
+) -> LabResult<String> {
+    find_column(df, given, candidates).ok_or_else(|| {
+        LabError::input(
+            path,
+            None,
+            format!(
+                "no {what} column: pass --{} (columns: {})",
+                what.to_lowercase(),
+                column_names(df).join(", ")
+            ),
+        )
+    })
+}
+
 /// Row mask from `col op value` filters.
 fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> LabResult<Vec<bool>> {
     let mut mask = vec![true; df.height()];
@@ -231,7 +252,7 @@ fn drop_highest(mut pts: Vec<Obs>, k: usize) -> Vec<Obs> {
 /// Reads a generic table.
 fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let df = read_frame(path)?;
-    let n_col = find_column(
+    let n_col = require_column(
         &df,
         &spec.n,
         &[
@@ -243,18 +264,10 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
             "parameters",
             "params_total",
         ],
-    )
-    .ok_or_else(|| {
-        LabError::input(
-            path,
-            None,
-            format!(
-                "no N column: pass --n (columns: {})",
-                column_names(&df).join(", ")
-            ),
-        )
-    })?;
-    let loss_col = find_column(
+        "N",
+        path,
+    )?;
+    let loss_col = require_column(
         &df,
         &spec.loss,
         &[
@@ -264,17 +277,9 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
             "val_loss",
             "Loss",
         ],
-    )
-    .ok_or_else(|| {
-        LabError::input(
-            path,
-            None,
-            format!(
-                "no loss column: pass --loss (columns: {})",
-                column_names(&df).join(", ")
-            ),
-        )
-    })?;
+        "loss",
+        path,
+    )?;
     let d_col = find_column(
         &df,
         &spec.d,

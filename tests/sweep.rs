@@ -10,6 +10,24 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+/// Starts `lab sweep <cfg> --results res --no-fit [extra]` in the background.
+fn spawn_sweep(dir: &Path, cfg: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--no-fit",
+        ])
+        .args(extra)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn frame(p: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(p).unwrap())
         .finish()
@@ -94,21 +112,7 @@ fn killed_sweep_resumes_without_losing_or_duplicating_runs() {
         "kill.yaml",
         &sweep_yaml("kill", "3.0e10, 6.0e10", ""),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args([
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--results",
-            "res",
-            "--no-fit",
-            "--jobs",
-            "2",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_sweep(dir.path(), &cfg, &["--jobs", "2"]);
     // Wait until some run has made progress, then kill the sweep outright.
     let res = dir.path().join("res/kill");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -169,19 +173,7 @@ fn killed_sweep_resumes_without_losing_or_duplicating_runs() {
 fn concurrent_sweeps_on_one_folder_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "lock.yaml", &sweep_yaml("lock", "3.0e10", ""));
-    let mut first = Command::new(env!("CARGO_BIN_EXE_lab"))
-        .args([
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--results",
-            "res",
-            "--no-fit",
-        ])
-        .current_dir(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = spawn_sweep(dir.path(), &cfg, &[]);
     let lock = dir.path().join("res/lock/.lock");
     while !lock.exists() {
         std::thread::sleep(Duration::from_millis(20));

@@ -3,7 +3,7 @@
 
 use fit::approach3::{self, Approach3Settings};
 use fit::report::{fit_approach, Approach, FitInput, FitOptions};
-use fit::{ComputeOptimal, Obs};
+use fit::ComputeOptimal;
 use std::time::Instant;
 
 fn main() {
@@ -11,22 +11,9 @@ fn main() {
         "../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv".into()
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
-    let (n, c, l) = (col("Model Size"), col("Training FLOP"), col("loss"));
-    let mut pts: Vec<Obs> = lines
-        .map(|s| s.split(',').collect::<Vec<_>>())
-        .map(|f| {
-            Obs::from_n_c(
-                f[n].parse().unwrap(),
-                f[c].parse().unwrap(),
-                f[l].parse().unwrap(),
-            )
-        })
-        .collect();
-    pts.sort_by(|a, b| a.loss.total_cmp(&b.loss));
-    pts.truncate(pts.len() - 5);
+    let pts = fit::data::points_from_csv(&text, "Model Size", "Training FLOP", "loss")
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let pts = fit::data::drop_highest_loss(pts, 5);
     println!("threads: {}", rayon::current_num_threads());
     let t = Instant::now();
     let f = approach3::fit(&pts, &Approach3Settings::default()).unwrap();

@@ -114,6 +114,46 @@ pub fn pareto_frontier(points: &[Obs]) -> Vec<Obs> {
         .collect()
 }
 
+/// Reads (N, C, loss) points from a simple CSV text (header row, comma separated, no quoting), with
+/// D = C / (6N). For examples and tests on published tables; lab's CLI reads tables with polars.
+pub fn points_from_csv(
+    text: &str,
+    n_col: &str,
+    c_col: &str,
+    loss_col: &str,
+) -> Result<Vec<Obs>, String> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().ok_or("empty CSV")?.split(',').collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or(format!("no column '{name}'"))
+    };
+    let (n, c, l) = (col(n_col)?, col(c_col)?, col(loss_col)?);
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |k: usize| -> Result<f64, String> {
+                f.get(k)
+                    .and_then(|v| v.trim().parse().ok())
+                    .ok_or(format!("row {}: column {k} is not a number", i + 1))
+            };
+            let mut p = Obs::from_n_c(num(n)?, num(c)?, num(l)?);
+            p.run = i as u32;
+            Ok(p)
+        })
+        .collect()
+}
+
+/// The points without the `k` highest losses.
+pub fn drop_highest_loss(mut points: Vec<Obs>, k: usize) -> Vec<Obs> {
+    points.sort_by(|a, b| a.loss.total_cmp(&b.loss));
+    points.truncate(points.len().saturating_sub(k));
+    points
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
