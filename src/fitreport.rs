@@ -141,6 +141,12 @@ pub fn markdown(f: &FitFile) -> String {
                 );
             }
         }
+        if let Some(e) = r.details.get("fixed_e").and_then(|v| v.as_f64()) {
+            let _ = writeln!(
+                s,
+                "\nE held at {e:.4} (known irreducible loss); A, B, alpha, beta fitted."
+            );
+        }
         if let Some(res) = &r.residuals {
             let _ = writeln!(
                 s,

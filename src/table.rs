@@ -77,6 +77,8 @@ pub struct FitData {
     pub finals: Vec<Obs>,
     /// Training curves.
     pub curves: Option<Vec<Obs>>,
+    /// The corpus's entropy rate when every run records the same one (lab's synthetic corpus).
+    pub entropy_floor: Option<f64>,
     /// Provenance.
     pub info: InputInfo,
 }
@@ -377,6 +379,7 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
     Ok(FitData {
         finals,
         curves: None,
+        entropy_floor: None,
         info,
     })
 }
@@ -394,6 +397,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let d = numbers(&runs, "tokens", &runs_path)?;
     let fpt = numbers(&runs, "flops_per_token", &runs_path)?;
     let loss = numbers(&runs, "final_val_loss", &runs_path)?;
+    let floors = numbers(&runs, "entropy_floor", &runs_path)?;
     let ids: Vec<Option<String>> = runs
         .column("id")
         .and_then(|c| {
@@ -480,9 +484,12 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         columns,
         spec: spec.clone(),
     };
+    let first_floor = floors.first().copied().flatten();
+    let entropy_floor = first_floor.filter(|f| floors.iter().all(|g| *g == Some(*f)));
     Ok(FitData {
         finals,
         curves,
+        entropy_floor,
         info,
     })
 }

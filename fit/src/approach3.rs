@@ -144,6 +144,9 @@ pub struct Approach3Settings {
     pub huber_delta: f64,
     /// Grid of starting points.
     pub grid: StartGrid,
+    /// Hold E at this value (e.g. a corpus's known entropy rate) and fit A, B, alpha, beta only.
+    #[serde(default)]
+    pub fixed_e: Option<f64>,
 }
 
 impl Default for Approach3Settings {
@@ -151,6 +154,7 @@ impl Default for Approach3Settings {
         Approach3Settings {
             huber_delta: 1e-3,
             grid: StartGrid::default(),
+            fixed_e: None,
         }
     }
 }
@@ -161,6 +165,8 @@ pub struct HuberObjective {
     log_d: Vec<f64>,
     log_l: Vec<f64>,
     delta: f64,
+    /// log E is held fixed (its gradient is zero, so L-BFGS never moves it).
+    fixed_e: bool,
 }
 
 impl HuberObjective {
@@ -171,6 +177,7 @@ impl HuberObjective {
             log_d: points.iter().map(|p| p.d.ln()).collect(),
             log_l: points.iter().map(|p| p.loss.ln()).collect(),
             delta,
+            fixed_e: false,
         }
     }
 
@@ -202,6 +209,9 @@ impl HuberObjective {
                 g[3] -= dh * e1 * self.log_n[i];
                 g[4] -= dh * e2 * self.log_d[i];
             }
+        }
+        if self.fixed_e {
+            g[2] = 0.0;
         }
         if let Some(out) = grad {
             *out = g;
@@ -236,15 +246,42 @@ pub struct Approach3Fit {
     pub converged: bool,
 }
 
-/// Fits approach 3 from every start in `starts`.
-pub fn fit_from_starts(points: &[Obs], delta: f64, starts: &[Vec<f64>]) -> FitResult<Approach3Fit> {
+/// Fits approach 3 from every start in `starts` (with log E replaced by ln `fixed_e` when E is held).
+pub fn fit_from_starts(
+    points: &[Obs],
+    delta: f64,
+    fixed_e: Option<f64>,
+    starts: &[Vec<f64>],
+) -> FitResult<Approach3Fit> {
     validate(points, "approach 3", 5)?;
+    let starts: Vec<Vec<f64>> = match fixed_e {
+        None => starts.to_vec(),
+        Some(e) => {
+            let min_loss = points.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
+            if !(e > 0.0 && e < min_loss) {
+                return Err(FitError::InvalidSetting(format!(
+                    "fixed E = {e} must be positive and below every loss (lowest {min_loss})"
+                )));
+            }
+            let mut out: Vec<Vec<f64>> = Vec::new();
+            for s in starts {
+                let mut s = s.clone();
+                s[2] = e.ln();
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            out
+        }
+    };
+    let starts = &starts[..];
     if !(delta.is_finite() && delta > 0.0) {
         return Err(FitError::InvalidSetting(format!(
             "huber_delta must be positive, got {delta}"
         )));
     }
-    let objective = HuberObjective::new(points, delta);
+    let mut objective = HuberObjective::new(points, delta);
+    objective.fixed_e = fixed_e.is_some();
     let optima = minimize_all(&objective, starts, &LbfgsSettings::default());
     let best = optima
         .iter()
@@ -261,7 +298,12 @@ pub fn fit_from_starts(points: &[Obs], delta: f64, starts: &[Vec<f64>]) -> FitRe
 
 /// Fits approach 3 with the given settings (grid of starts, Huber delta).
 pub fn fit(points: &[Obs], settings: &Approach3Settings) -> FitResult<Approach3Fit> {
-    fit_from_starts(points, settings.huber_delta, &settings.grid.points())
+    fit_from_starts(
+        points,
+        settings.huber_delta,
+        settings.fixed_e,
+        &settings.grid.points(),
+    )
 }
 
 #[cfg(test)]

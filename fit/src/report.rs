@@ -311,6 +311,7 @@ pub fn fit_approach(
                     .map(|m| m.start.clone()),
             );
             let delta = options.approach3.huber_delta;
+            let fixed_e = options.approach3.fixed_e;
             let b = bootstrap::run(
                 finals,
                 Resample::Points,
@@ -318,7 +319,7 @@ pub fn fit_approach(
                 options.bootstrap,
                 options.seed,
                 |p| {
-                    approach3::fit_from_starts(p, delta, &starts)
+                    approach3::fit_from_starts(p, delta, fixed_e, &starts)
                         .ok()
                         .map(|f| f.law)
                 },
@@ -333,6 +334,7 @@ pub fn fit_approach(
                 "starts": fit.starts,
                 "finite_optima": fit.optima.len(),
                 "huber_delta": delta,
+                "fixed_e": fixed_e,
                 "converged": fit.converged,
             });
             r

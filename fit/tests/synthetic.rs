@@ -210,3 +210,43 @@ fn bootstrap_is_deterministic_for_a_seed() {
     assert_eq!(a.a, b.a);
     assert_eq!(a.parameters, b.parameters);
 }
+
+#[test]
+fn approach3_with_known_e_fits_the_rest_and_holds_e() {
+    let t = isoflop_table(6, 9, 0.005, 11);
+    let mut o = options(100);
+    o.approach3.fixed_e = Some(TRUTH.e);
+    let r = fit_approach(
+        Approach::Approach3,
+        &FitInput {
+            finals: &t,
+            curves: None,
+        },
+        &o,
+    )
+    .unwrap();
+    let e = r.parameters["E"];
+    assert!(
+        (e.value - TRUTH.e).abs() < 1e-12
+            && (e.lo - TRUTH.e).abs() < 1e-12
+            && (e.hi - TRUTH.e).abs() < 1e-12
+    );
+    for (name, truth) in [("alpha", TRUTH.alpha), ("beta", TRUTH.beta)] {
+        assert!(
+            r.parameters[name].contains(truth),
+            "{name}: {:?}",
+            r.parameters[name]
+        );
+    }
+    o.approach3.fixed_e = Some(10.0);
+    let err = fit_approach(
+        Approach::Approach3,
+        &FitInput {
+            finals: &t,
+            curves: None,
+        },
+        &o,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("below every loss"), "{err}");
+}

@@ -66,6 +66,9 @@ pub struct FitArgs {
     /// Approach-3 start grid: "published" (4,500 starts) or "small" (32 starts).
     #[arg(long, default_value = "published")]
     pub grid: String,
+    /// Approach 3: hold E at this value, or at the corpus's entropy rate recorded by lab ("floor").
+    #[arg(long)]
+    pub fix_e: Option<String>,
     /// Huber delta of approach 3.
     #[arg(long, default_value_t = 1e-3)]
     pub huber_delta: f64,
@@ -158,6 +161,19 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     };
     options.approach3.grid = grid;
     options.approach3.huber_delta = a.huber_delta;
+    options.approach3.fixed_e = match a.fix_e.as_deref() {
+        None => None,
+        Some("floor") => Some(data.entropy_floor.ok_or_else(|| {
+            LabError::input(
+                &a.input,
+                None,
+                "--fix-e floor: the runs record no common entropy floor",
+            )
+        })?),
+        Some(v) => Some(v.parse().map_err(|_| {
+            LabError::input("--fix-e", None, format!("'{v}': a number or 'floor'"))
+        })?),
+    };
     options.approach2.budget_ratio = a.budget_ratio;
     options.approach2.window_decades = (a.window > 0.0).then_some(a.window);
     let file = run_fits(&data, &approaches, &options)?;
