@@ -172,7 +172,7 @@ fn killed_sweep_resumes_without_losing_or_duplicating_runs() {
 #[test]
 fn concurrent_sweeps_on_one_folder_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "lock.yaml", &sweep_yaml("lock", "3.0e10", ""));
+    let cfg = write(dir.path(), "lock.yaml", &sweep_yaml("lock", "1.0e11", ""));
     let mut first = spawn_sweep(dir.path(), &cfg, &[]);
     let lock = dir.path().join("res/lock/.lock");
     while !lock.exists() {

@@ -178,3 +178,32 @@ fn bad_input_is_a_clear_error() {
     let msg = text(&lab(dir.path(), &["train", cfg.to_str().unwrap()]));
     assert!(msg.contains("bad.yaml:5"), "{msg}");
 }
+
+/// Gradient accumulation: two micro-batches of 4 give the same training as one batch of 8 (up to
+/// float summation order).
+#[test]
+fn gradient_accumulation_matches_the_full_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        &tiny_run(20_480, "  eval_every_tokens: 10240\n"),
+    );
+    let c = cfg.to_str().unwrap();
+    let full = lab(dir.path(), &["train", c, "--out", "full"]);
+    assert!(full.status.success(), "{}", text(&full));
+    let acc = lab(
+        dir.path(),
+        &["train", c, "--out", "acc", "--set", "train.micro_batch=4"],
+    );
+    assert!(acc.status.success(), "{}", text(&acc));
+    let (a, b) = (
+        curve(&dir.path().join("full")),
+        curve(&dir.path().join("acc")),
+    );
+    for col in ["train_loss", "val_loss"] {
+        for (x, y) in column(&a, col).iter().zip(column(&b, col)) {
+            assert!((x - y).abs() < 2e-3 * x.abs(), "{col}: {x} vs {y}");
+        }
+    }
+}
