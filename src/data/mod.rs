@@ -120,17 +120,10 @@ impl Corpus {
         }
     }
 
-    /// `rows` windows of `seq + 1` tokens for training micro-batch `micro` of step `step`.
-    pub fn train_rows(
-        &self,
-        seed: u64,
-        step: u64,
-        micro: usize,
-        rows: usize,
-        seq: usize,
-    ) -> Vec<i64> {
+    /// `rows` windows of `seq + 1` tokens: the training batch of step `step`.
+    pub fn train_rows(&self, seed: u64, step: u64, rows: usize, seq: usize) -> Vec<i64> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(step.wrapping_mul(1 << 16).wrapping_add(micro as u64) & (VAL_STREAM - 1));
+        rng.set_stream(step & (VAL_STREAM - 1));
         self.rows(&mut rng, rows, seq, None)
     }
 

@@ -74,18 +74,23 @@ pub fn inputs_targets(
     )
 }
 
-/// Validation loss over the run's fixed validation batches.
+/// Validation loss over the run's fixed validation batches: `eval_batches` batches of `batch_size`
+/// sequences drawn from the data seed (the same for every run of a sweep), run in micro-batches.
 pub fn evaluate(model: &Decoder, corpus: &Corpus, cfg: &RunConfig, device: &Device) -> f64 {
     let (mb, seq) = (cfg.train.micro_batch(), cfg.model.seq_len);
     let val_seed = cfg.data.seed ^ 0x005E_ED0F_7A11;
     let mut total = 0.0;
+    let mut count = 0;
     for i in 0..cfg.train.eval_batches {
-        let rows = corpus.val_rows(val_seed, i, mb, seq);
-        let (x, y) = inputs_targets(&rows, mb, seq, device);
-        let loss: f32 = cross_entropy(model.forward(x), y).into_scalar();
-        total += loss as f64;
+        let batch = corpus.val_rows(val_seed, i, cfg.train.batch_size, seq);
+        for rows in batch.chunks_exact(mb * (seq + 1)) {
+            let (x, y) = inputs_targets(rows, mb, seq, device);
+            let loss: f32 = cross_entropy(model.forward(x), y).into_scalar();
+            total += loss as f64;
+            count += 1;
+        }
     }
-    total / cfg.train.eval_batches as f64
+    total / count as f64
 }
 
 /// Seed of step `step`'s dropout masks: a fixed function of the run seed and the step, so that a
@@ -269,9 +274,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         let lr = schedule::lr_at(t, step, steps);
         let mut grads = GradientsParams::new();
         let mut step_loss = 0.0;
-        for micro in 0..accum {
-            let rows = corpus.train_rows(t.seed, step, micro, mb, seq);
-            let (x, y) = inputs_targets(&rows, mb, seq, &device);
+        // The step's data does not depend on how it is split into micro-batches.
+        let step_rows = corpus.train_rows(t.seed, step, t.batch_size, seq);
+        for rows in step_rows.chunks_exact(mb * (seq + 1)) {
+            let (x, y) = inputs_targets(rows, mb, seq, &device);
             let loss = cross_entropy(model.forward(x), y);
             let loss = if accum > 1 {
                 loss.div_scalar(accum as f64)
