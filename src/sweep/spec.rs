@@ -437,3 +437,61 @@ pub fn load(path: &Path) -> LabResult<Plan> {
         infeasible,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(yaml: &str) -> LabResult<Plan> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        load(&p)
+    }
+
+    const BASE: &str =
+        "name: t\nbase:\n  model: {n_layer: 2, d_model: 64, n_head: 4, vocab: 64, seq_len: 32}\n  \
+                        train: {tokens: 100000, batch_size: 8}\n";
+
+    #[test]
+    fn grid_zip_seeds_multiply_and_rules_follow_the_model() {
+        let yaml = format!(
+            "{BASE}grid:\n  train.schedule: [cosine, wsd]\nzip:\n  model.d_model: [64, 128]\n  model.n_head: [4, 8]\n\
+             rules:\n  train.lr: \"min(0.01, 0.003 * math::pow(N / 1e5, -1.0 / 3))\"\n  train.warmup: \"0.02\"\nseeds: [0, 1]\n"
+        );
+        let p = plan(&yaml).unwrap();
+        assert_eq!(p.runs.len(), 2 * 2 * 2);
+        let ids: std::collections::HashSet<_> = p.runs.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids.len(), 8);
+        for r in &p.runs {
+            let n = account(&r.cfg.model).params_nonembedding as f64;
+            let want = (0.003 * (n / 1e5).powf(-1.0 / 3.0)).min(0.01);
+            assert!(
+                (r.cfg.train.lr - want).abs() < 1e-12,
+                "{} vs {want}",
+                r.cfg.train.lr
+            );
+            assert_eq!(r.cfg.train.warmup, 0.02);
+        }
+    }
+
+    #[test]
+    fn isoflop_tokens_spend_the_budget_within_one_step() {
+        let yaml = format!(
+            "{BASE}isoflop:\n  budgets: [1.0e11, 3.0e11]\n  shapes:\n    - {{n_layer: 1, d_model: 32, n_head: 2}}\n    \
+             - {{n_layer: 2, d_model: 64, n_head: 4}}\n  min_steps: 5\n"
+        );
+        let p = plan(&yaml).unwrap();
+        assert_eq!(p.runs.len(), 4);
+        for r in &p.runs {
+            let c = r.budget.unwrap();
+            let fpt = account(&r.cfg.model).flops_per_token as f64;
+            let step_cost = fpt * r.cfg.tokens_per_step() as f64;
+            let spent = fpt * (r.cfg.steps() * r.cfg.tokens_per_step()) as f64;
+            assert!(
+                (spent - c).abs() <= step_cost / 2.0 + 1.0,
+                "spent {spent} of {c}"
+            );
+        }
+    }
+}
