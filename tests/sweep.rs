@@ -28,6 +28,20 @@ fn spawn_sweep(dir: &Path, cfg: &Path, extra: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Runs `lab sweep <cfg> --results res --no-fit` to the end.
+fn run_sweep(dir: &Path, cfg: &Path) -> std::process::Output {
+    lab(
+        dir,
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--no-fit",
+        ],
+    )
+}
+
 fn frame(p: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(p).unwrap())
         .finish()
@@ -130,16 +144,7 @@ fn killed_sweep_resumes_without_losing_or_duplicating_runs() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
-    let out = lab(
-        dir.path(),
-        &[
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--results",
-            "res",
-            "--no-fit",
-        ],
-    );
+    let out = run_sweep(dir.path(), &cfg);
     assert!(out.status.success(), "{}", text(&out));
     let runs = frame(&res.join("runs.parquet"));
     let ids = strings(&runs, "id");
@@ -179,16 +184,7 @@ fn concurrent_sweeps_on_one_folder_are_refused() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    let second = lab(
-        dir.path(),
-        &[
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--results",
-            "res",
-            "--no-fit",
-        ],
-    );
+    let second = run_sweep(dir.path(), &cfg);
     let msg = text(&second);
     first.wait().unwrap();
     assert!(!second.status.success(), "{msg}");
@@ -261,16 +257,7 @@ fn a_diverging_run_does_not_stop_the_sweep() {
     let dir = tempfile::tempdir().unwrap();
     let extra = "grid:\n  train.lr: [0.003, 1.0e30]\n  train.grad_clip: [0]\n";
     let cfg = write(dir.path(), "div.yaml", &sweep_yaml("div", "3.0e10", extra));
-    let out = lab(
-        dir.path(),
-        &[
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--results",
-            "res",
-            "--no-fit",
-        ],
-    );
+    let out = run_sweep(dir.path(), &cfg);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let runs = frame(&dir.path().join("res/div/runs.parquet"));
     let status = strings(&runs, "status");
