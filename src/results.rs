@@ -110,6 +110,43 @@ pub struct RunStatus {
     pub accounting: Accounting,
 }
 
+impl RunStatus {
+    /// The status of a run that has not trained yet.
+    pub fn start(id: String, steps: u64, backend: &str, accounting: Accounting) -> Self {
+        RunStatus {
+            id,
+            status: Status::Running,
+            reason: None,
+            step: 0,
+            steps,
+            tokens: 0,
+            loss_tokens: 0,
+            compute: 0.0,
+            compute_6nd: 0.0,
+            final_train_loss: None,
+            final_val_loss: None,
+            best_val_loss: None,
+            entropy_floor: None,
+            wall_seconds: 0.0,
+            tokens_per_second: 0.0,
+            backend: backend.into(),
+            device: String::new(),
+            lab_version: env!("CARGO_PKG_VERSION").into(),
+            accounting,
+        }
+    }
+
+    /// Records how far training got: steps, tokens and the compute they cost, and wall time.
+    pub fn record_progress(&mut self, step: u64, tokens: u64, wall_seconds: f64) {
+        self.step = step;
+        self.tokens = tokens;
+        self.loss_tokens = tokens;
+        self.compute = self.accounting.flops_per_token as f64 * tokens as f64;
+        self.compute_6nd = self.accounting.flops_6n as f64 * tokens as f64;
+        self.wall_seconds = wall_seconds;
+    }
+}
+
 /// One curve row (every evaluation point).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurveRow {

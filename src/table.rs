@@ -234,23 +234,6 @@ fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> LabResult<Vec
     Ok(mask)
 }
 
-/// Drops the k highest-loss points.
-fn drop_highest(mut pts: Vec<Obs>, k: usize) -> Vec<Obs> {
-    if k == 0 {
-        return pts;
-    }
-    let mut order: Vec<usize> = (0..pts.len()).collect();
-    order.sort_by(|&a, &b| pts[b].loss.total_cmp(&pts[a].loss));
-    let drop: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
-    let mut i = 0;
-    pts.retain(|_| {
-        let keep = !drop.contains(&i);
-        i += 1;
-        keep
-    });
-    pts
-}
-
 /// Reads a generic table.
 fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let df = read_frame(path)?;
@@ -352,7 +335,7 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
         });
     }
     let rows = df.height();
-    let finals = drop_highest(finals, spec.drop_highest);
+    let finals = fit::data::drop_highest_loss(finals, spec.drop_highest);
     let mut columns = HashMap::new();
     columns.insert("n".into(), n_col);
     columns.insert("loss".into(), loss_col);
@@ -432,7 +415,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         by_id.insert(id, (run, ni, pt));
     }
     let finals_count = finals.len();
-    let finals = drop_highest(finals, spec.drop_highest);
+    let finals = fit::data::drop_highest_loss(finals, spec.drop_highest);
     let curves_path = dir.join("curves.parquet");
     let mut paths = vec![runs_path.clone()];
     let curves = if curves_path.exists() {

@@ -147,11 +147,17 @@ pub fn points_from_csv(
         .collect()
 }
 
-/// The points without the `k` highest losses.
-pub fn drop_highest_loss(mut points: Vec<Obs>, k: usize) -> Vec<Obs> {
-    points.sort_by(|a, b| a.loss.total_cmp(&b.loss));
-    points.truncate(points.len().saturating_sub(k));
+/// The points without the `k` highest losses, in their original order.
+pub fn drop_highest_loss(points: Vec<Obs>, k: usize) -> Vec<Obs> {
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| points[b].loss.total_cmp(&points[a].loss));
+    let dropped: std::collections::HashSet<usize> = order.into_iter().take(k).collect();
     points
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, p)| p)
+        .collect()
 }
 
 #[cfg(test)]

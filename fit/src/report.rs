@@ -245,6 +245,29 @@ fn assemble<L: ComputeOptimal>(
     }
 }
 
+/// Bootstraps `law` by refitting it on resamples of `resampled` (drawn by `unit`) and assembles the
+/// report over the final points.
+fn with_intervals<L: ComputeOptimal + Send>(
+    approach: Approach,
+    law: &L,
+    resampled: &[Obs],
+    unit: Resample,
+    finals: &[Obs],
+    options: &FitOptions,
+    refit: impl Fn(&[Obs]) -> Option<L> + Sync,
+) -> ApproachReport {
+    let ratio = options.approach2.budget_ratio;
+    let boots = bootstrap::run(
+        resampled,
+        unit,
+        ratio,
+        options.bootstrap,
+        options.seed,
+        refit,
+    );
+    assemble(approach, law, &boots, finals, options, unit)
+}
+
 /// Fits one approach with intervals and the extrapolation check.
 pub fn fit_approach(
     approach: Approach,
@@ -258,7 +281,6 @@ pub fn fit_approach(
         )));
     }
     let finals = input.finals;
-    let ratio = options.approach2.budget_ratio;
     let mut report = match approach {
         Approach::Approach1 => {
             let curves = input.curves.ok_or_else(|| {
@@ -269,15 +291,15 @@ pub fn fit_approach(
             })?;
             let s = options.approach1;
             let law = approach1::fit(curves, &s)?;
-            let b = bootstrap::run(
+            let mut r = with_intervals(
+                approach,
+                &law,
                 curves,
                 Resample::Runs,
-                ratio,
-                options.bootstrap,
-                options.seed,
+                finals,
+                options,
                 |p| approach1::fit(p, &s).ok(),
             );
-            let mut r = assemble(approach, &law, &b, finals, options, Resample::Runs);
             r.details = serde_json::json!({
                 "runs_on_envelope": law.runs_on_envelope,
                 "r2_n": law.n_law.r2,
@@ -288,15 +310,15 @@ pub fn fit_approach(
         Approach::Approach2 => {
             let s = options.approach2;
             let law = approach2::fit(finals, &s)?;
-            let b = bootstrap::run(
+            let mut r = with_intervals(
+                approach,
+                &law,
                 finals,
                 Resample::WithinBudgets,
-                ratio,
-                options.bootstrap,
-                options.seed,
+                finals,
+                options,
                 |p| approach2::fit(p, &s).ok(),
             );
-            let mut r = assemble(approach, &law, &b, finals, options, Resample::WithinBudgets);
             r.warnings = law.warnings.clone();
             r.details = serde_json::json!({ "profiles": law.profiles, "r2_n": law.n_law.r2 });
             r
@@ -312,19 +334,19 @@ pub fn fit_approach(
             );
             let delta = options.approach3.huber_delta;
             let fixed_e = options.approach3.fixed_e;
-            let b = bootstrap::run(
+            let mut r = with_intervals(
+                approach,
+                &fit.law,
                 finals,
                 Resample::Points,
-                ratio,
-                options.bootstrap,
-                options.seed,
+                finals,
+                options,
                 |p| {
                     approach3::fit_from_starts(p, delta, fixed_e, &starts)
                         .ok()
                         .map(|f| f.law)
                 },
             );
-            let mut r = assemble(approach, &fit.law, &b, finals, options, Resample::Points);
             if !fit.converged {
                 r.warnings
                     .push("approach 3: the best start stopped at the iteration cap".into());
@@ -346,15 +368,15 @@ pub fn fit_approach(
                 vec![20.0, 0.1, 20.0, 0.1],
                 vec![30.0, 0.3, 30.0, 0.3],
             ];
-            let b = bootstrap::run(
+            let mut r = with_intervals(
+                approach,
+                &law,
                 finals,
                 Resample::Points,
-                ratio,
-                options.bootstrap,
-                options.seed,
+                finals,
+                options,
                 |p| kaplan::fit_from(p, &starts).ok(),
             );
-            let mut r = assemble(approach, &law, &b, finals, options, Resample::Points);
             r.details = serde_json::json!({
                 "C_c_pf_days": law.c_c_pf_days(),
                 "frontier_points": law.frontier_points,

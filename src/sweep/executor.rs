@@ -155,33 +155,16 @@ fn mark_failed(
     reason: String,
     backend: &str,
 ) -> LabResult<RunStatus> {
-    let prev = rd.read_status()?;
-    let acc = account(&run.cfg.model);
-    let s = RunStatus {
-        status: Status::Failed,
-        reason: Some(reason),
-        ..prev.unwrap_or(RunStatus {
-            id: run.id.clone(),
-            status: Status::Failed,
-            reason: None,
-            step: 0,
-            steps: run.cfg.steps(),
-            tokens: 0,
-            loss_tokens: 0,
-            compute: 0.0,
-            compute_6nd: 0.0,
-            final_train_loss: None,
-            final_val_loss: None,
-            best_val_loss: None,
-            entropy_floor: None,
-            wall_seconds: 0.0,
-            tokens_per_second: 0.0,
-            backend: backend.into(),
-            device: String::new(),
-            lab_version: env!("CARGO_PKG_VERSION").into(),
-            accounting: acc,
-        })
-    };
+    let mut s = rd.read_status()?.unwrap_or_else(|| {
+        RunStatus::start(
+            run.id.clone(),
+            run.cfg.steps(),
+            backend,
+            account(&run.cfg.model),
+        )
+    });
+    s.status = Status::Failed;
+    s.reason = Some(reason);
     rd.write_status(&s)?;
     Ok(s)
 }

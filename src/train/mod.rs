@@ -226,27 +226,11 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     let (eval_every, ckpt_every) = intervals(cfg);
     let (mb, seq) = (t.micro_batch(), cfg.model.seq_len);
     let accum = t.batch_size / mb;
-    let mut status = RunStatus {
-        id: id.clone(),
-        status: Status::Running,
-        reason: None,
-        step: state.step,
-        steps,
-        tokens: state.tokens,
-        loss_tokens: state.tokens,
-        compute: acc.flops_per_token as f64 * state.tokens as f64,
-        compute_6nd: acc.flops_6n as f64 * state.tokens as f64,
-        final_train_loss: None,
-        final_val_loss: None,
-        best_val_loss: state.curve.iter().map(|r| r.val_loss).reduce(f64::min),
-        entropy_floor: corpus.entropy_floor(),
-        wall_seconds: state.wall_seconds,
-        tokens_per_second: 0.0,
-        backend: opts.backend.clone(),
-        device: backend::describe(&device),
-        lab_version: env!("CARGO_PKG_VERSION").into(),
-        accounting: acc,
-    };
+    let mut status = RunStatus::start(id.clone(), steps, &opts.backend, acc);
+    status.record_progress(state.step, state.tokens, state.wall_seconds);
+    status.best_val_loss = state.curve.iter().map(|r| r.val_loss).reduce(f64::min);
+    status.entropy_floor = corpus.entropy_floor();
+    status.device = backend::describe(&device);
     dir.write_status(&status)?;
 
     let pb = &opts.progress;
@@ -345,9 +329,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
                 "stopped at step {} of {steps}; resume to continue",
                 state.step
             ));
-            status.step = state.step;
-            status.tokens = state.tokens;
-            status.wall_seconds = state.wall_seconds;
+            status.record_progress(state.step, state.tokens, state.wall_seconds);
             dir.write_status(&status)?;
             return Ok(status);
         }
@@ -358,12 +340,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    status.step = state.step;
-    status.tokens = state.tokens;
-    status.loss_tokens = state.tokens;
-    status.compute = acc.flops_per_token as f64 * state.tokens as f64;
-    status.compute_6nd = acc.flops_6n as f64 * state.tokens as f64;
-    status.wall_seconds = state.wall_seconds + elapsed;
+    status.record_progress(state.step, state.tokens, state.wall_seconds + elapsed);
     status.tokens_per_second = ((state.step - first_step) * tps) as f64 / elapsed.max(1e-9);
     status.final_train_loss = state.curve.last().map(|r| r.train_loss);
     status.final_val_loss = state.curve.last().map(|r| r.val_loss);
