@@ -1,7 +1,7 @@
 //! # lab — a scaling-law and mixture-of-experts architecture laboratory
 //!
 //! The library behind the `lab` binary: run configuration, data, trainer, results store, table
-//! reading and fit reports. See README.md for the CLI.
+//! reading, fit reports, figures and the markdown report. See README.md for the CLI.
 
 pub mod backend;
 pub mod bench;
@@ -11,6 +11,8 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod fitreport;
+pub mod plot;
+pub mod report;
 pub mod results;
 pub mod sweep;
 pub mod table;

@@ -54,6 +54,22 @@ pub struct TableSpec {
     pub c_kind: CKind,
 }
 
+impl Default for TableSpec {
+    /// lab results as the sweep fits them: non-embedding N, exact compute, every run.
+    fn default() -> Self {
+        TableSpec {
+            n: None,
+            d: None,
+            c: None,
+            loss: None,
+            filters: Vec::new(),
+            drop_highest: 0,
+            n_kind: NKind::Nonembedding,
+            c_kind: CKind::Exact,
+        }
+    }
+}
+
 /// What was read, and how.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputInfo {
@@ -83,7 +99,7 @@ pub struct FitData {
     pub info: InputInfo,
 }
 
-fn read_frame(path: &Path) -> LabResult<DataFrame> {
+pub(crate) fn read_frame(path: &Path) -> LabResult<DataFrame> {
     let bad = |m: String| LabError::input(path, None, m);
     let ext = path
         .extension()
@@ -121,7 +137,7 @@ fn fingerprint(paths: &[PathBuf]) -> LabResult<String> {
 }
 
 /// A numeric column as f64 values.
-fn numbers(df: &DataFrame, name: &str, path: &Path) -> LabResult<Vec<Option<f64>>> {
+pub(crate) fn numbers(df: &DataFrame, name: &str, path: &Path) -> LabResult<Vec<Option<f64>>> {
     let col = df.column(name).map_err(|_| {
         LabError::input(
             path,

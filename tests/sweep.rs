@@ -102,6 +102,10 @@ fn smoke_sweep_completes_and_rerun_skips_done_runs() {
     let curves = frame(&res.join("curves.parquet"));
     assert!(curves.height() >= 6 * 5);
     assert!(res.join("fit/fit.json").exists(), "{}", text(&out));
+    // The sweep ends with its figures and report.
+    assert!(res.join("plots/curves.png").exists(), "{}", text(&out));
+    let report = std::fs::read_to_string(res.join("report.md")).unwrap();
+    assert!(report.contains("](plots/curves.png)"), "{report}");
     let walls: Vec<String> = std::fs::read_dir(res.join("runs"))
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path().join("status.json")).unwrap())

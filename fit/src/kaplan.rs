@@ -238,8 +238,35 @@ impl ComputeOptimal for KaplanFit {
     }
 }
 
+/// Kaplan et al. 2020's published compute-efficient frontier (REFERENCES.md): N_opt = 1.3e9
+/// C^0.73, D_opt = 2e10 C^0.27 and L = (3.1e8 / C)^0.050, with C = C_min in PF-days and N the
+/// non-embedding parameters. A reference line for plots, not a fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kaplan2020Frontier;
+
+impl ComputeOptimal for Kaplan2020Frontier {
+    fn approach(&self) -> &'static str {
+        "kaplan2020"
+    }
+    fn allocation(&self, c: f64) -> Allocation {
+        let pf = c / PF_DAY;
+        Allocation {
+            c,
+            n_opt: 1.3e9 * pf.powf(0.73),
+            d_opt: 2e10 * pf.powf(0.27),
+            loss: (3.1e8 / pf).powf(0.050),
+        }
+    }
+    fn exponents(&self) -> (f64, f64) {
+        (0.73, 0.27)
+    }
+    fn parameters(&self) -> Vec<(&'static str, f64)> {
+        vec![("C_c_pf_days", 3.1e8), ("alpha_C", 0.050)]
+    }
+}
+
 /// Best (lowest) loss for each distinct value of `key` (values within 1e-6 relative share a bucket).
-fn best_per(points: &[Obs], key: fn(&Obs) -> f64) -> (Vec<f64>, Vec<f64>) {
+pub fn best_per(points: &[Obs], key: fn(&Obs) -> f64) -> (Vec<f64>, Vec<f64>) {
     let mut best: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
     for p in points {
         let k = (key(p).ln() * 1e6).round() as i64;
@@ -298,6 +325,15 @@ mod tests {
             "{}",
             k.loss(1e9, 1e30)
         );
+    }
+
+    #[test]
+    fn published_frontier_at_one_pf_day() {
+        let a = Kaplan2020Frontier.allocation(PF_DAY);
+        assert!((a.n_opt - 1.3e9).abs() < 1.0 && (a.d_opt - 2e10).abs() < 1.0);
+        // Ten times the compute: N grows 10^0.73 = 5.37x.
+        let b = Kaplan2020Frontier.allocation(10.0 * PF_DAY);
+        assert!((b.n_opt / a.n_opt - 5.3703).abs() < 1e-3);
     }
 
     #[test]

@@ -153,6 +153,10 @@ pub struct ApproachReport {
     pub b: Estimate,
     /// Predictions at the requested budgets.
     pub predictions: Vec<Prediction>,
+    /// The compute-optimal frontier on a log grid from the smallest observed budget to 1000x the
+    /// largest (or the largest requested prediction), with intervals: what plots draw as bands.
+    #[serde(default)]
+    pub frontier: Vec<Prediction>,
     /// Residuals (laws of L(N, D) only).
     pub residuals: Option<Residuals>,
     /// Fit on the smaller budgets, predict the held-out largest.
@@ -208,21 +212,22 @@ fn assemble<L: ComputeOptimal>(
         parameters.insert(name.to_string(), est(value, &|b: &L| b.parameters()[i].1));
     }
     let (a, b) = law.exponents();
-    let predictions = options
-        .predict
-        .iter()
-        .map(|&c| {
-            let al = law.allocation(c);
-            Prediction {
-                c,
-                n_opt: est(al.n_opt, &|l: &L| l.allocation(c).n_opt),
-                d_opt: est(al.d_opt, &|l: &L| l.allocation(c).d_opt),
-                tokens_per_param: est(al.tokens_per_param(), &|l: &L| {
-                    l.allocation(c).tokens_per_param()
-                }),
-                loss: est(al.loss, &|l: &L| l.allocation(c).loss),
-            }
-        })
+    let predict = |c: f64| {
+        let al = law.allocation(c);
+        Prediction {
+            c,
+            n_opt: est(al.n_opt, &|l: &L| l.allocation(c).n_opt),
+            d_opt: est(al.d_opt, &|l: &L| l.allocation(c).d_opt),
+            tokens_per_param: est(al.tokens_per_param(), &|l: &L| {
+                l.allocation(c).tokens_per_param()
+            }),
+            loss: est(al.loss, &|l: &L| l.allocation(c).loss),
+        }
+    };
+    let predictions = options.predict.iter().map(|&c| predict(c)).collect();
+    let frontier = frontier_budgets(points, &options.predict)
+        .into_iter()
+        .map(predict)
         .collect();
     ApproachReport {
         approach,
@@ -231,6 +236,7 @@ fn assemble<L: ComputeOptimal>(
         a: est(a, &|l: &L| l.exponents().0),
         b: est(b, &|l: &L| l.exponents().1),
         predictions,
+        frontier,
         residuals: residuals(law, points),
         extrapolation: None,
         bootstrap: BootstrapInfo {
@@ -416,6 +422,24 @@ pub fn fit_law(
         Approach::Approach3 => Box::new(approach3::fit(input.finals, &options.approach3)?.law),
         Approach::Kaplan => Box::new(kaplan::fit(input.finals)?),
     })
+}
+
+/// Points of the plotted frontier.
+pub const FRONTIER_POINTS: usize = 31;
+
+/// Log-spaced budgets from the smallest observed budget to 1000x the largest (or to the largest
+/// requested prediction, if beyond).
+pub fn frontier_budgets(finals: &[Obs], predict: &[f64]) -> Vec<f64> {
+    let lo = finals.iter().map(|p| p.c).fold(f64::INFINITY, f64::min);
+    let hi = finals.iter().map(|p| p.c).fold(0.0, f64::max) * 1e3;
+    let hi = predict.iter().copied().fold(hi, f64::max);
+    if !(lo.is_finite() && lo > 0.0 && hi > lo) {
+        return Vec::new();
+    }
+    let (l0, l1) = (lo.ln(), hi.ln());
+    (0..FRONTIER_POINTS)
+        .map(|i| (l0 + (l1 - l0) * i as f64 / (FRONTIER_POINTS - 1) as f64).exp())
+        .collect()
 }
 
 /// Default prediction budgets: the largest observed budget and 10x, 100x, 1000x beyond it.

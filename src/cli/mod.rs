@@ -3,6 +3,7 @@
 mod collect_cmd;
 mod fit_cmd;
 mod models_cmd;
+pub mod plot_cmd;
 mod sweep_cmd;
 mod train_cmd;
 
@@ -18,6 +19,9 @@ const EXAMPLES: &str = "Examples:
   lab models sweeps/run-s.yaml                 parameter and FLOP accounting, no training
   lab fit ../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv \\
       --n 'Model Size' --c 'Training FLOP' --drop-highest 5 --approach 3
+  lab plot results/chinchilla                  figures (PNG + SVG) in results/chinchilla/plots
+  lab report results/chinchilla                figures and report.md
+  lab plot --compare results/a results/b       overlay two sweeps' frontiers, with the compute multiplier
   lab bench --model M                          training throughput against the machine's peak
   lab backends                                 backends compiled into this binary";
 
@@ -45,6 +49,10 @@ enum Cmd {
     Models(models_cmd::ModelsArgs),
     /// Fit scaling laws to a lab results folder or a CSV/Parquet table.
     Fit(fit_cmd::FitArgs),
+    /// Draw the figures of a results folder or fit (PNG, SVG), or overlay several with --compare.
+    Plot(plot_cmd::PlotArgs),
+    /// Draw every figure and write report.md for a results folder.
+    Report(plot_cmd::ReportArgs),
     /// Measure training throughput on the standard shapes S and M.
     Bench(crate::bench::BenchArgs),
     /// List the compute backends compiled into this binary.
@@ -86,6 +94,8 @@ pub fn main() -> i32 {
         Cmd::Train(a) => train_cmd::run(a),
         Cmd::Models(a) => models_cmd::run(a),
         Cmd::Fit(a) => fit_cmd::run(a),
+        Cmd::Plot(a) => plot_cmd::run_plot(a),
+        Cmd::Report(a) => plot_cmd::run_report(a),
         Cmd::Bench(a) => crate::bench::run(a),
         Cmd::Backends => {
             println!("{}", crate::backend::compiled().join("\n"));

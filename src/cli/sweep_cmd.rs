@@ -8,7 +8,7 @@ use crate::fitreport::{run_fits, sci, with_interval, write};
 use crate::results::Status;
 use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions, RunOutcome};
 use crate::sweep::spec::{load, Plan};
-use crate::table::{read, CKind, NKind, TableSpec};
+use crate::table::{read, TableSpec};
 use clap::Args;
 use fit::report::{default_predictions, Approach, FitOptions};
 use models::account;
@@ -114,22 +114,27 @@ pub fn run_sweep(a: SweepArgs) -> LabResult<i32> {
     }
     if !a.no_fit && counts.done >= 5 {
         fit_sweep(&dir, a.bootstrap);
+        match super::plot_cmd::plot_and_report(&dir) {
+            Ok((summary, path)) => {
+                for (kind, why) in &summary.skipped {
+                    println!("plot {}: not drawn: {why}", kind.name());
+                }
+                println!(
+                    "wrote {} figures in {} and {}",
+                    summary.drawn.len(),
+                    dir.join("plots").display(),
+                    path.display()
+                );
+            }
+            Err(e) => eprintln!("report skipped: {e}"),
+        }
     }
     Ok(if counts.failed > 0 { 1 } else { 0 })
 }
 
 /// Fits every approach to a collected sweep and prints the headline; failures are reported, not fatal.
 fn fit_sweep(dir: &Path, bootstrap: usize) {
-    let spec = TableSpec {
-        n: None,
-        d: None,
-        c: None,
-        loss: None,
-        filters: vec![],
-        drop_highest: 0,
-        n_kind: NKind::Nonembedding,
-        c_kind: CKind::Exact,
-    };
+    let spec = TableSpec::default();
     let result = read(dir, &spec).and_then(|data| {
         let mut options = FitOptions {
             bootstrap,

@@ -1,0 +1,281 @@
+//! Figure 6: variant comparison: the frontiers of several fits (sweeps, or groups of one sweep)
+//! overlaid, with the compute multiplier of each variant against the first.
+
+use super::canvas::{layout, DrawResult, Figure, Glyph, Legend, Look};
+use super::frontier::{panel, short_interval, Quantity, Reference, Series};
+use super::source::Source;
+use super::style::{self, size, INK};
+use fit::report::{Approach, Prediction};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::fmt::Write as _;
+
+/// One variant's fitted frontier.
+pub struct Variant {
+    /// Name (folder or group).
+    pub name: String,
+    /// The approach compared.
+    pub approach: Approach,
+    /// Exponent a with interval, for the legend.
+    pub a: String,
+    /// Its frontier.
+    pub frontier: Vec<Prediction>,
+    /// Both exponents in (0, 1).
+    pub plausible: bool,
+    /// Compute multiplier against the first variant (None for the first, or outside the range).
+    pub multiplier: Option<f64>,
+}
+
+/// Prepared data of the comparison figure.
+pub struct Compare {
+    title: String,
+    n_label: String,
+    c_label: String,
+    /// Budget at which multipliers are measured.
+    pub at_c: f64,
+    /// The baseline's loss there.
+    pub at_loss: f64,
+    /// The variants, baseline first.
+    pub variants: Vec<Variant>,
+    refs: Vec<Reference>,
+    notes: Vec<String>,
+}
+
+/// Interpolates y at x on a curve sorted by x, in log x.
+fn interpolate_log_x(curve: &[(f64, f64)], x: f64) -> Option<f64> {
+    let lx = x.ln();
+    curve.windows(2).find_map(|w| {
+        let (x0, x1) = (w[0].0.ln(), w[1].0.ln());
+        (lx >= x0 && lx <= x1 && x1 > x0)
+            .then(|| w[0].1 + (w[1].1 - w[0].1) * (lx - x0) / (x1 - x0))
+    })
+}
+
+/// The compute at which a frontier's optimal loss reaches `loss` (log-C interpolation on the
+/// segment that crosses it).
+pub fn compute_for_loss(frontier: &[Prediction], loss: f64) -> Option<f64> {
+    frontier.windows(2).find_map(|w| {
+        let (l0, l1) = (w[0].loss.value, w[1].loss.value);
+        let crosses = (l0 - loss) * (l1 - loss) <= 0.0 && l0 != l1;
+        crosses.then(|| {
+            let t = (loss - l0) / (l1 - l0);
+            (w[0].c.ln() + t * (w[1].c.ln() - w[0].c.ln())).exp()
+        })
+    })
+}
+
+fn choose_approach(sources: &[Source], wanted: Option<Approach>) -> Result<Approach, String> {
+    let has = |s: &Source, a: Approach| s.report(a).is_ok_and(|r| !r.frontier.is_empty());
+    match wanted {
+        Some(a) => {
+            for s in sources {
+                if let Err(why) = s.report(a) {
+                    return Err(format!("{}: {why}", s.name));
+                }
+            }
+            Ok(a)
+        }
+        None => [
+            Approach::Approach3,
+            Approach::Approach2,
+            Approach::Approach1,
+            Approach::Kaplan,
+        ]
+        .into_iter()
+        .find(|&a| sources.iter().all(|s| has(s, a)))
+        .ok_or_else(|| "no approach was fitted (with a frontier) on every input".into()),
+    }
+}
+
+/// Builds the comparison of `sources` (the first is the baseline), or says why it cannot.
+pub fn build(
+    sources: &[Source],
+    wanted: Option<Approach>,
+    refs: &[Reference],
+) -> Result<Compare, String> {
+    if sources.len() < 2 {
+        return Err("a comparison needs at least two fitted results".into());
+    }
+    for s in sources {
+        s.fit().map_err(|e| format!("{}: {e}", s.name))?;
+    }
+    let approach = choose_approach(sources, wanted)?;
+    let base = sources[0].report(approach)?;
+    // Multipliers at the baseline's largest observed budget.
+    let at_c = sources[0]
+        .data()
+        .ok()
+        .map(|d| d.finals.iter().map(|p| p.c).fold(0.0, f64::max))
+        .filter(|c| *c > 0.0)
+        .unwrap_or_else(|| base.frontier.first().map_or(f64::NAN, |p| p.c));
+    let curve: Vec<(f64, f64)> = base.frontier.iter().map(|p| (p.c, p.loss.value)).collect();
+    let at_loss = interpolate_log_x(&curve, at_c).unwrap_or(f64::NAN);
+    let mut variants = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        let r = s.report(approach)?;
+        let multiplier = (i > 0)
+            .then(|| compute_for_loss(&r.frontier, at_loss).map(|c| at_c / c))
+            .flatten();
+        variants.push(Variant {
+            name: s.name.clone(),
+            approach,
+            a: short_interval(&r.a),
+            frontier: r.frontier.clone(),
+            plausible: Series::of(String::new(), style::INK, r).plausible,
+            multiplier,
+        });
+    }
+    let notes = vec![format!(
+        "Compute multiplier: the baseline's compute at C = {} (its largest run) divided by the \
+         compute each variant needs for the same loss {:.4}; above 1 means more compute-efficient.",
+        style::sci_label(at_c),
+        at_loss
+    )];
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    Ok(Compare {
+        title: format!("{} ({})", names.join(" vs "), approach.name()),
+        n_label: sources[0].n_label(),
+        c_label: sources[0].c_label(),
+        at_c,
+        at_loss,
+        variants,
+        refs: refs.to_vec(),
+        notes,
+    })
+}
+
+impl Compare {
+    /// A markdown table of the comparison.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# {}\n", self.title);
+        let _ = writeln!(
+            s,
+            "Compute multipliers at C = {} (baseline `{}`, loss {:.4}).\n",
+            style::sci_label(self.at_c),
+            self.variants[0].name,
+            self.at_loss
+        );
+        let _ = writeln!(
+            s,
+            "| variant | a (N_opt ~ C^a) | compute multiplier |\n|---|---|---|"
+        );
+        for v in &self.variants {
+            let m = match (v.multiplier, std::ptr::eq(v, &self.variants[0])) {
+                (_, true) => "1 (baseline)".to_string(),
+                (Some(m), _) => format!("{m:.3}x"),
+                (None, _) => "outside the fitted range".to_string(),
+            };
+            let _ = writeln!(s, "| {} | {} | {m} |", v.name, v.a);
+        }
+        let _ = writeln!(s, "\n![comparison](compare.png)");
+        s
+    }
+
+    fn series(&self) -> Vec<Series> {
+        self.variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Series {
+                label: v.name.clone(),
+                color: style::category(i),
+                frontier: v.frontier.clone(),
+                plausible: v.plausible,
+            })
+            .collect()
+    }
+}
+
+impl Figure for Compare {
+    fn size(&self) -> (u32, u32) {
+        size::ROW
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        let (plot, side) = layout(root, &format!("Frontiers: {}", self.title))?;
+        let panels = plot.split_evenly((1, 3));
+        let series = self.series();
+        for (area, (q, sub, refs)) in panels.iter().zip([
+            (Quantity::Loss, "loss at the optimum L(C)", &[][..]),
+            (Quantity::N, "N_opt(C)", &self.refs[..]),
+            (
+                Quantity::TokensPerParam,
+                "tokens per parameter",
+                &self.refs[..],
+            ),
+        ]) {
+            panel(
+                area,
+                sub,
+                &self.c_label,
+                &self.n_label,
+                q,
+                &series,
+                &[],
+                refs,
+            )?;
+        }
+        let mut legend = Legend::default();
+        legend.add("variant: a; multiplier", Glyph::Heading);
+        for (v, s) in self.variants.iter().zip(&series) {
+            let m = match v.multiplier {
+                Some(m) => format!("; {m:.2}x"),
+                None if std::ptr::eq(v, &self.variants[0]) => "; baseline".into(),
+                None => "; -".into(),
+            };
+            legend.add(
+                format!("{}: a = {}{m}", v.name, v.a),
+                Glyph::Line(Look::solid(s.color, 3)),
+            );
+        }
+        legend.add("bootstrap band", Glyph::Band(INK));
+        for r in &self.refs {
+            legend.add(r.label(), Glyph::Line(r.look()));
+        }
+        for n in &self.notes {
+            legend.note(n.clone());
+        }
+        legend.draw(&side)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fit::Estimate;
+
+    fn pred(c: f64, loss: f64) -> Prediction {
+        let e = |v| Estimate {
+            value: v,
+            lo: f64::NAN,
+            hi: f64::NAN,
+        };
+        Prediction {
+            c,
+            n_opt: e(1.0),
+            d_opt: e(1.0),
+            tokens_per_param: e(1.0),
+            loss: e(loss),
+        }
+    }
+
+    #[test]
+    fn multiplier_of_a_shifted_frontier() {
+        // L(C) = 10 C^-0.1. A variant that reaches every loss with half the compute:
+        // L'(C) = 10 (2C)^-0.1. At the baseline's C0 = 1e12 it needs C0/2: multiplier 2.
+        let cs: Vec<f64> = (0..=30)
+            .map(|i| 10f64.powf(10.0 + 0.2 * i as f64))
+            .collect();
+        let base: Vec<(f64, f64)> = cs.iter().map(|&c| (c, 10.0 * c.powf(-0.1))).collect();
+        let variant: Vec<Prediction> = cs
+            .iter()
+            .map(|&c| pred(c, 10.0 * (2.0 * c).powf(-0.1)))
+            .collect();
+        let l0 = interpolate_log_x(&base, 1e12).unwrap();
+        assert!((l0 - 10.0 * 1e12f64.powf(-0.1)).abs() < 1e-3);
+        let c = compute_for_loss(&variant, l0).unwrap();
+        assert!((1e12 / c - 2.0).abs() < 0.02, "{}", 1e12 / c);
+        // A loss no variant reaches: no multiplier.
+        assert!(compute_for_loss(&variant, 0.01).is_none());
+    }
+}
