@@ -3,8 +3,9 @@
 
 use crate::backend;
 use crate::error::{LabError, LabResult};
+use crate::train::batch::Batch;
 use crate::train::optim::{AdamW, AdamWSettings};
-use crate::train::{cross_entropy, inputs_targets, params};
+use crate::train::params;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use clap::Args;
@@ -18,6 +19,8 @@ use std::time::Instant;
 #[command(after_help = "Examples:
   lab bench                      models S and M on the default backend
   lab bench --model M --steps 10 --backend ndarray
+  lab bench --model S --moe 8:1 --granularity 1,2,4,8
+                                 MoE twins of S (8 experts, top-1: dense-equal active parameters)
   python3 bench/torch_bench.py   the same models in PyTorch, for the ratio")]
 pub struct BenchArgs {
     /// S (d 128, L 4, h 4, seq 128, batch 16, vocab 256), M (d 384, L 6, h 6, seq 256, batch 16,
@@ -36,6 +39,32 @@ pub struct BenchArgs {
     /// Side of the square matmul that measures the peak.
     #[arg(long, default_value_t = 2048)]
     pub peak_size: usize,
+    /// Also train each shape as a mixture of experts, `EXPERTS:TOP_K` (experts as wide as the
+    /// dense d_ff; top-1 keeps the active parameters of the dense model, plus the router).
+    #[arg(long)]
+    pub moe: Option<String>,
+    /// Granularities of the MoE twins.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub granularity: Vec<usize>,
+}
+
+/// The MoE twin of a dense shape.
+fn moe_twin(dense: &ModelConfig, experts: usize, top_k: usize, granularity: usize) -> ModelConfig {
+    let mut cfg = dense.clone();
+    cfg.ffn = models::Ffn::Moe;
+    cfg.moe = Some(models::MoeConfig {
+        n_experts: experts,
+        top_k,
+        granularity,
+        n_shared: 0,
+        router: models::Router::Softmax,
+        z_loss: 0.0,
+        balance: models::Balance::AuxLoss,
+        aux_weight: 0.01,
+        bias_rate: 0.001,
+        capacity_factor: None,
+    });
+    cfg
 }
 
 /// A standard benchmark shape: (name, config, batch).
@@ -90,8 +119,8 @@ pub fn train_throughput(
         let rows: Vec<i64> = (0..batch * (seq + 1))
             .map(|_| rng.random_range(0..cfg.vocab as i64))
             .collect();
-        let (x, y) = inputs_targets(&rows, batch, seq, &dev);
-        let loss = cross_entropy(model.forward(x), y);
+        let b = Batch::new(&rows, &vec![0; batch], seq, &dev);
+        let loss = b.forward(&model, b.loss_tokens, &[]).objective;
         let g = loss.backward();
         let v: f32 = loss.into_scalar();
         if step == 0 {
@@ -141,24 +170,59 @@ pub fn run(a: BenchArgs) -> LabResult<i32> {
         peak / 1e9
     );
     println!(
-        "{:<5} {:>10} {:>12} {:>12} {:>10} {:>12}",
-        "model", "params", "tokens/s", "GFLOP/s", "of peak", "loss"
+        "{:<16} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>9}",
+        "model", "params", "active", "tokens/s", "GFLOP/s", "of peak", "loss", "vs dense"
     );
+    let moe = match a.moe.as_deref() {
+        None => None,
+        Some(spec) => {
+            let parsed = spec
+                .split_once(':')
+                .and_then(|(e, k)| Some((e.parse::<usize>().ok()?, k.parse::<usize>().ok()?)));
+            match parsed {
+                Some((e, k)) if e >= 1 && (1..=e).contains(&k) => Some((e, k)),
+                _ => {
+                    return Err(LabError::input(
+                        "--moe",
+                        None,
+                        format!("'{spec}': expected EXPERTS:TOP_K with 1 <= TOP_K <= EXPERTS"),
+                    ))
+                }
+            }
+        }
+    };
     for n in names {
         let (cfg, batch) = shape(n).expect("checked");
-        let acc = account(&cfg);
-        let (tps, first, last) = train_throughput(&cfg, batch, a.steps, a.warmup, &device);
-        let flops = tps * acc.flops_per_token as f64;
-        println!(
-            "{:<5} {:>10} {:>12.0} {:>12.2} {:>9.1}% {:>5.2}->{:.2}",
-            n,
-            acc.params_total,
-            tps,
-            flops / 1e9,
-            100.0 * flops / peak,
-            first,
-            last
-        );
+        let mut variants = vec![(n.to_string(), cfg.clone())];
+        if let Some((e, k)) = moe {
+            for &m in &a.granularity {
+                let twin = moe_twin(&cfg, e, k, m);
+                twin.validate()
+                    .map_err(|err| LabError::input("--granularity", None, err.to_string()))?;
+                variants.push((format!("{n}-moe{e}x{k}-g{m}"), twin));
+            }
+        }
+        let mut dense_tps = f64::NAN;
+        for (label, cfg) in variants {
+            let acc = account(&cfg);
+            let (tps, first, last) = train_throughput(&cfg, batch, a.steps, a.warmup, &device);
+            if cfg.moe().is_none() {
+                dense_tps = tps;
+            }
+            let flops = tps * acc.flops_per_token as f64;
+            println!(
+                "{:<16} {:>10} {:>10} {:>12.0} {:>12.2} {:>9.1}% {:>5.2}->{:.2} {:>8.2}x",
+                label,
+                acc.params_total,
+                acc.params_active,
+                tps,
+                flops / 1e9,
+                100.0 * flops / peak,
+                first,
+                last,
+                tps / dense_tps
+            );
+        }
     }
     Ok(0)
 }

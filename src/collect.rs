@@ -100,6 +100,17 @@ pub struct Counts {
     pub pending: usize,
 }
 
+/// `frame` with the columns of `schema`, in its order; columns it lacks are added as nulls.
+fn conform(mut frame: DataFrame, schema: &DataFrame) -> PolarsResult<DataFrame> {
+    for col in schema.columns() {
+        if frame.column(col.name()).is_err() {
+            let nulls = Series::full_null(col.name().clone(), frame.height(), col.dtype());
+            frame.with_column(nulls.into())?;
+        }
+    }
+    frame.select(schema.get_column_names().into_iter().cloned())
+}
+
 /// Builds runs.parquet and curves.parquet from the runs of `dir`.
 pub fn collect(dir: &Path) -> LabResult<Counts> {
     let runs = find_runs(dir)?;
@@ -122,6 +133,8 @@ pub fn collect(dir: &Path) -> LabResult<Counts> {
         .collect();
     let mut df = runs_frame(&sweep, &with_status)?;
     write_parquet(&dir.join("runs.parquet"), &mut df)?;
+    // Curves written by an older lab lack newer (nullable) columns: conform each to today's schema.
+    let schema = crate::results::curve_frame("", &[])?;
     let mut curves: Option<DataFrame> = None;
     for (r, _, _) in &with_status {
         let p = r.dir.curve();
@@ -131,6 +144,7 @@ pub fn collect(dir: &Path) -> LabResult<Counts> {
         let f = std::fs::File::open(&p)?;
         let c = ParquetReader::new(f)
             .finish()
+            .and_then(|c| conform(c, &schema))
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
         curves = Some(match curves {
             None => c,
@@ -176,8 +190,23 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
             .map(|(_, st, c)| f(st, c))
             .collect::<Vec<Option<f64>>>()
     };
-    let null_u = vec![None::<u64>; rows.len()];
-    let null_s = vec![None::<String>; rows.len()];
+    // MoE columns: null for dense models.
+    let mu = |f: &dyn Fn(&models::MoeConfig) -> u64| {
+        rows.iter()
+            .map(|(_, _, c)| c.model.moe().map(f))
+            .collect::<Vec<Option<u64>>>()
+    };
+    let balance: Vec<Option<String>> = rows
+        .iter()
+        .map(|(_, _, c)| {
+            c.model.moe().map(|m| {
+                serde_json::to_value(m.balance)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+        })
+        .collect();
     let budget: Vec<Option<f64>> = rows
         .iter()
         .map(|(r, _, _)| r.plan.as_ref().and_then(|p| p.budget))
@@ -187,18 +216,18 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "sweep" => vec![sweep.to_string(); rows.len()],
         "status" => s(&|st, _| st.status.as_str().to_string()),
         "arch" => s(&|_, c| format!("{:?}", c.model.arch).to_lowercase()),
-        "ffn" => vec!["dense".to_string(); rows.len()],
+        "ffn" => s(&|_, c| format!("{:?}", c.model.ffn).to_lowercase()),
         "n_layer" => u(&|_, c| c.model.n_layer as u64),
         "d_model" => u(&|_, c| c.model.d_model as u64),
         "n_head" => u(&|_, c| c.model.n_head as u64),
         "d_ff" => u(&|_, c| c.model.d_ff() as u64),
         "vocab" => u(&|_, c| c.model.vocab as u64),
         "seq_len" => u(&|_, c| c.model.seq_len as u64),
-        "n_experts" => null_u.clone(),
-        "top_k" => null_u.clone(),
-        "granularity" => null_u.clone(),
-        "n_shared" => null_u,
-        "balance" => null_s,
+        "n_experts" => mu(&|m| m.n_experts as u64),
+        "top_k" => mu(&|m| m.top_k as u64),
+        "granularity" => mu(&|m| m.granularity as u64),
+        "n_shared" => mu(&|m| m.n_shared as u64),
+        "balance" => balance,
         "params_total" => u(&|st, _| st.accounting.params_total),
         "params_embedding" => u(&|st, _| st.accounting.params_embedding),
         "params_nonembedding" => u(&|st, _| st.accounting.params_nonembedding),

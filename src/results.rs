@@ -137,10 +137,10 @@ impl RunStatus {
     }
 
     /// Records how far training got: steps, tokens and the compute they cost, and wall time.
-    pub fn record_progress(&mut self, step: u64, tokens: u64, wall_seconds: f64) {
+    pub fn record_progress(&mut self, step: u64, tokens: u64, loss_tokens: u64, wall_seconds: f64) {
         self.step = step;
         self.tokens = tokens;
-        self.loss_tokens = tokens;
+        self.loss_tokens = loss_tokens;
         self.compute = self.accounting.flops_per_token as f64 * tokens as f64;
         self.compute_6nd = self.accounting.flops_6n as f64 * tokens as f64;
         self.wall_seconds = wall_seconds;
@@ -168,6 +168,12 @@ pub struct CurveRow {
     pub max_mean_expert_load: Option<f64>,
     /// MoE: fraction of tokens dropped by capacity limits (null for dense models).
     pub dropped_fraction: Option<f64>,
+    /// MoE: coefficient of variation of the expert loads, averaged over layers (null for dense).
+    #[serde(default)]
+    pub expert_load_cv: Option<f64>,
+    /// MoE with bias balancing: mean |b_i| of the selection biases (null otherwise).
+    #[serde(default)]
+    pub router_bias_mean_abs: Option<f64>,
 }
 
 /// Builds the curve data frame of a run.
@@ -187,6 +193,8 @@ pub fn curve_frame(id: &str, rows: &[CurveRow]) -> LabResult<DataFrame> {
         "grad_norm" => col_f64(|r| r.grad_norm),
         "max_mean_expert_load" => col_opt(|r| r.max_mean_expert_load),
         "dropped_fraction" => col_opt(|r| r.dropped_fraction),
+        "expert_load_cv" => col_opt(|r| r.expert_load_cv),
+        "router_bias_mean_abs" => col_opt(|r| r.router_bias_mean_abs),
     )
     .map_err(|e| anyhow::anyhow!("building curve table: {e}"))?;
     Ok(df)

@@ -393,7 +393,18 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         NKind::Active => "params_active",
     };
     let n = numbers(&runs, n_col, &runs_path)?;
-    let d = numbers(&runs, "tokens", &runs_path)?;
+    // D is the tokens seen, or (`--d loss_tokens`) the loss-bearing ones, e.g. to compare a prefix
+    // decoder per target token; C is always the compute spent.
+    let d_col = spec.d.as_deref().unwrap_or("tokens");
+    if !matches!(d_col, "tokens" | "loss_tokens") {
+        return Err(LabError::input(
+            &runs_path,
+            None,
+            format!("--d {d_col}: on lab results D is `tokens` or `loss_tokens`"),
+        ));
+    }
+    let seen = numbers(&runs, "tokens", &runs_path)?;
+    let d = numbers(&runs, d_col, &runs_path)?;
     let fpt = numbers(&runs, "flops_per_token", &runs_path)?;
     let loss = numbers(&runs, "final_val_loss", &runs_path)?;
     let floors = numbers(&runs, "entropy_floor", &runs_path)?;
@@ -413,22 +424,31 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         CKind::SixNd => n[i].map(|n| 6.0 * n),
     };
     let mut finals = Vec::new();
-    let mut by_id: HashMap<String, (u32, f64, f64)> = HashMap::new();
+    let mut by_id: HashMap<String, (u32, f64, f64, f64)> = HashMap::new();
     for i in 0..runs.height() {
-        let (true, Some(ni), Some(di), Some(li), Some(pt), Some(id)) =
-            (mask[i], n[i], d[i], loss[i], per_token(i), ids[i].clone())
-        else {
+        let (true, Some(ni), Some(di), Some(ti), Some(li), Some(pt), Some(id)) = (
+            mask[i],
+            n[i],
+            d[i],
+            seen[i],
+            loss[i],
+            per_token(i),
+            ids[i].clone(),
+        ) else {
             continue;
         };
+        if ti <= 0.0 {
+            continue;
+        }
         let run = finals.len() as u32;
         finals.push(Obs {
             n: ni,
             d: di,
-            c: pt * di,
+            c: pt * ti,
             loss: li,
             run,
         });
-        by_id.insert(id, (run, ni, pt));
+        by_id.insert(id, (run, ni, pt, di / ti));
     }
     let finals_count = finals.len();
     let finals = fit::data::drop_highest_loss(finals, spec.drop_highest);
@@ -449,11 +469,11 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         let kept: std::collections::HashSet<u32> = finals.iter().map(|p| p.run).collect();
         let pts: Vec<Obs> = (0..cdf.height())
             .filter_map(|i| {
-                let (run, ni, pt) = *by_id.get(cid[i].as_ref()?)?;
+                let (run, ni, pt, d_per_token) = *by_id.get(cid[i].as_ref()?)?;
                 let (t, l) = (tokens[i]?, val[i]?);
                 (kept.contains(&run) && t > 0.0).then_some(Obs {
                     n: ni,
-                    d: t,
+                    d: t * d_per_token,
                     c: pt * t,
                     loss: l,
                     run,
@@ -466,7 +486,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     };
     let mut columns = HashMap::new();
     columns.insert("n".into(), n_col.to_string());
-    columns.insert("d".into(), "tokens".into());
+    columns.insert("d".into(), d_col.into());
     columns.insert(
         "c".into(),
         match spec.c_kind {

@@ -12,13 +12,9 @@ fn curve(run_dir: &std::path::Path) -> DataFrame {
 }
 
 fn column(df: &DataFrame, name: &str) -> Vec<f64> {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .into_no_null_iter()
+    optional_column(df, name)
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| panic!("null in {name}")))
         .collect()
 }
 
@@ -205,5 +201,126 @@ fn gradient_accumulation_matches_the_full_batch() {
         for (x, y) in column(&a, col).iter().zip(column(&b, col)) {
             assert!((x - y).abs() < 2e-3 * x.abs(), "{col}: {x} vs {y}");
         }
+    }
+}
+
+/// Trains `cfg` into `part`, stopping after `steps` steps (exit 130), then resumes it to the end.
+fn stop_and_resume(dir: &std::path::Path, cfg: &str, steps: &str) {
+    let part = lab(dir, &["train", cfg, "--out", "part", "--max-steps", steps]);
+    assert_eq!(part.status.code(), Some(130), "{}", text(&part));
+    let resumed = lab(dir, &["train", cfg, "--out", "part", "--resume"]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+}
+
+/// Writes the tiny run with `model_extra` lines under `model:`, trains it into `full` and returns
+/// the config path and the run's status.
+fn train_variant(dir: &std::path::Path, model_extra: &str) -> (String, serde_json::Value) {
+    let cfg_text = tiny_run(20_480, "  eval_every_tokens: 5120\n")
+        .replace("  seq_len: 32\n", &format!("  seq_len: 32\n{model_extra}"));
+    let cfg = write(dir, "run.yaml", &cfg_text);
+    let c = cfg.to_str().unwrap().to_string();
+    let full = lab(dir, &["train", &c, "--out", "full"]);
+    assert!(full.status.success(), "{}", text(&full));
+    (c, status(&dir.join("full")))
+}
+
+/// A prefix decoder trains, counts only its targets as loss tokens, resumes exactly and gives the
+/// same losses with gradient accumulation (losses are normalised by the step's loss tokens).
+#[test]
+fn prefix_decoder_trains_resumes_and_counts_loss_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, s) = train_variant(dir.path(), "  arch: prefix\n  prefix: {min: 0, max: 16}\n");
+    let c = c.as_str();
+    let (tokens, loss_tokens) = (
+        s["tokens"].as_u64().unwrap() as f64,
+        s["loss_tokens"].as_u64().unwrap() as f64,
+    );
+    // Prefix p ~ U{0..16}: a sequence of 32 has 32 - max(p - 1, 0) targets, 32 - 120/17 on average.
+    let expected = 1.0 - (120.0 / 17.0) / 32.0;
+    assert!(
+        (loss_tokens / tokens - expected).abs() < 0.03,
+        "loss tokens {loss_tokens} of {tokens} (expected ratio {expected:.3})"
+    );
+    let val = column(&curve(&dir.path().join("full")), "val_loss");
+    assert!(
+        val[val.len() - 1] < val[0] && val[0] < 64f64.ln() + 0.3,
+        "{val:?}"
+    );
+    stop_and_resume(dir.path(), c, "31");
+    let acc = lab(
+        dir.path(),
+        &["train", c, "--out", "acc", "--set", "train.micro_batch=2"],
+    );
+    assert!(acc.status.success(), "{}", text(&acc));
+    let a = curve(&dir.path().join("full"));
+    assert_eq!(
+        column(&a, "val_loss"),
+        column(&curve(&dir.path().join("part")), "val_loss"),
+        "resume"
+    );
+    assert_eq!(
+        status(&dir.path().join("part"))["loss_tokens"],
+        s["loss_tokens"]
+    );
+    for (x, y) in column(&a, "train_loss")
+        .iter()
+        .zip(column(&curve(&dir.path().join("acc")), "train_loss"))
+    {
+        assert!((x - y).abs() < 2e-3 * x.abs(), "accumulation: {x} vs {y}");
+    }
+}
+
+fn optional_column(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect()
+}
+
+/// An MoE decoder with bias balancing trains, records its load figures at every evaluation, keeps
+/// its selection biases in the checkpoint (resume is exact) and counts all experts in params_total.
+#[test]
+fn moe_decoder_trains_records_loads_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, s) = train_variant(
+        dir.path(),
+        "  ffn: moe\n  moe: {n_experts: 4, top_k: 1, granularity: 2, n_shared: 1, balance: bias, bias_rate: 0.01}\n",
+    );
+    let c = c.as_str();
+    let acc = &s["accounting"];
+    assert!(
+        acc["params_total"].as_u64() > acc["params_active"].as_u64(),
+        "{acc}"
+    );
+    let df = curve(&dir.path().join("full"));
+    let val = column(&df, "val_loss");
+    assert!(val[val.len() - 1] < val[0] - 0.3, "{val:?}");
+    let load: Vec<f64> = optional_column(&df, "max_mean_expert_load")
+        .into_iter()
+        .map(|v| v.expect("MoE runs record their load"))
+        .collect();
+    assert!(load.iter().all(|&l| (1.0..=8.0).contains(&l)), "{load:?}");
+    let bias = optional_column(&df, "router_bias_mean_abs");
+    assert!(bias.iter().all(|b| b.is_some_and(|b| b > 0.0)), "{bias:?}");
+    assert!(optional_column(&df, "dropped_fraction")
+        .iter()
+        .all(|d| *d == Some(0.0)));
+    stop_and_resume(dir.path(), c, "29");
+    let b = curve(&dir.path().join("part"));
+    for col in [
+        "val_loss",
+        "train_loss",
+        "max_mean_expert_load",
+        "router_bias_mean_abs",
+    ] {
+        assert_eq!(
+            optional_column(&df, col),
+            optional_column(&b, col),
+            "column {col} differs after resume"
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod extrapolate;
 pub mod kaplan;
+pub mod krajewski;
 pub mod optimize;
 pub mod regression;
 pub mod report;

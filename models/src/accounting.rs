@@ -22,7 +22,7 @@ pub struct Accounting {
     pub params_active: u64,
     /// Training FLOPs per token: 3 x forward.
     pub flops_per_token: u64,
-    /// 6 x active non-embedding parameters.
+    /// 6 x active non-embedding parameters (params_active - params_embedding).
     pub flops_6n: u64,
 }
 
@@ -34,29 +34,82 @@ fn norm_params(cfg: &ModelConfig) -> u64 {
     }
 }
 
-/// Weights (not biases) of the matmuls of one block: attention q, k, v, output and the MLP.
-pub fn block_matmul_params(cfg: &ModelConfig) -> u64 {
-    let (d, f) = (cfg.d_model as u64, cfg.d_ff() as u64);
-    let mlp = match cfg.mlp {
+/// Matmul weights of one feed-forward network of hidden width `f`.
+fn ffn_matmul(cfg: &ModelConfig, f: u64) -> u64 {
+    let d = cfg.d_model as u64;
+    match cfg.mlp {
         Mlp::Gelu => 2 * d * f,
         Mlp::Swiglu => 3 * d * f,
-    };
-    4 * d * d + mlp
+    }
 }
 
-/// Every parameter of one block.
-pub fn block_params(cfg: &ModelConfig) -> u64 {
-    let (d, f) = (cfg.d_model as u64, cfg.d_ff() as u64);
-    let biases = if cfg.bias {
-        let mlp_bias = match cfg.mlp {
-            Mlp::Gelu => f + d,
-            Mlp::Swiglu => 2 * f + d,
-        };
-        4 * d + mlp_bias
-    } else {
-        0
-    };
-    block_matmul_params(cfg) + biases + 2 * norm_params(cfg)
+/// Biases of one feed-forward network of hidden width `f`.
+fn ffn_bias(cfg: &ModelConfig, f: u64) -> u64 {
+    if !cfg.bias {
+        return 0;
+    }
+    let d = cfg.d_model as u64;
+    match cfg.mlp {
+        Mlp::Gelu => f + d,
+        Mlp::Swiglu => 2 * f + d,
+    }
+}
+
+/// Feed-forward parameters of one block: (matmul weights, all parameters), each as (total, active
+/// per token). MoE: the router, every routed expert (total) or the top-k ones (active), and the
+/// shared experts.
+fn ffn_params(cfg: &ModelConfig) -> ((u64, u64), (u64, u64)) {
+    match cfg.moe() {
+        None => {
+            let f = cfg.d_ff() as u64;
+            let mm = ffn_matmul(cfg, f);
+            ((mm, mm), (mm + ffn_bias(cfg, f), mm + ffn_bias(cfg, f)))
+        }
+        Some(m) => {
+            let (d, fe) = (cfg.d_model as u64, cfg.d_expert() as u64);
+            let (e, k) = (m.experts() as u64, m.active() as u64);
+            let router = d * e;
+            let shared_f = (m.n_shared * cfg.d_ff()) as u64;
+            let shared_mm = if shared_f > 0 {
+                ffn_matmul(cfg, shared_f)
+            } else {
+                0
+            };
+            let shared_all = if shared_f > 0 {
+                shared_mm + ffn_bias(cfg, shared_f)
+            } else {
+                0
+            };
+            let expert_mm = ffn_matmul(cfg, fe);
+            let expert_all = expert_mm + ffn_bias(cfg, fe);
+            (
+                (
+                    router + e * expert_mm + shared_mm,
+                    router + k * expert_mm + shared_mm,
+                ),
+                (
+                    router + e * expert_all + shared_all,
+                    router + k * expert_all + shared_all,
+                ),
+            )
+        }
+    }
+}
+
+/// Matmul weights of one block touched per token: attention q, k, v, output and the (active)
+/// feed-forward.
+pub fn block_matmul_params(cfg: &ModelConfig) -> u64 {
+    let d = cfg.d_model as u64;
+    4 * d * d + ffn_params(cfg).0 .1
+}
+
+/// Every parameter of one block, as (total, active per token).
+pub fn block_params(cfg: &ModelConfig) -> (u64, u64) {
+    let d = cfg.d_model as u64;
+    let attn = 4 * d * d + if cfg.bias { 4 * d } else { 0 };
+    let (total, active) = ffn_params(cfg).1;
+    let fixed = attn + 2 * norm_params(cfg);
+    (fixed + total, fixed + active)
 }
 
 /// Computes the accounting of a configuration.
@@ -79,7 +132,10 @@ pub fn account(cfg: &ModelConfig) -> Accounting {
         v * d + if cfg.bias { v } else { 0 }
     };
     let params_embedding = token_emb + pos_emb;
-    let params_total = params_embedding + l * block_params(cfg) + norm_params(cfg) + head;
+    let (block_total, block_active) = block_params(cfg);
+    let rest = params_embedding + norm_params(cfg) + head;
+    let params_total = rest + l * block_total;
+    let params_active = rest + l * block_active;
     let params_nonembedding = params_total - params_embedding;
     let matmul_per_token = l * block_matmul_params(cfg) + v * d;
     let attention = 2 * 2 * l * t * d;
@@ -88,9 +144,9 @@ pub fn account(cfg: &ModelConfig) -> Accounting {
         params_total,
         params_embedding,
         params_nonembedding,
-        params_active: params_total,
+        params_active,
         flops_per_token: 3 * forward,
-        flops_6n: 6 * params_nonembedding,
+        flops_6n: 6 * (params_active - params_embedding),
     }
 }
 
@@ -112,6 +168,59 @@ mod tests {
         // Forward: 2*(4*196608 + 32768) + 4*4*128*128 = 2*819200 + 262144 = 1900544; x3.
         assert_eq!(a.flops_per_token, 5_701_632);
         assert_eq!(a.flops_6n, 6 * 820_352);
+    }
+
+    fn moe(n_experts: usize, top_k: usize, granularity: usize, n_shared: usize) -> ModelConfig {
+        let mut cfg = ModelConfig::new(2, 64, 4, 100, 32);
+        cfg.ffn = crate::config::Ffn::Moe;
+        cfg.moe = Some(crate::config::MoeConfig {
+            n_experts,
+            top_k,
+            granularity,
+            n_shared,
+            router: Default::default(),
+            z_loss: 0.0,
+            balance: Default::default(),
+            aux_weight: 0.01,
+            bias_rate: 0.001,
+            capacity_factor: None,
+        });
+        cfg
+    }
+
+    #[test]
+    fn moe_by_hand() {
+        // d 64, d_ff 256, 8 experts top-2, one shared expert, GELU, no bias, L 2, vocab 100, seq 32.
+        let a = account(&moe(8, 2, 1, 1));
+        // Block: attention 4*64^2 = 16384; router 64*8 = 512; experts 8 * 2*64*256 = 262144;
+        // shared 2*64*256 = 32768; norms 2*64 = 128. Total 311936; active 16384 + 512 + 2*32768
+        // + 32768 + 128 = 115328.
+        let emb = 100 * 64 + 32 * 64;
+        let rest = emb + 64 + 100 * 64;
+        assert_eq!(a.params_total, rest + 2 * 311_936);
+        assert_eq!(a.params_active, rest + 2 * 115_328);
+        // Forward: 2 * (2 * (16384 + 512 + 65536 + 32768) + 6400) + 4 * 2 * 32 * 64.
+        assert_eq!(a.flops_per_token, 3 * (2 * (2 * 115_200 + 6_400) + 16_384));
+        assert_eq!(a.flops_6n, 6 * (a.params_active - emb));
+    }
+
+    #[test]
+    fn granularity_preserves_total_and_active_experts() {
+        // Routed-expert parameters do not change with m; only the router (d x m E) grows.
+        let base = account(&moe(4, 1, 1, 0));
+        for m in [2, 4, 8] {
+            let a = account(&moe(4, 1, m, 0));
+            let router_growth = 2 * 64 * 4 * (m as u64 - 1);
+            assert_eq!(a.params_total, base.params_total + router_growth, "m = {m}");
+            assert_eq!(
+                a.params_active,
+                base.params_active + router_growth,
+                "m = {m}"
+            );
+        }
+        // A dense model with the same d_ff has the active parameters of a top-1 MoE, less the router.
+        let dense = account(&ModelConfig::new(2, 64, 4, 100, 32));
+        assert_eq!(base.params_active, dense.params_active + 2 * 64 * 4);
     }
 
     #[test]

@@ -10,6 +10,34 @@ pub enum Arch {
     /// Causal decoder: every position attends to itself and earlier positions.
     #[default]
     Causal,
+    /// Prefix (non-causal) decoder, as in GLM / U-PaLM: bidirectional attention among the first
+    /// `prefix` tokens of a sequence, causal attention for the rest, loss on the rest only.
+    Prefix,
+}
+
+/// Prefix length of a prefix decoder: the same for every sequence, or drawn uniformly per sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PrefixLen {
+    /// Every sequence has this many prefix tokens.
+    Fixed(usize),
+    /// Each sequence's prefix length is drawn uniformly from min..=max.
+    Range {
+        /// Shortest prefix.
+        min: usize,
+        /// Longest prefix.
+        max: usize,
+    },
+}
+
+impl PrefixLen {
+    /// The smallest and largest prefix length.
+    pub fn bounds(self) -> (usize, usize) {
+        match self {
+            PrefixLen::Fixed(p) => (p, p),
+            PrefixLen::Range { min, max } => (min, max),
+        }
+    }
 }
 
 /// How positions enter the model.
@@ -45,6 +73,109 @@ pub enum Mlp {
     Swiglu,
 }
 
+/// Feed-forward kind of every block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Ffn {
+    /// One dense feed-forward network (`mlp` chooses GELU or SwiGLU).
+    #[default]
+    Dense,
+    /// Mixture of experts (`moe` holds the settings; experts use `mlp`).
+    Moe,
+}
+
+impl Ffn {
+    fn is_dense(&self) -> bool {
+        *self == Ffn::Dense
+    }
+}
+
+/// How the router scores experts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Router {
+    /// Softmax over experts; the top-k gates are the softmax scores (DeepSeekMoE).
+    #[default]
+    Softmax,
+    /// Independent sigmoids; the top-k gates are normalised to sum to 1 (DeepSeek-V3).
+    Sigmoid,
+}
+
+/// Load balancing of the routed experts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Expert-level auxiliary loss `aux_weight * E * sum_i f_i P_i` (DeepSeekMoE).
+    #[default]
+    AuxLoss,
+    /// Auxiliary-loss-free: experts are selected on s_i + b_i, gates come from s_i, and b_i moves
+    /// by `bias_rate` towards balance after every step (DeepSeek-V3).
+    Bias,
+    /// No balancing.
+    None,
+}
+
+/// Mixture-of-experts settings (fine-grained, DeepSeekMoE style).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoeConfig {
+    /// Routed experts at granularity 1, each as wide as the dense `d_ff`.
+    pub n_experts: usize,
+    /// Routed experts per token at granularity 1.
+    pub top_k: usize,
+    /// Granularity m: each expert is split into m experts of width d_ff / m and m x top_k of the
+    /// m x n_experts are active, so total and active parameters do not change with m.
+    #[serde(default = "one")]
+    pub granularity: usize,
+    /// Always-active shared experts, each as wide as `d_ff` (implemented as one FFN of width
+    /// n_shared x d_ff).
+    #[serde(default)]
+    pub n_shared: usize,
+    /// Router scoring.
+    #[serde(default)]
+    pub router: Router,
+    /// Weight of the router z-loss, mean (logsumexp of router logits)^2 (0 = off).
+    #[serde(default)]
+    pub z_loss: f64,
+    /// Load balancing.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Weight of the auxiliary balance loss (`balance: aux_loss`).
+    #[serde(default = "default_aux_weight")]
+    pub aux_weight: f64,
+    /// Bias step gamma (`balance: bias`).
+    #[serde(default = "default_bias_rate")]
+    pub bias_rate: f64,
+    /// Capacity factor: each expert takes at most ceil(cf x tokens x k / experts) tokens per
+    /// micro-batch, the rest are dropped (pass through the residual). Absent = dropless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_factor: Option<f64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_aux_weight() -> f64 {
+    0.01
+}
+
+fn default_bias_rate() -> f64 {
+    0.001
+}
+
+impl MoeConfig {
+    /// Routed experts after fine-grained segmentation (m x n_experts).
+    pub fn experts(&self) -> usize {
+        self.n_experts * self.granularity
+    }
+
+    /// Routed experts per token after segmentation (m x top_k).
+    pub fn active(&self) -> usize {
+        self.top_k * self.granularity
+    }
+}
+
 /// The decoder's shape and architecture. Every field has a default except the shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +183,9 @@ pub struct ModelConfig {
     /// Attention pattern.
     #[serde(default)]
     pub arch: Arch,
+    /// Prefix length (required by, and only allowed with, `arch: prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<PrefixLen>,
     /// Number of transformer blocks.
     pub n_layer: usize,
     /// Residual stream width.
@@ -74,9 +208,15 @@ pub struct ModelConfig {
     /// Normalisation layer.
     #[serde(default)]
     pub norm: Norm,
-    /// Feed-forward type.
+    /// Feed-forward type (and the experts' type for MoE).
     #[serde(default)]
     pub mlp: Mlp,
+    /// Dense feed-forward or mixture of experts.
+    #[serde(default, skip_serializing_if = "Ffn::is_dense")]
+    pub ffn: Ffn,
+    /// Mixture-of-experts settings (required by, and only allowed with, `ffn: moe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeConfig>,
     /// Share the token embedding with the output head.
     #[serde(default)]
     pub tie_embeddings: bool,
@@ -113,6 +253,7 @@ impl ModelConfig {
     ) -> Self {
         ModelConfig {
             arch: Arch::Causal,
+            prefix: None,
             n_layer,
             d_model,
             n_head,
@@ -123,6 +264,8 @@ impl ModelConfig {
             position: Position::Learned,
             norm: Norm::Layernorm,
             mlp: Mlp::Gelu,
+            ffn: Ffn::Dense,
+            moe: None,
             tie_embeddings: false,
             bias: false,
             init_std: default_init_std(),
@@ -135,6 +278,19 @@ impl ModelConfig {
             Mlp::Gelu => 4 * self.d_model,
             Mlp::Swiglu => (8 * self.d_model).div_ceil(3).div_ceil(8) * 8,
         })
+    }
+
+    /// Hidden width of one routed expert (d_ff / granularity), or d_ff for a dense model.
+    pub fn d_expert(&self) -> usize {
+        match &self.moe {
+            Some(m) if self.ffn == Ffn::Moe => self.d_ff() / m.granularity.max(1),
+            _ => self.d_ff(),
+        }
+    }
+
+    /// The MoE settings when the feed-forward is a mixture of experts.
+    pub fn moe(&self) -> Option<&MoeConfig> {
+        self.moe.as_ref().filter(|_| self.ffn == Ffn::Moe)
     }
 
     /// Width of one attention head.
@@ -174,6 +330,35 @@ impl ModelConfig {
                 ),
             );
         }
+        match (self.arch, self.prefix) {
+            (Arch::Causal, Some(_)) => {
+                return err("prefix", "a prefix needs `arch: prefix`".into());
+            }
+            (Arch::Prefix, None) => {
+                return err(
+                    "prefix",
+                    "arch: prefix needs a prefix length: `prefix: 32` or `prefix: {min: 0, max: 64}`"
+                        .into(),
+                );
+            }
+            (Arch::Prefix, Some(p)) => {
+                let (lo, hi) = p.bounds();
+                if lo > hi {
+                    return err("prefix", format!("min {lo} is above max {hi}"));
+                }
+                if hi >= self.seq_len {
+                    return err(
+                        "prefix",
+                        format!(
+                            "the longest prefix ({hi}) must leave at least one target token in seq_len = {}",
+                            self.seq_len
+                        ),
+                    );
+                }
+            }
+            (Arch::Causal, None) => {}
+        }
+        self.validate_moe()?;
         if self.d_ff == Some(0) {
             return err("d_ff", "must be at least 1".into());
         }
@@ -193,6 +378,61 @@ impl ModelConfig {
     }
 }
 
+impl ModelConfig {
+    fn validate_moe(&self) -> Result<(), ConfigError> {
+        let err = |key, message: String| Err(ConfigError { key, message });
+        let m = match (self.ffn, &self.moe) {
+            (Ffn::Dense, None) => return Ok(()),
+            (Ffn::Dense, Some(_)) => return err("moe", "MoE settings need `ffn: moe`".into()),
+            (Ffn::Moe, None) => {
+                return err(
+                    "moe",
+                    "ffn: moe needs `moe: {n_experts: 8, top_k: 2}` (and optionally granularity, n_shared, router, balance, ...)"
+                        .into(),
+                )
+            }
+            (Ffn::Moe, Some(m)) => m,
+        };
+        if m.n_experts == 0 || m.top_k == 0 || m.granularity == 0 {
+            return err(
+                "moe",
+                "n_experts, top_k and granularity must be at least 1".into(),
+            );
+        }
+        if m.top_k > m.n_experts {
+            return err(
+                "moe.top_k",
+                format!("top_k = {} exceeds n_experts = {}", m.top_k, m.n_experts),
+            );
+        }
+        if !self.d_ff().is_multiple_of(m.granularity) {
+            return err(
+                "moe.granularity",
+                format!(
+                    "d_ff = {} is not divisible by granularity {}",
+                    self.d_ff(),
+                    m.granularity
+                ),
+            );
+        }
+        if m.capacity_factor
+            .is_some_and(|c| !(c.is_finite() && c > 0.0))
+        {
+            return err("moe.capacity_factor", "must be positive".into());
+        }
+        for (key, v) in [
+            ("moe.z_loss", m.z_loss),
+            ("moe.aux_weight", m.aux_weight),
+            ("moe.bias_rate", m.bias_rate),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(key, format!("must be a non-negative number, got {v}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +445,21 @@ mod tests {
         assert!(c.validate().is_ok());
         c.dropout = 1.5;
         assert_eq!(c.validate().unwrap_err().key, "dropout");
+    }
+
+    #[test]
+    fn prefix_settings_are_checked() {
+        let mut c = ModelConfig::new(2, 64, 4, 256, 64);
+        c.prefix = Some(PrefixLen::Fixed(8));
+        assert_eq!(c.validate().unwrap_err().key, "prefix");
+        c.arch = Arch::Prefix;
+        assert!(c.validate().is_ok());
+        c.prefix = Some(PrefixLen::Range { min: 10, max: 64 });
+        assert_eq!(c.validate().unwrap_err().key, "prefix");
+        c.prefix = None;
+        assert_eq!(c.validate().unwrap_err().key, "prefix");
+        let y: PrefixLen = serde_json::from_str(r#"{"min": 0, "max": 32}"#).unwrap();
+        assert_eq!(y, PrefixLen::Range { min: 0, max: 32 });
     }
 
     #[test]

@@ -2,9 +2,20 @@
 
 use crate::config::{ModelConfig, Position};
 use crate::layers::{linear, Block, Norm};
+use crate::moe::LayerStats;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear};
 use burn::prelude::*;
+
+/// Everything a forward pass produces.
+pub struct DecoderOutput {
+    /// [batch, time, vocab].
+    pub logits: Tensor<3>,
+    /// MoE balance and z-losses, weighted and summed over layers (None for dense models).
+    pub aux: Option<Tensor<1>>,
+    /// Routing statistics of each MoE layer, in order.
+    pub stats: Vec<LayerStats>,
+}
 
 /// A decoder-only transformer.
 #[derive(Module, Debug)]
@@ -43,8 +54,34 @@ impl Decoder {
         Tensor::<2, Bool>::tril_mask([t, t], 0, device).reshape([1, 1, t, t])
     }
 
+    /// The prefix-decoder mask for sequences with prefix lengths `prefix` (one per row):
+    /// [rows, 1, t, t], position i may attend to j when j <= i or j < prefix (true = masked).
+    /// With every prefix 0 it equals the causal mask.
+    pub fn prefix_mask(prefix: &[usize], t: usize, device: &Device) -> Tensor<4, Bool> {
+        let b = prefix.len();
+        let mut masked = Vec::with_capacity(b * t * t);
+        for &p in prefix {
+            for i in 0..t {
+                masked.extend((0..t).map(|j| j > i && j >= p));
+            }
+        }
+        Tensor::<4, Bool>::from_data(TensorData::new(masked, [b, 1, t, t]), device)
+    }
+
     /// Logits [batch, time, vocab] for tokens [batch, time] under `mask` ([batch or 1, 1, time, time]).
     pub fn forward_masked(&self, tokens: Tensor<2, Int>, mask: &Tensor<4, Bool>) -> Tensor<3> {
+        self.forward_aux(tokens, mask, &[]).logits
+    }
+
+    /// The full forward pass: logits, the MoE routing losses (summed over layers) and per-layer
+    /// routing statistics. `biases` holds one selection bias per routed expert for each MoE layer
+    /// (empty: none).
+    pub fn forward_aux(
+        &self,
+        tokens: Tensor<2, Int>,
+        mask: &Tensor<4, Bool>,
+        biases: &[Vec<f32>],
+    ) -> DecoderOutput {
         let [b, t] = tokens.dims();
         let device = tokens.device();
         let mut x = self.tok.forward(tokens);
@@ -54,18 +91,30 @@ impl Decoder {
                 .expand([b, t]);
             x = x + pos.forward(idx);
         }
+        let mut aux: Option<Tensor<1>> = None;
+        let mut stats = Vec::new();
         for block in &self.blocks {
-            x = block.forward(x, mask);
+            let bias = biases.get(stats.len()).map(Vec::as_slice);
+            let out = block.forward(x, mask, bias);
+            x = out.x;
+            if let Some(a) = out.aux {
+                aux = Some(match aux {
+                    Some(s) => s + a,
+                    None => a,
+                });
+            }
+            stats.extend(out.stats);
         }
         let x = self.norm.forward(x);
-        match &self.head {
+        let logits = match &self.head {
             Some(head) => head.forward(x),
             None => {
                 let w = self.tok.weight.val(); // [vocab, d]
                 let [v, d] = w.dims();
                 x.matmul(w.transpose().reshape([1, d, v]))
             }
-        }
+        };
+        DecoderOutput { logits, aux, stats }
     }
 
     /// Logits [batch, time, vocab] with a causal mask.

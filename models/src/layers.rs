@@ -1,7 +1,8 @@
 //! Building blocks of the decoder: normalisation, attention and feed-forward.
 
-use crate::config::{Mlp as MlpKind, ModelConfig, Norm as NormKind, Position};
-use burn::module::Module;
+use crate::config::{Ffn, Mlp as MlpKind, ModelConfig, Norm as NormKind, Position};
+use crate::moe::{LayerStats, Moe};
+use burn::module::{Module, Param};
 use burn::nn::{
     Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm,
     RmsNormConfig, RotaryEncoding, RotaryEncodingConfig,
@@ -114,13 +115,36 @@ pub struct FeedForward {
 impl FeedForward {
     /// The feed-forward block of the configuration.
     pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
-        let (d, f) = (cfg.d_model, cfg.d_ff());
+        Self::with_width(cfg, cfg.d_ff(), device)
+    }
+
+    /// A feed-forward block of hidden width `f` (e.g. MoE shared experts).
+    pub fn with_width(cfg: &ModelConfig, f: usize, device: &Device) -> Self {
+        let d = cfg.d_model;
         let resid_std = cfg.init_std / (2.0 * cfg.n_layer as f64).sqrt();
         FeedForward {
             up: linear(d, f, cfg.bias, cfg.init_std, device),
             gate: (cfg.mlp == MlpKind::Swiglu)
                 .then(|| linear(d, f, cfg.bias, cfg.init_std, device)),
             down: linear(f, d, cfg.bias, resid_std, device),
+        }
+    }
+
+    /// A feed-forward network from (weight [d_in, d_out], bias) pairs of its up, optional gate and
+    /// down projections.
+    pub fn from_weights(
+        up: (Tensor<2>, Option<Tensor<1>>),
+        gate: Option<(Tensor<2>, Option<Tensor<1>>)>,
+        down: (Tensor<2>, Option<Tensor<1>>),
+    ) -> Self {
+        let lin = |(w, b): (Tensor<2>, Option<Tensor<1>>)| Linear {
+            weight: Param::from_tensor(w),
+            bias: b.map(Param::from_tensor),
+        };
+        FeedForward {
+            up: lin(up),
+            gate: gate.map(lin),
+            down: lin(down),
         }
     }
 
@@ -134,14 +158,26 @@ impl FeedForward {
     }
 }
 
-/// Pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x)).
+/// Pre-norm transformer block: x + attn(norm(x)), then x + ffn(norm(x)) with a dense or MoE ffn
+/// (exactly one of `ffn`, `moe` is set).
 #[derive(Module, Debug)]
 pub struct Block {
     norm1: Norm,
     attn: Attention,
     norm2: Norm,
-    ffn: FeedForward,
+    ffn: Option<FeedForward>,
+    moe: Option<Moe>,
     dropout: Dropout,
+}
+
+/// A block's output: the residual stream and, for MoE blocks, the routing losses and statistics.
+pub struct BlockOutput {
+    /// [batch, time, d_model].
+    pub x: Tensor<3>,
+    /// Weighted balance and z-losses.
+    pub aux: Option<Tensor<1>>,
+    /// Routing statistics (MoE blocks only).
+    pub stats: Option<LayerStats>,
 }
 
 impl Block {
@@ -151,20 +187,36 @@ impl Block {
             norm1: Norm::new(cfg, device),
             attn: Attention::new(cfg, device),
             norm2: Norm::new(cfg, device),
-            ffn: FeedForward::new(cfg, device),
+            ffn: (cfg.ffn == Ffn::Dense).then(|| FeedForward::new(cfg, device)),
+            moe: (cfg.ffn == Ffn::Moe).then(|| Moe::new(cfg, device)),
             dropout: DropoutConfig::new(cfg.dropout).init(),
         }
     }
 
-    /// x: [batch, time, d_model].
-    pub fn forward(&self, x: Tensor<3>, mask: &Tensor<4, Bool>) -> Tensor<3> {
+    /// x: [batch, time, d_model]; `bias` shifts MoE expert selection (bias balancing).
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        mask: &Tensor<4, Bool>,
+        bias: Option<&[f32]>,
+    ) -> BlockOutput {
         let x = x.clone()
             + self
                 .dropout
                 .forward(self.attn.forward(self.norm1.forward(x), mask));
-        x.clone()
-            + self
-                .dropout
-                .forward(self.ffn.forward(self.norm2.forward(x)))
+        let h = self.norm2.forward(x.clone());
+        let (y, aux, stats) = match (&self.ffn, &self.moe) {
+            (Some(f), _) => (f.forward(h), None, None),
+            (None, Some(m)) => {
+                let o = m.forward(h, bias);
+                (o.y, o.aux, Some(o.stats))
+            }
+            (None, None) => (h.zeros_like(), None, None),
+        };
+        BlockOutput {
+            x: x + self.dropout.forward(y),
+            aux,
+            stats,
+        }
     }
 }

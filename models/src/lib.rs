@@ -8,7 +8,11 @@ pub mod accounting;
 pub mod config;
 pub mod decoder;
 pub mod layers;
+pub mod moe;
 
 pub use accounting::{account, Accounting};
-pub use config::{Arch, ConfigError, Mlp, ModelConfig, Norm, Position};
-pub use decoder::Decoder;
+pub use config::{
+    Arch, Balance, ConfigError, Ffn, Mlp, ModelConfig, MoeConfig, Norm, Position, PrefixLen, Router,
+};
+pub use decoder::{Decoder, DecoderOutput};
+pub use moe::LayerStats;

@@ -114,3 +114,64 @@ fn loss_at_initialisation_is_near_ln_vocab() {
         );
     }
 }
+
+/// Logits of one sequence under the prefix mask for prefix length `p`, flattened [t * vocab].
+fn prefix_logits(model: &Decoder, toks: &[i64], p: usize, dev: &Device) -> Vec<f32> {
+    let t = toks.len();
+    let x = Tensor::<2, Int>::from_data(TensorData::new(toks.to_vec(), [1, t]), dev);
+    model
+        .forward_masked(x, &Decoder::prefix_mask(&[p], t, dev))
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 logits")
+}
+
+/// Largest |a - b| over positions `range` (each `vocab` logits wide).
+fn max_diff(a: &[f32], b: &[f32], range: std::ops::Range<usize>, vocab: usize) -> f32 {
+    (range.start * vocab..range.end * vocab)
+        .map(|i| (a[i] - b[i]).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn prefix_attention_is_bidirectional_in_the_prefix_and_causal_after_it() {
+    let dev = device();
+    let mut cfg = ModelConfig::new(2, 64, 4, 60, 24);
+    cfg.arch = models::Arch::Prefix;
+    cfg.prefix = Some(models::PrefixLen::Fixed(10));
+    let model = Decoder::new(&cfg, &dev);
+    let (t, v, p) = (cfg.seq_len, cfg.vocab, 10);
+    let base = random_tokens(1, t, v, 3, &dev);
+    let logits = prefix_logits(&model, &base, p, &dev);
+    // Changing a later prefix token (position 7) changes an earlier prefix position's output.
+    let mut later_prefix = base.clone();
+    later_prefix[7] = (later_prefix[7] + 5) % v as i64;
+    let changed = prefix_logits(&model, &later_prefix, p, &dev);
+    assert!(max_diff(&logits, &changed, 0..1, v) > 1e-4);
+    // Changing a target token (position 15) never changes a prefix position's output, nor any
+    // target position before it.
+    let mut target = base.clone();
+    target[15] = (target[15] + 5) % v as i64;
+    let changed = prefix_logits(&model, &target, p, &dev);
+    assert!(max_diff(&logits, &changed, 0..15, v) < 1e-5);
+    assert!(max_diff(&logits, &changed, 15..16, v) > 1e-4);
+}
+
+#[test]
+fn prefix_length_zero_is_the_causal_decoder_exactly() {
+    let dev = device();
+    let cfg = ModelConfig::new(2, 64, 4, 60, 24);
+    let model = Decoder::new(&cfg, &dev);
+    let toks = random_tokens(1, cfg.seq_len, cfg.vocab, 5, &dev);
+    let causal = model
+        .forward(Tensor::<2, Int>::from_data(
+            TensorData::new(toks.clone(), [1, cfg.seq_len]),
+            &dev,
+        ))
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap();
+    assert_eq!(prefix_logits(&model, &toks, 0, &dev), causal);
+    // A prefix of one token is also causal (a token attending to itself).
+    assert_eq!(prefix_logits(&model, &toks, 1, &dev), causal);
+}

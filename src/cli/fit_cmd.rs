@@ -2,11 +2,14 @@
 
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{run_fits, sci, with_interval, write};
-use crate::table::{read, CKind, NKind, TableSpec};
+use crate::results::write_atomic;
+use crate::table::{read, read_frame, CKind, NKind, TableSpec};
 use clap::Args;
 use fit::approach3::StartGrid;
+use fit::krajewski::{self, GObs};
 use fit::report::{default_predictions, Approach, FitOptions};
-use std::path::PathBuf;
+use polars::prelude::DataType;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `lab fit`.
 #[derive(Args)]
@@ -17,7 +20,9 @@ use std::path::PathBuf;
       --n 'Model Size' --c 'Training FLOP' --loss loss --drop-highest 5 --approach 3
   lab fit ../shared/data/public-scaling-runs/porian2024_isoflop_points.csv \\
       --filter hparams=tuned --filter warmup=short --filter decay=cosine --filter param_count=attention \\
-      --filter dataset=rw --filter loss_split=train --approach 2")]
+      --filter dataset=rw --filter loss_split=train --approach 2
+  lab fit results/prefix-vs-causal --group-by arch --fix-e floor
+                                   one fit per arch, in results/prefix-vs-causal/fit/groups/arch-<value>/")]
 pub struct FitArgs {
     /// A lab results folder (runs.parquet [+ curves.parquet]) or a .csv / .parquet table.
     pub input: PathBuf,
@@ -82,6 +87,18 @@ pub struct FitArgs {
     /// Output folder for fit.json and fit.md (default <results>/fit, or results/fit-<table name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Fit each group of rows sharing a value of this column (e.g. arch, ffn, granularity)
+    /// separately, into <out>/groups/<column>-<value>/; compare them with `lab plot --compare`.
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// Fit the fine-grained MoE law of Krajewski et al. 2024,
+    /// L(N, D, G) = c + (g/G^gamma + a)/N^alpha + b/D^beta, over the rows with a value in the
+    /// granularity column (dense rows are left out); writes <out>/krajewski.json.
+    #[arg(long)]
+    pub krajewski: bool,
+    /// Column holding the granularity G for --krajewski.
+    #[arg(long, default_value = "granularity")]
+    pub g_column: String,
 }
 
 /// Parses the --approach list.
@@ -130,15 +147,123 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
         ));
     }
     let spec = TableSpec {
-        n: a.n,
-        d: a.d,
-        c: a.c,
-        loss: a.loss,
-        filters: a.filters,
+        n: a.n.clone(),
+        d: a.d.clone(),
+        c: a.c.clone(),
+        loss: a.loss.clone(),
+        filters: a.filters.clone(),
         drop_highest: a.drop_highest,
         n_kind: a.n_kind,
         c_kind: a.c_kind,
     };
+    let out = a.out.clone().unwrap_or_else(|| {
+        if a.input.is_dir() {
+            a.input.join("fit")
+        } else {
+            let stem = a
+                .input
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "table".into());
+            PathBuf::from("results").join(format!("fit-{stem}"))
+        }
+    });
+    if a.krajewski {
+        return fit_krajewski(&a, &spec, &out);
+    }
+    let Some(key) = a.group_by.clone() else {
+        return fit_one(&a, spec, &approaches, grid, &out);
+    };
+    let values = group_values(&a.input, &key)?;
+    println!("{} groups by {key}: {}", values.len(), values.join(", "));
+    let mut failures = 0;
+    for v in &values {
+        let mut s = spec.clone();
+        s.filters.push(format!("{key}={v}"));
+        let dir = out.join("groups").join(format!("{key}-{v}"));
+        println!(
+            "
+== {key} = {v} =="
+        );
+        if let Err(e) = fit_one(&a, s, &approaches, grid.clone(), &dir) {
+            eprintln!("{key} = {v}: {e}");
+            failures += 1;
+        }
+    }
+    if failures == values.len() {
+        return Err(LabError::input(
+            &a.input,
+            None,
+            format!("no group by {key} could be fitted"),
+        ));
+    }
+    Ok(0)
+}
+
+/// Fits the Krajewski law over the groups of the granularity column.
+fn fit_krajewski(a: &FitArgs, spec: &TableSpec, out: &Path) -> LabResult<i32> {
+    let key = &a.g_column;
+    let mut points = Vec::new();
+    for v in group_values(&a.input, key)? {
+        let Ok(g) = v.parse::<f64>() else {
+            continue; // dense rows (null granularity)
+        };
+        let mut s = spec.clone();
+        s.filters.push(format!("{key}={v}"));
+        let data = read(&a.input, &s)?;
+        points.extend(data.finals.iter().map(|&obs| GObs { obs, g }));
+    }
+    let f = krajewski::fit(&points, a.bootstrap, a.seed, a.level)
+        .map_err(|e| LabError::input(&a.input, None, e.to_string()))?;
+    std::fs::create_dir_all(out)?;
+    write_atomic(
+        &out.join("krajewski.json"),
+        &serde_json::to_vec_pretty(&f).map_err(|e| anyhow::anyhow!("serialising: {e}"))?,
+    )?;
+    println!(
+        "Krajewski law over {} points at granularities {:?} (RMSE of ln L {:.4}; {} bootstrap fits):",
+        f.points, f.granularities, f.rmse_log, f.bootstrap_succeeded
+    );
+    for (k, v) in &f.parameters {
+        println!("  {k:>6} = {}", with_interval(v));
+    }
+    println!("wrote {}", out.join("krajewski.json").display());
+    Ok(0)
+}
+
+/// The distinct values of `key` among the rows of a results folder (done runs) or a table.
+fn group_values(input: &Path, key: &str) -> LabResult<Vec<String>> {
+    let path = if input.is_dir() {
+        input.join("runs.parquet")
+    } else {
+        input.to_path_buf()
+    };
+    let df = read_frame(&path)?;
+    let col = df
+        .column(key)
+        .map_err(|_| LabError::input(&path, None, format!("--group-by: no column '{key}'")))?;
+    let strs = col
+        .cast(&DataType::String)
+        .map_err(|e| LabError::input(&path, None, e.to_string()))?;
+    let mut values: Vec<String> = strs
+        .str()
+        .map_err(|e| LabError::input(&path, None, e.to_string()))?
+        .iter()
+        .map(|v| v.unwrap_or("null").to_string())
+        .collect();
+    values.sort();
+    values.dedup();
+    Ok(values)
+}
+
+/// Fits one table (or one group of it) and writes fit.json and fit.md into `out`.
+fn fit_one(
+    a: &FitArgs,
+    spec: TableSpec,
+    approaches: &[Approach],
+    grid: StartGrid,
+    out: &Path,
+) -> LabResult<i32> {
     let data = read(&a.input, &spec)?;
     if data.finals.is_empty() {
         return Err(LabError::input(
@@ -154,7 +279,7 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
         predict: if a.predict.is_empty() {
             default_predictions(&data.finals)
         } else {
-            a.predict
+            a.predict.clone()
         },
         holdout_budgets: a.holdout,
         ..FitOptions::default()
@@ -176,20 +301,8 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     };
     options.approach2.budget_ratio = a.budget_ratio;
     options.approach2.window_decades = (a.window > 0.0).then_some(a.window);
-    let file = run_fits(&data, &approaches, &options)?;
-    let out = a.out.unwrap_or_else(|| {
-        if a.input.is_dir() {
-            a.input.join("fit")
-        } else {
-            let stem = a
-                .input
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "table".into());
-            PathBuf::from("results").join(format!("fit-{stem}"))
-        }
-    });
-    write(&out, &file)?;
+    let file = run_fits(&data, approaches, &options)?;
+    write(out, &file)?;
     println!(
         "{} points from {} ({:.1} s)",
         data.finals.len(),

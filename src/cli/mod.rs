@@ -48,7 +48,7 @@ enum Cmd {
     /// Print a run's parameter and FLOP accounting without training.
     Models(models_cmd::ModelsArgs),
     /// Fit scaling laws to a lab results folder or a CSV/Parquet table.
-    Fit(fit_cmd::FitArgs),
+    Fit(Box<fit_cmd::FitArgs>),
     /// Draw the figures of a results folder or fit (PNG, SVG), or overlay several with --compare.
     Plot(plot_cmd::PlotArgs),
     /// Draw every figure and write report.md for a results folder.
@@ -93,7 +93,7 @@ pub fn main() -> i32 {
         Cmd::Runs(a) => collect_cmd::run_runs(a),
         Cmd::Train(a) => train_cmd::run(a),
         Cmd::Models(a) => models_cmd::run(a),
-        Cmd::Fit(a) => fit_cmd::run(a),
+        Cmd::Fit(a) => fit_cmd::run(*a),
         Cmd::Plot(a) => plot_cmd::run_plot(a),
         Cmd::Report(a) => plot_cmd::run_report(a),
         Cmd::Bench(a) => crate::bench::run(a),

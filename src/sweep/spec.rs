@@ -113,11 +113,26 @@ fn key_str(k: &Value) -> String {
     }
 }
 
+/// A value on one line: scalars as YAML prints them, mappings and lists in flow style
+/// (`{min: 0, max: 32}`).
 fn val_str(v: &Value) -> String {
-    serde_yaml::to_string(v)
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    match v {
+        Value::Mapping(m) => {
+            let items: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", key_str(k), val_str(v)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Value::Sequence(xs) => {
+            let items: Vec<String> = xs.iter().map(val_str).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
 }
 
 /// (key, values) axes of a mapping, each values list checked non-empty.

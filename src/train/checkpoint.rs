@@ -88,6 +88,13 @@ pub struct TrainerState {
     pub step: u64,
     /// Tokens consumed.
     pub tokens: u64,
+    /// Loss-bearing target tokens (all tokens for a causal decoder, the non-prefix ones for a
+    /// prefix decoder).
+    #[serde(default)]
+    pub loss_tokens: u64,
+    /// MoE selection biases per layer (bias balancing; empty otherwise).
+    #[serde(default)]
+    pub biases: Vec<Vec<f32>>,
     /// Curve rows so far.
     pub curve: Vec<CurveRow>,
     /// Training-loss sum and count since the last evaluation.

@@ -1,9 +1,11 @@
 //! The trainer: one run of a decoder on a corpus, with evaluation, checkpoints, resume and
 //! divergence handling, leaving its results folder behind.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod optim;
 pub mod params;
+pub mod routing;
 pub mod schedule;
 
 use crate::backend;
@@ -14,13 +16,13 @@ use crate::results::{
     curve_frame, write_atomic, write_parquet, CurveRow, RunDir, RunStatus, Status,
 };
 use anyhow::Context;
+use batch::{loss_positions, prefix_lengths, Batch};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use checkpoint::{Checkpoint, TrainerState};
 use indicatif::ProgressBar;
-use models::{account, Decoder};
+use models::{account, Decoder, LayerStats};
 use optim::{AdamW, AdamWSettings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,49 +50,34 @@ pub struct TrainOptions {
     pub max_steps_this_attempt: Option<u64>,
 }
 
-/// Per-token mean cross-entropy of logits [b, t, v] against targets [b*t].
-pub fn cross_entropy(logits: Tensor<3>, targets: Tensor<1, Int>) -> Tensor<1> {
-    let [b, t, v] = logits.dims();
-    let logp = log_softmax(logits.reshape([b * t, v]), 1);
-    logp.gather(1, targets.reshape([b * t, 1])).mean().neg()
-}
-
-/// Splits windows of seq+1 tokens into inputs [rows, seq] and targets [rows*seq].
-pub fn inputs_targets(
-    rows: &[i64],
-    n: usize,
-    seq: usize,
-    device: &Device,
-) -> (Tensor<2, Int>, Tensor<1, Int>) {
-    let mut x = Vec::with_capacity(n * seq);
-    let mut y = Vec::with_capacity(n * seq);
-    for r in rows.chunks_exact(seq + 1) {
-        x.extend_from_slice(&r[..seq]);
-        y.extend_from_slice(&r[1..]);
-    }
-    (
-        Tensor::<2, Int>::from_data(TensorData::new(x, [n, seq]), device),
-        Tensor::<1, Int>::from_data(TensorData::new(y, [n * seq]), device),
-    )
-}
-
 /// Validation loss over the run's fixed validation batches: `eval_batches` batches of `batch_size`
-/// sequences drawn from the data seed (the same for every run of a sweep), run in micro-batches.
-pub fn evaluate(model: &Decoder, corpus: &Corpus, cfg: &RunConfig, device: &Device) -> f64 {
+/// sequences drawn from the data seed (the same for every run of a sweep), run in micro-batches,
+/// averaged over loss-bearing tokens; with the MoE routing statistics of those batches.
+pub fn evaluate(
+    model: &Decoder,
+    corpus: &Corpus,
+    cfg: &RunConfig,
+    biases: &[Vec<f32>],
+    device: &Device,
+) -> (f64, Vec<LayerStats>) {
     let (mb, seq) = (cfg.train.micro_batch(), cfg.model.seq_len);
     let val_seed = cfg.data.seed ^ 0x005E_ED0F_7A11;
     let mut total = 0.0;
     let mut count = 0;
+    let mut stats = Vec::new();
     for i in 0..cfg.train.eval_batches {
         let batch = corpus.val_rows(val_seed, i, cfg.train.batch_size, seq);
-        for rows in batch.chunks_exact(mb * (seq + 1)) {
-            let (x, y) = inputs_targets(rows, mb, seq, device);
-            let loss: f32 = cross_entropy(model.forward(x), y).into_scalar();
-            total += loss as f64;
-            count += 1;
+        let prefix = prefix_lengths(&cfg.model, val_seed, i as u64, cfg.train.batch_size);
+        for (rows, lens) in batch.chunks_exact(mb * (seq + 1)).zip(prefix.chunks(mb)) {
+            let b = Batch::new(rows, lens, seq, device);
+            let pass = b.forward(model, 1, biases);
+            let summed: f32 = pass.ce.into_scalar();
+            total += summed as f64;
+            count += b.loss_tokens;
+            routing::accumulate(&mut stats, &pass.stats);
         }
     }
-    total / count as f64
+    (total / count as f64, stats)
 }
 
 /// Seed of step `step`'s dropout masks: a fixed function of the run seed and the step, so that a
@@ -199,6 +186,8 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     let mut state = TrainerState {
         step: 0,
         tokens: 0,
+        loss_tokens: 0,
+        biases: routing::initial_biases(&cfg.model),
         curve: Vec::new(),
         loss_sum: 0.0,
         loss_count: 0,
@@ -225,9 +214,13 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     let tps = cfg.tokens_per_step();
     let (eval_every, ckpt_every) = intervals(cfg);
     let (mb, seq) = (t.micro_batch(), cfg.model.seq_len);
-    let accum = t.batch_size / mb;
     let mut status = RunStatus::start(id.clone(), steps, &opts.backend, acc);
-    status.record_progress(state.step, state.tokens, state.wall_seconds);
+    status.record_progress(
+        state.step,
+        state.tokens,
+        state.loss_tokens,
+        state.wall_seconds,
+    );
     status.best_val_loss = state.curve.iter().map(|r| r.val_loss).reduce(f64::min);
     status.entropy_floor = corpus.entropy_floor();
     status.device = backend::describe(&device);
@@ -260,16 +253,21 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         let mut step_loss = 0.0;
         // The step's data does not depend on how it is split into micro-batches.
         let step_rows = corpus.train_rows(t.seed, step, t.batch_size, seq);
-        for rows in step_rows.chunks_exact(mb * (seq + 1)) {
-            let (x, y) = inputs_targets(rows, mb, seq, &device);
-            let loss = cross_entropy(model.forward(x), y);
-            let loss = if accum > 1 {
-                loss.div_scalar(accum as f64)
-            } else {
-                loss
-            };
-            let g = loss.backward();
-            let v: f32 = loss.into_scalar();
+        let prefix = prefix_lengths(&cfg.model, t.seed, step, t.batch_size);
+        let step_loss_tokens: usize = prefix.iter().map(|&p| loss_positions(p, seq)).sum();
+        let mut step_stats = Vec::new();
+        for (rows, lens) in step_rows
+            .chunks_exact(mb * (seq + 1))
+            .zip(prefix.chunks(mb))
+        {
+            let pass = Batch::new(rows, lens, seq, &device).forward(
+                &model,
+                step_loss_tokens,
+                &state.biases,
+            );
+            routing::accumulate(&mut step_stats, &pass.stats);
+            let g = pass.objective.backward();
+            let v: f32 = pass.ce.into_scalar();
             step_loss += v as f64;
             params::accumulate(&model, &mut grads, GradientsParams::from_grads(g, &model));
         }
@@ -285,13 +283,22 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             1.0
         };
         model = optim.step(lr, model, grads, scale);
+        routing::update_biases(&cfg.model, &mut state.biases, &step_stats);
         state.step += 1;
         state.tokens += tps;
+        state.loss_tokens += step_loss_tokens as u64;
         state.loss_sum += step_loss;
         state.loss_count += 1;
         let crossed = |every: u64| state.tokens / every != (state.tokens - tps) / every;
         if crossed(eval_every) || state.step == steps {
-            let val = evaluate(&model.valid(), &corpus, cfg, &device.clone().inner());
+            let (val, routing_stats) = evaluate(
+                &model.valid(),
+                &corpus,
+                cfg,
+                &state.biases,
+                &device.clone().inner(),
+            );
+            let load = routing::figures(&routing_stats);
             if !val.is_finite() {
                 status.status = Status::Diverged;
                 status.reason = Some(format!("validation loss {val} at step {}", state.step));
@@ -305,8 +312,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
                 val_loss: val,
                 lr,
                 grad_norm: gnorm,
-                max_mean_expert_load: None,
-                dropped_fraction: None,
+                max_mean_expert_load: load.map(|f| f.max_mean_load),
+                dropped_fraction: load.map(|f| f.dropped_fraction),
+                expert_load_cv: load.map(|f| f.load_cv),
+                router_bias_mean_abs: routing::bias_magnitude(&state.biases),
             });
             state.loss_sum = 0.0;
             state.loss_count = 0;
@@ -329,7 +338,12 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
                 "stopped at step {} of {steps}; resume to continue",
                 state.step
             ));
-            status.record_progress(state.step, state.tokens, state.wall_seconds);
+            status.record_progress(
+                state.step,
+                state.tokens,
+                state.loss_tokens,
+                state.wall_seconds,
+            );
             dir.write_status(&status)?;
             return Ok(status);
         }
@@ -340,7 +354,12 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
-    status.record_progress(state.step, state.tokens, state.wall_seconds + elapsed);
+    status.record_progress(
+        state.step,
+        state.tokens,
+        state.loss_tokens,
+        state.wall_seconds + elapsed,
+    );
     status.tokens_per_second = ((state.step - first_step) * tps) as f64 / elapsed.max(1e-9);
     status.final_train_loss = state.curve.last().map(|r| r.train_loss);
     status.final_val_loss = state.curve.last().map(|r| r.val_loss);

@@ -1,0 +1,141 @@
+//! A micro-batch as the model sees it: inputs, targets, the attention mask and which targets carry
+//! loss (all of them for a causal decoder; the non-prefix ones for a prefix decoder).
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use models::{Arch, Decoder, LayerStats, ModelConfig, PrefixLen};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Prefix lengths of the `rows` sequences of one step (or validation batch): zeros for a causal
+/// decoder, the fixed length, or uniform draws from a stream fixed by `seed` and `index`, so a step's
+/// prefixes do not depend on micro-batching or resumption.
+pub fn prefix_lengths(model: &ModelConfig, seed: u64, index: u64, rows: usize) -> Vec<usize> {
+    match (model.arch, model.prefix) {
+        (Arch::Prefix, Some(PrefixLen::Fixed(p))) => vec![p; rows],
+        (Arch::Prefix, Some(PrefixLen::Range { min, max })) => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5072_6566_6978);
+            rng.set_stream(index);
+            (0..rows).map(|_| rng.random_range(min..=max)).collect()
+        }
+        _ => vec![0; rows],
+    }
+}
+
+/// Loss-bearing positions of a sequence of `seq` inputs with prefix `p`: position i predicts token
+/// i + 1, which is a target when i + 1 >= p.
+pub fn loss_positions(p: usize, seq: usize) -> usize {
+    seq - p.saturating_sub(1)
+}
+
+/// One micro-batch on a device.
+pub struct Batch {
+    /// Inputs [rows, seq].
+    pub x: Tensor<2, Int>,
+    /// Targets [rows * seq].
+    pub y: Tensor<1, Int>,
+    /// Attention mask [rows or 1, 1, seq, seq] (true = masked).
+    pub mask: Tensor<4, Bool>,
+    /// Per-target loss weight (1 on loss-bearing targets, 0 on prefix targets); `None` = all 1.
+    pub weights: Option<Tensor<1>>,
+    /// Number of loss-bearing targets.
+    pub loss_tokens: usize,
+}
+
+impl Batch {
+    /// Splits windows of seq + 1 tokens into inputs and targets, with the masks for `prefix`
+    /// (one length per row).
+    pub fn new(rows: &[i64], prefix: &[usize], seq: usize, device: &Device) -> Batch {
+        let n = prefix.len();
+        let mut x = Vec::with_capacity(n * seq);
+        let mut y = Vec::with_capacity(n * seq);
+        for r in rows.chunks_exact(seq + 1) {
+            x.extend_from_slice(&r[..seq]);
+            y.extend_from_slice(&r[1..]);
+        }
+        let causal = prefix.iter().all(|&p| p <= 1);
+        let loss_tokens = prefix.iter().map(|&p| loss_positions(p, seq)).sum();
+        let weights = (!causal).then(|| {
+            let w: Vec<f32> = prefix
+                .iter()
+                .flat_map(|&p| (0..seq).map(move |i| if i + 1 >= p { 1.0 } else { 0.0 }))
+                .collect();
+            Tensor::<1>::from_data(TensorData::new(w, [n * seq]), device)
+        });
+        Batch {
+            x: Tensor::<2, Int>::from_data(TensorData::new(x, [n, seq]), device),
+            y: Tensor::<1, Int>::from_data(TensorData::new(y, [n * seq]), device),
+            mask: if causal {
+                Decoder::causal_mask(seq, device)
+            } else {
+                Decoder::prefix_mask(prefix, seq, device)
+            },
+            weights,
+            loss_tokens,
+        }
+    }
+
+    /// The forward pass: the objective to differentiate (cross-entropy of the loss-bearing targets
+    /// summed and divided by `denominator`, the loss tokens of the whole step, plus this
+    /// micro-batch's share of the MoE routing losses), the cross-entropy part alone, and the routing
+    /// statistics. `biases`: MoE selection biases per layer (empty: none).
+    pub fn forward(&self, model: &Decoder, denominator: usize, biases: &[Vec<f32>]) -> Pass {
+        let out = model.forward_aux(self.x.clone(), &self.mask, biases);
+        let [b, t, v] = out.logits.dims();
+        let logp = log_softmax(out.logits.reshape([b * t, v]), 1);
+        let nll = logp
+            .gather(1, self.y.clone().reshape([b * t, 1]))
+            .reshape([b * t])
+            .neg();
+        let summed = match &self.weights {
+            Some(w) => (nll * w.clone()).sum(),
+            None => nll.sum(),
+        };
+        let ce = summed.div_scalar(denominator as f64);
+        let objective = match out.aux {
+            Some(aux) => ce.clone() + aux.mul_scalar(self.loss_tokens as f64 / denominator as f64),
+            None => ce.clone(),
+        };
+        Pass {
+            objective,
+            ce,
+            stats: out.stats,
+        }
+    }
+}
+
+/// What one micro-batch's forward pass gives the trainer.
+pub struct Pass {
+    /// The loss to differentiate.
+    pub objective: Tensor<1>,
+    /// The cross-entropy part (reported as the training loss).
+    pub ce: Tensor<1>,
+    /// MoE routing statistics per layer.
+    pub stats: Vec<LayerStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_positions_count_the_targets() {
+        assert_eq!(loss_positions(0, 8), 8);
+        assert_eq!(loss_positions(1, 8), 8);
+        // Prefix of 3: positions 2..8 predict tokens 3..9.
+        assert_eq!(loss_positions(3, 8), 6);
+    }
+
+    #[test]
+    fn prefix_draws_are_fixed_by_seed_and_index() {
+        let mut cfg = ModelConfig::new(1, 8, 1, 16, 32);
+        assert_eq!(prefix_lengths(&cfg, 1, 0, 3), vec![0, 0, 0]);
+        cfg.arch = Arch::Prefix;
+        cfg.prefix = Some(PrefixLen::Range { min: 4, max: 20 });
+        let a = prefix_lengths(&cfg, 1, 5, 64);
+        assert_eq!(a, prefix_lengths(&cfg, 1, 5, 64));
+        assert_ne!(a, prefix_lengths(&cfg, 1, 6, 64));
+        assert!(a.iter().all(|p| (4..=20).contains(p)));
+        assert!(a.iter().any(|&p| p < 8) && a.iter().any(|&p| p > 16));
+    }
+}
