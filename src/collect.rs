@@ -6,7 +6,7 @@ use crate::error::{LabError, LabResult};
 use crate::results::{write_parquet, RunDir, RunStatus, Status};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One entry of plan.json: the runs of the current sweep expansion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +100,30 @@ pub struct Counts {
     pub pending: usize,
 }
 
+/// Stacks one per-run Parquet file (`file` of each run folder that has it) into a frame of
+/// `schema`; files written by an older lab lack newer nullable columns and are conformed to it.
+fn stack(
+    dirs: &[&RunDir],
+    file: fn(&RunDir) -> PathBuf,
+    schema: &DataFrame,
+) -> LabResult<DataFrame> {
+    let mut acc = schema.clone();
+    for d in dirs {
+        let p = file(d);
+        if !p.exists() {
+            continue;
+        }
+        let f = std::fs::File::open(&p)?;
+        let frame = ParquetReader::new(f)
+            .finish()
+            .and_then(|c| conform(c, schema))
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+        acc.vstack_mut(&frame)
+            .map_err(|e| anyhow::anyhow!("stacking {}: {e}", p.display()))?;
+    }
+    Ok(acc)
+}
+
 /// `frame` with the columns of `schema`, in its order; columns it lacks are added as nulls.
 fn conform(mut frame: DataFrame, schema: &DataFrame) -> PolarsResult<DataFrame> {
     for col in schema.columns() {
@@ -133,42 +157,12 @@ pub fn collect(dir: &Path) -> LabResult<Counts> {
         .collect();
     let mut df = runs_frame(&sweep, &with_status)?;
     write_parquet(&dir.join("runs.parquet"), &mut df)?;
-    // Curves written by an older lab lack newer (nullable) columns: conform each to today's schema.
+    let dirs: Vec<&RunDir> = with_status.iter().map(|(r, _, _)| &r.dir).collect();
     let schema = crate::results::curve_frame("", &[])?;
-    let mut curves: Option<DataFrame> = None;
-    for (r, _, _) in &with_status {
-        let p = r.dir.curve();
-        if !p.exists() {
-            continue;
-        }
-        let f = std::fs::File::open(&p)?;
-        let c = ParquetReader::new(f)
-            .finish()
-            .and_then(|c| conform(c, &schema))
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
-        curves = Some(match curves {
-            None => c,
-            Some(acc) => acc
-                .vstack(&c)
-                .map_err(|e| anyhow::anyhow!("stacking {}: {e}", p.display()))?,
-        });
-    }
-    let mut curves = match curves {
-        Some(c) => c,
-        None => crate::results::curve_frame("", &[])?,
-    };
+    let mut curves = stack(&dirs, RunDir::curve, &schema)?;
     write_parquet(&dir.join("curves.parquet"), &mut curves)?;
-    let mut evals = df!(
-        "id" => Vec::<String>::new(),
-        "step" => Vec::<u64>::new(),
-        "tokens" => Vec::<u64>::new(),
-        "compute" => Vec::<f64>::new(),
-        "task" => Vec::<String>::new(),
-        "metric" => Vec::<String>::new(),
-        "value" => Vec::<f64>::new(),
-        "n_examples" => Vec::<u64>::new(),
-    )
-    .map_err(|e| anyhow::anyhow!("evals table: {e}"))?;
+    let schema = crate::results::eval_frame("", &[])?;
+    let mut evals = stack(&dirs, RunDir::evals, &schema)?;
     write_parquet(&dir.join("evals.parquet"), &mut evals)?;
     Ok(counts)
 }

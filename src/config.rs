@@ -143,6 +143,9 @@ pub struct RunConfig {
     pub data: DataConfig,
     /// Optimisation.
     pub train: TrainConfig,
+    /// Algorithmic tasks mixed into training and evaluated at every evaluation (emergence studies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<crate::tasks::TasksConfig>,
 }
 
 fn d_name() -> String {
@@ -224,6 +227,11 @@ impl RunConfig {
         }
         if t.eval_batches == 0 {
             return err("eval_batches", "must be at least 1".into());
+        }
+        if let Some(tasks) = &self.tasks {
+            tasks
+                .validate(self.model.vocab, self.model.seq_len)
+                .map_err(|(k, m)| (format!("tasks.{k}"), m))?;
         }
         if let Some(vocab) = self.data.vocab() {
             if vocab > self.model.vocab {

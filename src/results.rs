@@ -200,6 +200,47 @@ pub fn curve_frame(id: &str, rows: &[CurveRow]) -> LabResult<DataFrame> {
     Ok(df)
 }
 
+/// One task metric at one evaluation (a row of evals.parquet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    /// Optimizer step.
+    pub step: u64,
+    /// Tokens consumed.
+    pub tokens: u64,
+    /// Compute spent (FLOPs).
+    pub compute: f64,
+    /// Task name.
+    pub task: String,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+    /// Examples evaluated.
+    pub n_examples: u64,
+    /// Lower end of the 95% Wilson interval (proportions only).
+    pub ci_lo: Option<f64>,
+    /// Upper end of the 95% Wilson interval (proportions only).
+    pub ci_hi: Option<f64>,
+}
+
+/// Builds the evals data frame of a run (the schema of evals.parquet).
+pub fn eval_frame(id: &str, rows: &[EvalRow]) -> LabResult<DataFrame> {
+    let df = df!(
+        "id" => vec![id.to_string(); rows.len()],
+        "step" => rows.iter().map(|r| r.step).collect::<Vec<u64>>(),
+        "tokens" => rows.iter().map(|r| r.tokens).collect::<Vec<u64>>(),
+        "compute" => rows.iter().map(|r| r.compute).collect::<Vec<f64>>(),
+        "task" => rows.iter().map(|r| r.task.clone()).collect::<Vec<String>>(),
+        "metric" => rows.iter().map(|r| r.metric.clone()).collect::<Vec<String>>(),
+        "value" => rows.iter().map(|r| r.value).collect::<Vec<f64>>(),
+        "n_examples" => rows.iter().map(|r| r.n_examples).collect::<Vec<u64>>(),
+        "ci_lo" => rows.iter().map(|r| r.ci_lo).collect::<Vec<Option<f64>>>(),
+        "ci_hi" => rows.iter().map(|r| r.ci_hi).collect::<Vec<Option<f64>>>(),
+    )
+    .map_err(|e| anyhow::anyhow!("building evals table: {e}"))?;
+    Ok(df)
+}
+
 /// Paths inside one run's folder.
 #[derive(Debug, Clone)]
 pub struct RunDir(pub PathBuf);
@@ -213,6 +254,11 @@ impl RunDir {
     pub fn status(&self) -> PathBuf {
         self.0.join("status.json")
     }
+    /// evals.parquet (task metrics; runs with tasks only).
+    pub fn evals(&self) -> PathBuf {
+        self.0.join("evals.parquet")
+    }
+
     /// curve.parquet.
     pub fn curve(&self) -> PathBuf {
         self.0.join("curve.parquet")

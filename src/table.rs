@@ -231,6 +231,13 @@ fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> LabResult<Vec
             .map(|s| s.map(str::to_owned))
             .collect();
         let num: Option<f64> = value.parse().ok();
+        // `col=null` / `col!=null` select missing values (e.g. the granularity of dense runs).
+        if value == "null" && matches!(op, "=" | "!=") {
+            for (i, s) in strs.iter().enumerate() {
+                mask[i] &= s.is_none() == (op == "=");
+            }
+            continue;
+        }
         for (i, s) in strs.iter().enumerate() {
             let x = s.as_deref().and_then(|s| s.parse::<f64>().ok());
             let keep = match (op, x, num) {

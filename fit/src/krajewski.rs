@@ -100,6 +100,8 @@ pub struct GObs {
 }
 
 struct Huber {
+    /// log c is held (its gradient is zero).
+    fixed_c: bool,
     log_n: Vec<f64>,
     log_d: Vec<f64>,
     log_g: Vec<f64>,
@@ -108,8 +110,9 @@ struct Huber {
 }
 
 impl Huber {
-    fn new(points: &[GObs], delta: f64) -> Self {
+    fn new(points: &[GObs], delta: f64, fixed_c: bool) -> Self {
         Huber {
+            fixed_c,
             log_n: points.iter().map(|p| p.obs.n.ln()).collect(),
             log_d: points.iter().map(|p| p.obs.d.ln()).collect(),
             log_g: points.iter().map(|p| p.g.ln()).collect(),
@@ -149,6 +152,9 @@ impl Huber {
                 g[6] -= dh * e[0] * self.log_g[i];
             }
         }
+        if self.fixed_c {
+            g[2] = 0.0;
+        }
         (total, g)
     }
 }
@@ -162,12 +168,17 @@ impl Objective for Huber {
     }
 }
 
-/// The grid of starts: [log a, log b, log c, log g, alpha, beta, gamma].
-pub fn start_grid() -> Vec<Vec<f64>> {
+/// The grid of starts: [log a, log b, log c, log g, alpha, beta, gamma]; log c only at `fixed_c`
+/// when c is held.
+pub fn start_grid(fixed_c: Option<f64>) -> Vec<Vec<f64>> {
+    let log_c = match fixed_c {
+        Some(c) => vec![c.ln()],
+        None => vec![-1.0, 0.0, 0.5],
+    };
     grid(&[
         vec![0.0, 3.0, 6.0],
         vec![0.0, 3.0, 6.0],
-        vec![-1.0, 0.0, 0.5],
+        log_c,
         vec![-1.0, 1.0, 3.0],
         vec![0.1, 0.3, 0.6],
         vec![0.1, 0.3, 0.6],
@@ -175,8 +186,13 @@ pub fn start_grid() -> Vec<Vec<f64>> {
     ])
 }
 
-fn fit_from(points: &[GObs], starts: &[Vec<f64>], delta: f64) -> FitResult<KrajewskiLaw> {
-    let objective = Huber::new(points, delta);
+fn fit_from(
+    points: &[GObs],
+    starts: &[Vec<f64>],
+    delta: f64,
+    fixed_c: bool,
+) -> FitResult<KrajewskiLaw> {
+    let objective = Huber::new(points, delta, fixed_c);
     let optima = minimize_all(&objective, starts, &LbfgsSettings::default());
     optima
         .first()
@@ -202,8 +218,14 @@ pub struct KrajewskiFit {
 }
 
 /// Fits the law to points of at least two granularities, with `bootstrap` replicates (points
-/// resampled) at confidence `level`.
-pub fn fit(points: &[GObs], bootstrap: usize, seed: u64, level: f64) -> FitResult<KrajewskiFit> {
+/// resampled) at confidence `level`; `fixed_c` holds the irreducible loss at a known value.
+pub fn fit(
+    points: &[GObs],
+    bootstrap: usize,
+    seed: u64,
+    level: f64,
+    fixed_c: Option<f64>,
+) -> FitResult<KrajewskiFit> {
     let mut gs: Vec<f64> = points.iter().map(|p| p.g).collect();
     gs.sort_by(f64::total_cmp);
     gs.dedup();
@@ -225,7 +247,8 @@ pub fn fit(points: &[GObs], bootstrap: usize, seed: u64, level: f64) -> FitResul
         ));
     }
     let delta = 1e-3;
-    let law = fit_from(points, &start_grid(), delta)?;
+    let held = fixed_c.is_some();
+    let law = fit_from(points, &start_grid(fixed_c), delta, held)?;
     let starts = vec![law.theta()];
     let obs: Vec<Obs> = points
         .iter()
@@ -237,7 +260,7 @@ pub fn fit(points: &[GObs], bootstrap: usize, seed: u64, level: f64) -> FitResul
         .collect();
     let boots = bootstrap::run(&obs, Resample::Points, 1.25, bootstrap, seed, |sample| {
         let sub: Vec<GObs> = sample.iter().map(|o| points[o.run as usize]).collect();
-        fit_from(&sub, &starts, delta).ok()
+        fit_from(&sub, &starts, delta, held).ok()
     });
     let mut parameters = BTreeMap::new();
     for (i, (name, value)) in law.parameters().into_iter().enumerate() {
@@ -283,7 +306,15 @@ mod tests {
                 }
             }
         }
-        let f = fit(&pts, 0, 0, 0.95).unwrap();
+        let f = fit(&pts, 0, 0, 0.95, None).unwrap();
+        // Holding c at its true value recovers the same law.
+        let held = fit(&pts, 0, 0, 0.95, Some(truth.c)).unwrap();
+        assert!((held.law.c - truth.c).abs() < 1e-12);
+        assert!(
+            (held.law.gamma - truth.gamma).abs() < 0.01,
+            "{:?}",
+            held.law
+        );
         let l = f.law;
         for (name, got, want) in [
             ("alpha", l.alpha, truth.alpha),
@@ -306,7 +337,7 @@ mod tests {
             })
             .collect();
         assert!(matches!(
-            fit(&pts, 0, 0, 0.95),
+            fit(&pts, 0, 0, 0.95, None),
             Err(FitError::NotFittable(_))
         ));
     }

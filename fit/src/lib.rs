@@ -13,6 +13,7 @@ pub mod approach2;
 pub mod approach3;
 pub mod bootstrap;
 pub mod data;
+pub mod emergence;
 pub mod error;
 pub mod extrapolate;
 pub mod kaplan;

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
   lab fit ../shared/data/public-scaling-runs/porian2024_isoflop_points.csv \\
       --filter hparams=tuned --filter warmup=short --filter decay=cosine --filter param_count=attention \\
       --filter dataset=rw --filter loss_split=train --approach 2
+  lab fit results/emergence --emergence --emergence-x params
+                                   jumps in task metrics, and whether the metric explains them
   lab fit results/prefix-vs-causal --group-by arch --fix-e floor
                                    one fit per arch, in results/prefix-vs-causal/fit/groups/arch-<value>/")]
 pub struct FitArgs {
@@ -96,6 +98,14 @@ pub struct FitArgs {
     /// granularity column (dense rows are left out); writes <out>/krajewski.json.
     #[arg(long)]
     pub krajewski: bool,
+    /// Emergence analysis of the task metrics (evals.parquet): jump detection on exact match
+    /// against log10 compute (or N, --emergence-x params) with the mirage check; writes
+    /// <out>/emergence.{json,md}.
+    #[arg(long)]
+    pub emergence: bool,
+    /// The x axis of --emergence.
+    #[arg(long, value_enum, default_value_t = crate::emergence::EmergenceX::Compute)]
+    pub emergence_x: crate::emergence::EmergenceX,
     /// Column holding the granularity G for --krajewski.
     #[arg(long, default_value = "granularity")]
     pub g_column: String,
@@ -171,6 +181,13 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     if a.krajewski {
         return fit_krajewski(&a, &spec, &out);
     }
+    if a.emergence {
+        let f = crate::emergence::analyse(&a.input, a.emergence_x)?;
+        crate::emergence::write(&out, &f)?;
+        print!("{}", crate::emergence::markdown(&f));
+        println!("\nwrote {}", out.join("emergence.json").display());
+        return Ok(0);
+    }
     let Some(key) = a.group_by.clone() else {
         return fit_one(&a, spec, &approaches, grid, &out);
     };
@@ -200,6 +217,24 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     Ok(0)
 }
 
+/// The value of --fix-e: none, a number, or `floor` (the corpus entropy the runs record).
+fn fixed_e(a: &FitArgs, floor: impl FnOnce() -> LabResult<Option<f64>>) -> LabResult<Option<f64>> {
+    match a.fix_e.as_deref() {
+        None => Ok(None),
+        Some("floor") => floor()?.map(Some).ok_or_else(|| {
+            LabError::input(
+                &a.input,
+                None,
+                "--fix-e floor: the runs record no common entropy floor",
+            )
+        }),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| LabError::input("--fix-e", None, format!("'{v}': a number or 'floor'"))),
+    }
+}
+
 /// Fits the Krajewski law over the groups of the granularity column.
 fn fit_krajewski(a: &FitArgs, spec: &TableSpec, out: &Path) -> LabResult<i32> {
     let key = &a.g_column;
@@ -213,7 +248,8 @@ fn fit_krajewski(a: &FitArgs, spec: &TableSpec, out: &Path) -> LabResult<i32> {
         let data = read(&a.input, &s)?;
         points.extend(data.finals.iter().map(|&obs| GObs { obs, g }));
     }
-    let f = krajewski::fit(&points, a.bootstrap, a.seed, a.level)
+    let fixed_c = fixed_e(a, || Ok(read(&a.input, spec)?.entropy_floor))?;
+    let f = krajewski::fit(&points, a.bootstrap, a.seed, a.level, fixed_c)
         .map_err(|e| LabError::input(&a.input, None, e.to_string()))?;
     std::fs::create_dir_all(out)?;
     write_atomic(
@@ -286,19 +322,7 @@ fn fit_one(
     };
     options.approach3.grid = grid;
     options.approach3.huber_delta = a.huber_delta;
-    options.approach3.fixed_e = match a.fix_e.as_deref() {
-        None => None,
-        Some("floor") => Some(data.entropy_floor.ok_or_else(|| {
-            LabError::input(
-                &a.input,
-                None,
-                "--fix-e floor: the runs record no common entropy floor",
-            )
-        })?),
-        Some(v) => Some(v.parse().map_err(|_| {
-            LabError::input("--fix-e", None, format!("'{v}': a number or 'floor'"))
-        })?),
-    };
+    options.approach3.fixed_e = fixed_e(a, || Ok(data.entropy_floor))?;
     options.approach2.budget_ratio = a.budget_ratio;
     options.approach2.window_decades = (a.window > 0.0).then_some(a.window);
     let file = run_fits(&data, approaches, &options)?;

@@ -248,7 +248,7 @@ pub struct Look {
 
 impl Look {
     /// A solid look.
-    pub fn solid(color: RGBColor, size: u32) -> Look {
+    pub const fn solid(color: RGBColor, size: u32) -> Look {
         Look {
             color,
             size,
@@ -257,7 +257,7 @@ impl Look {
     }
 
     /// A dashed (line) or hollow (marker) look.
-    pub fn dashed(color: RGBColor, size: u32) -> Look {
+    pub const fn dashed(color: RGBColor, size: u32) -> Look {
         Look {
             color,
             size,

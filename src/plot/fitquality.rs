@@ -71,16 +71,8 @@ impl FitQuality {
     }
 }
 
-const FITTED: Look = Look {
-    color: style::CATEGORICAL[0],
-    size: 4,
-    dashed: false,
-};
-const HELD: Look = Look {
-    color: style::CATEGORICAL[1],
-    size: 5,
-    dashed: false,
-};
+const FITTED: Look = Look::solid(style::CATEGORICAL[0], 4);
+const HELD: Look = Look::solid(style::CATEGORICAL[1], 5);
 
 impl Figure for FitQuality {
     fn size(&self) -> (u32, u32) {

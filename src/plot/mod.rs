@@ -15,6 +15,7 @@ pub mod kaplan;
 pub mod raster;
 pub mod source;
 pub mod style;
+pub mod tasks;
 
 use crate::error::LabResult;
 use canvas::{render, Figure, Format};
@@ -35,16 +36,19 @@ pub enum FigureKind {
     Approach3,
     /// Kaplan's L(N), L(D), L(C_min).
     Kaplan,
+    /// Task metrics against compute with detected jumps.
+    Tasks,
 }
 
 impl FigureKind {
     /// Every figure, in report order.
-    pub const ALL: [FigureKind; 5] = [
+    pub const ALL: [FigureKind; 6] = [
         FigureKind::Curves,
         FigureKind::Isoflop,
         FigureKind::Frontier,
         FigureKind::Approach3,
         FigureKind::Kaplan,
+        FigureKind::Tasks,
     ];
 
     /// File stem and `--only` name.
@@ -55,6 +59,7 @@ impl FigureKind {
             FigureKind::Frontier => "frontier",
             FigureKind::Approach3 => "approach3",
             FigureKind::Kaplan => "kaplan",
+            FigureKind::Tasks => "tasks",
         }
     }
 
@@ -73,6 +78,7 @@ impl FigureKind {
             FigureKind::Frontier => "Compute-optimal allocation from every fitted approach, with bootstrap bands",
             FigureKind::Approach3 => "Approach-3 fit quality: predicted against observed loss, and residuals against N and D",
             FigureKind::Kaplan => "Kaplan views: L(N), L(D) and L(C_min) with their power-law fits",
+            FigureKind::Tasks => "Task metrics: exact match beside per-token and continuous metrics on the same outputs, with detected jumps and the mirage check",
         }
     }
 }
@@ -146,6 +152,7 @@ pub fn plot_source(src: &Source, opts: &PlotOptions) -> LabResult<PlotSummary> {
             )?,
             FigureKind::Approach3 => draw_one(fitquality::build(src), kind, &out, f, &mut summary)?,
             FigureKind::Kaplan => draw_one(kaplan::build(src), kind, &out, f, &mut summary)?,
+            FigureKind::Tasks => draw_one(tasks::build(src), kind, &out, f, &mut summary)?,
         }
     }
     Ok(summary)

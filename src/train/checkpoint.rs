@@ -95,6 +95,9 @@ pub struct TrainerState {
     /// MoE selection biases per layer (bias balancing; empty otherwise).
     #[serde(default)]
     pub biases: Vec<Vec<f32>>,
+    /// Task-metric rows so far.
+    #[serde(default)]
+    pub evals: Vec<crate::results::EvalRow>,
     /// Curve rows so far.
     pub curve: Vec<CurveRow>,
     /// Training-loss sum and count since the last evaluation.

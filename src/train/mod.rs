@@ -13,8 +13,10 @@ use crate::config::RunConfig;
 use crate::data::Corpus;
 use crate::error::{LabError, LabResult};
 use crate::results::{
-    curve_frame, write_atomic, write_parquet, CurveRow, RunDir, RunStatus, Status,
+    curve_frame, eval_frame, write_atomic, write_parquet, CurveRow, EvalRow, RunDir, RunStatus,
+    Status,
 };
+use crate::tasks::eval::evaluate_suite;
 use anyhow::Context;
 use batch::{loss_positions, prefix_lengths, Batch};
 use burn::module::Module;
@@ -189,6 +191,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         loss_tokens: 0,
         biases: routing::initial_biases(&cfg.model),
         curve: Vec::new(),
+        evals: Vec::new(),
         loss_sum: 0.0,
         loss_count: 0,
         wall_seconds: 0.0,
@@ -252,7 +255,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         let mut grads = GradientsParams::new();
         let mut step_loss = 0.0;
         // The step's data does not depend on how it is split into micro-batches.
-        let step_rows = corpus.train_rows(t.seed, step, t.batch_size, seq);
+        let mut step_rows = corpus.train_rows(t.seed, step, t.batch_size, seq);
+        if let Some(tasks) = &cfg.tasks {
+            tasks.mix_into(&mut step_rows, step, seq);
+        }
         let prefix = prefix_lengths(&cfg.model, t.seed, step, t.batch_size);
         let step_loss_tokens: usize = prefix.iter().map(|&p| loss_positions(p, seq)).sum();
         let mut step_stats = Vec::new();
@@ -320,6 +326,23 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             state.loss_sum = 0.0;
             state.loss_count = 0;
             write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
+            if let Some(tasks) = &cfg.tasks {
+                let inner = device.clone().inner();
+                for m in evaluate_suite(&model.valid(), &cfg.model, tasks, &inner) {
+                    state.evals.push(EvalRow {
+                        step: state.step,
+                        tokens: state.tokens,
+                        compute: acc.flops_per_token as f64 * state.tokens as f64,
+                        task: m.task,
+                        metric: m.metric.to_string(),
+                        value: m.value,
+                        n_examples: m.n_examples as u64,
+                        ci_lo: m.ci.map(|c| c.0),
+                        ci_hi: m.ci.map(|c| c.1),
+                    });
+                }
+                write_parquet(&dir.evals(), &mut eval_frame(&id, &state.evals)?)?;
+            }
             message = format!("loss {step_loss:.4} val {val:.4}");
             pb.set_message(message.clone());
         }

@@ -1,0 +1,373 @@
+//! Emergence: is there a jump in a task metric against log compute (or log N), and does the metric
+//! explain it away?
+//!
+//! A smooth model (a line in x) is compared with a sigmoid rising from chance,
+//! y = chance + (top - chance) / (1 + exp(-(x - x0) / w)), by BIC on binomially weighted residuals.
+//! A jump needs the sigmoid to win clearly, a width below a quarter of the x range, points before
+//! it that are within their confidence interval of chance, and enough examples to tell the levels
+//! apart; otherwise the verdict is "smooth" or "insufficient resolution". The mirage check
+//! (Schaeffer et al. 2023) then asks whether a continuous metric on the same outputs rises smoothly
+//! and whether per-token accuracy raised to the answer length reproduces the jump: if both, the jump
+//! is "metric-induced", else "not explained by the metric".
+
+use serde::{Deserialize, Serialize};
+
+/// One evaluated model: x (log10 compute or log10 N), the metric, and the examples behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// log10 of compute or parameters.
+    pub x: f64,
+    /// Metric value (a proportion for accuracies).
+    pub value: f64,
+    /// Examples evaluated.
+    pub n: usize,
+}
+
+/// The sigmoid of a fit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sigmoid {
+    /// Lower asymptote (chance).
+    pub floor: f64,
+    /// Upper asymptote.
+    pub top: f64,
+    /// Transition point (x at the midpoint).
+    pub x0: f64,
+    /// Width (x units for a factor e in the odds).
+    pub width: f64,
+}
+
+impl Sigmoid {
+    /// The curve at x.
+    pub fn at(&self, x: f64) -> f64 {
+        self.floor + (self.top - self.floor) / (1.0 + (-(x - self.x0) / self.width).exp())
+    }
+}
+
+/// What the detector concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// A sharp rise from chance.
+    Jump,
+    /// No jump: a smooth curve explains the data as well.
+    Smooth,
+    /// A jump-like shape the examples cannot resolve (too few examples or points around it).
+    InsufficientResolution,
+}
+
+/// The comparison of the two models on one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JumpFit {
+    /// Verdict.
+    pub verdict: Verdict,
+    /// BIC of the line.
+    pub bic_smooth: f64,
+    /// BIC of the sigmoid.
+    pub bic_sigmoid: f64,
+    /// The best sigmoid.
+    pub sigmoid: Sigmoid,
+    /// Whether every point before x0 - 2 width is within its 95% interval of chance.
+    pub before_at_chance: bool,
+    /// Why the verdict is what it is.
+    pub reason: String,
+}
+
+/// Wilson 95% interval of a proportion `p` of `n`.
+fn wilson(p: f64, n: usize) -> (f64, f64) {
+    let (n, z) = (n.max(1) as f64, 1.96f64);
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    (centre - half, centre + half)
+}
+
+/// Binomial weights 1 / var, with the variance floored at that of one success in n.
+fn weights(points: &[MetricPoint]) -> Vec<f64> {
+    points
+        .iter()
+        .map(|p| {
+            let n = p.n.max(1) as f64;
+            let v = p.value.clamp(0.0, 1.0);
+            n / (v * (1.0 - v)).max(1.0 / n)
+        })
+        .collect()
+}
+
+fn bic(rss: f64, n: usize, k: usize) -> f64 {
+    let n = n as f64;
+    n * (rss / n).max(1e-300).ln() + k as f64 * n.ln()
+}
+
+/// Weighted least-squares line; returns the weighted residual sum of squares.
+fn line_rss(points: &[MetricPoint], w: &[f64]) -> f64 {
+    let sw: f64 = w.iter().sum();
+    let mx = points.iter().zip(w).map(|(p, w)| w * p.x).sum::<f64>() / sw;
+    let my = points.iter().zip(w).map(|(p, w)| w * p.value).sum::<f64>() / sw;
+    let sxx: f64 = points
+        .iter()
+        .zip(w)
+        .map(|(p, w)| w * (p.x - mx).powi(2))
+        .sum();
+    let sxy: f64 = points
+        .iter()
+        .zip(w)
+        .map(|(p, w)| w * (p.x - mx) * (p.value - my))
+        .sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    points
+        .iter()
+        .zip(w)
+        .map(|(p, w)| w * (p.value - my - slope * (p.x - mx)).powi(2))
+        .sum()
+}
+
+/// Best sigmoid from `floor` on a grid of (x0, width); `top` is solved in closed form for each
+/// (capped at 1).
+fn sigmoid_fit(points: &[MetricPoint], w: &[f64], floor: f64) -> (Sigmoid, f64) {
+    let (lo, hi) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.x), b.max(p.x))
+        });
+    let span = (hi - lo).max(1e-9);
+    let mut best = (
+        Sigmoid {
+            floor,
+            top: floor,
+            x0: lo,
+            width: span,
+        },
+        f64::INFINITY,
+    );
+    for i in 0..=80 {
+        let x0 = lo - 0.1 * span + 1.2 * span * i as f64 / 80.0;
+        for j in 0..=40 {
+            let width = span * 10f64.powf(-2.5 + 2.5 * j as f64 / 40.0);
+            let s: Vec<f64> = points
+                .iter()
+                .map(|p| 1.0 / (1.0 + (-(p.x - x0) / width).exp()))
+                .collect();
+            // y - floor = (top - floor) s: weighted least squares in (top - floor).
+            let num: f64 = points
+                .iter()
+                .zip(&s)
+                .zip(w)
+                .map(|((p, s), w)| w * s * (p.value - floor))
+                .sum();
+            let den: f64 = s.iter().zip(w).map(|(s, w)| w * s * s).sum();
+            // A proportion tops out at 1.
+            let amp = if den > 0.0 { num / den } else { 0.0 }.min(1.0 - floor);
+            let rss: f64 = points
+                .iter()
+                .zip(&s)
+                .zip(w)
+                .map(|((p, s), w)| w * (p.value - floor - amp * s).powi(2))
+                .sum();
+            if rss < best.1 {
+                best = (
+                    Sigmoid {
+                        floor,
+                        top: floor + amp,
+                        x0,
+                        width,
+                    },
+                    rss,
+                );
+            }
+        }
+    }
+    best
+}
+
+/// Compares a line with a sigmoid from `chance` on a proportion metric (points sorted or not).
+pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
+    let w = weights(points);
+    let rss_line = line_rss(points, &w);
+    let (sig, rss_sig) = sigmoid_fit(points, &w, chance);
+    let (bic_smooth, bic_sigmoid) = (
+        bic(rss_line, points.len(), 2),
+        bic(rss_sig, points.len(), 3),
+    );
+    let span = points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max)
+        - points.iter().map(|p| p.x).fold(f64::INFINITY, f64::min);
+    let before: Vec<&MetricPoint> = points
+        .iter()
+        .filter(|p| p.x < sig.x0 - 2.0 * sig.width)
+        .collect();
+    let after: Vec<&MetricPoint> = points
+        .iter()
+        .filter(|p| p.x > sig.x0 + 2.0 * sig.width)
+        .collect();
+    let before_at_chance = before.iter().all(|p| wilson(p.value, p.n).0 <= chance);
+    let fit = |verdict, reason: String| JumpFit {
+        verdict,
+        bic_smooth,
+        bic_sigmoid,
+        sigmoid: sig,
+        before_at_chance,
+        reason,
+    };
+    if points.len() < 4 {
+        return fit(
+            Verdict::InsufficientResolution,
+            format!(
+                "{} points: too few to compare a line with a sigmoid",
+                points.len()
+            ),
+        );
+    }
+    let sharp = sig.width < span / 4.0 && sig.top > chance;
+    if !(bic_sigmoid < bic_smooth - 2.0 && sharp) {
+        return fit(
+            Verdict::Smooth,
+            format!(
+                "a line explains the curve as well (BIC {bic_smooth:.1} vs sigmoid {bic_sigmoid:.1}, width {:.2} of a {span:.2} range)",
+                sig.width
+            ),
+        );
+    }
+    // The levels before and after must be distinguishable with the examples at hand.
+    let mean_n = points.iter().map(|p| p.n).sum::<usize>() / points.len();
+    let (_, chance_hi) = wilson(chance, mean_n);
+    let (top_lo, _) = wilson(sig.top.min(1.0), mean_n);
+    if before.len() < 2 || after.is_empty() || top_lo <= chance_hi {
+        return fit(
+            Verdict::InsufficientResolution,
+            format!(
+                "jump-like at x = {:.2}, but {} point(s) before it, {} after it, and {mean_n} examples per point cannot separate chance from the top ({:.3})",
+                sig.x0,
+                before.len(),
+                after.len(),
+                sig.top
+            ),
+        );
+    }
+    if !before_at_chance {
+        return fit(
+            Verdict::Smooth,
+            format!(
+                "the metric is already above chance before x = {:.2}: a rise, not a jump from chance",
+                sig.x0
+            ),
+        );
+    }
+    fit(
+        Verdict::Jump,
+        format!(
+            "jump at x = {:.2} (width {:.2}) from chance {chance:.3} to {:.3}; BIC {bic_sigmoid:.1} vs line {bic_smooth:.1}",
+            sig.x0, sig.width, sig.top
+        ),
+    )
+}
+
+/// The mirage check of a jump.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MirageCheck {
+    /// "metric-induced" or "not explained by the metric".
+    pub label: String,
+    /// Whether the continuous metric has no jump of its own.
+    pub continuous_smooth: bool,
+    /// Share of points where per-token accuracy ^ answer length lies in the discrete metric's 95%
+    /// interval.
+    pub reproduced_share: f64,
+    /// Per point: (x, observed, token_accuracy ^ length).
+    pub predicted: Vec<(f64, f64, f64)>,
+}
+
+/// Checks whether a discrete metric's jump is explained by its per-token accuracy:
+/// `discrete` (exact match) and `token` (per-token accuracy) are on the same models, `length` is
+/// the answer length in tokens, `continuous` any continuous metric of the same outputs.
+pub fn mirage(
+    discrete: &[MetricPoint],
+    token: &[MetricPoint],
+    continuous: &[MetricPoint],
+    length: f64,
+) -> MirageCheck {
+    let cont_floor = continuous
+        .iter()
+        .map(|p| p.value)
+        .fold(f64::INFINITY, f64::min);
+    let continuous_smooth = detect(continuous, cont_floor).verdict != Verdict::Jump;
+    let predicted: Vec<(f64, f64, f64)> = discrete
+        .iter()
+        .filter_map(|d| {
+            let t = token.iter().find(|t| (t.x - d.x).abs() < 1e-9)?;
+            Some((d.x, d.value, t.value.clamp(0.0, 1.0).powf(length)))
+        })
+        .collect();
+    let inside = discrete
+        .iter()
+        .zip(&predicted)
+        .filter(|(d, p)| {
+            let (lo, hi) = wilson(d.value, d.n);
+            p.2 >= lo - 0.02 && p.2 <= hi + 0.02
+        })
+        .count();
+    let reproduced_share = inside as f64 / predicted.len().max(1) as f64;
+    let label = if continuous_smooth && reproduced_share >= 0.8 {
+        "metric-induced"
+    } else {
+        "not explained by the metric"
+    };
+    MirageCheck {
+        label: label.into(),
+        continuous_smooth,
+        reproduced_share,
+        predicted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve(f: impl Fn(f64) -> f64, n: usize) -> Vec<MetricPoint> {
+        (0..12)
+            .map(|i| {
+                let x = 10.0 + 0.5 * i as f64;
+                MetricPoint { x, value: f(x), n }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_true_step_is_found_at_the_right_place() {
+        let step = curve(|x| if x < 13.2 { 0.0 } else { 0.9 }, 500);
+        let f = detect(&step, 0.0);
+        assert_eq!(f.verdict, Verdict::Jump, "{}", f.reason);
+        assert!((f.sigmoid.x0 - 13.0).abs() < 0.4, "x0 = {}", f.sigmoid.x0);
+        assert!(f.before_at_chance);
+    }
+
+    #[test]
+    fn a_smooth_curve_is_not_flagged() {
+        let smooth = curve(|x| 0.05 + 0.07 * (x - 10.0), 500);
+        let f = detect(&smooth, 0.0);
+        assert_eq!(f.verdict, Verdict::Smooth, "{}", f.reason);
+    }
+
+    #[test]
+    fn too_few_examples_is_insufficient_resolution() {
+        // A jump to 0.3 measured on 5 examples per point cannot be told from chance.
+        let step = curve(|x| if x < 13.2 { 0.0 } else { 0.3 }, 5);
+        let f = detect(&step, 0.0);
+        assert_eq!(f.verdict, Verdict::InsufficientResolution, "{}", f.reason);
+    }
+
+    #[test]
+    fn per_token_accuracy_to_the_length_is_metric_induced() {
+        // Token accuracy rises smoothly; exact match on 8-token answers is p^8: a sharp rise.
+        let p = |x: f64| 0.5 + 0.087 * (x - 10.0);
+        let token = curve(p, 2000);
+        let exact = curve(|x| p(x).powi(8), 2000);
+        let f = detect(&exact, 0.0);
+        assert_ne!(f.verdict, Verdict::Smooth, "{}", f.reason);
+        let m = mirage(&exact, &token, &token, 8.0);
+        assert_eq!(m.label, "metric-induced", "{m:?}");
+        assert!(m.continuous_smooth);
+        // A jump the token accuracy does not predict is not explained by the metric.
+        let jump = curve(|x| if x < 13.2 { 0.0 } else { 0.9 }, 2000);
+        let m = mirage(&jump, &token, &token, 8.0);
+        assert_eq!(m.label, "not explained by the metric", "{m:?}");
+    }
+}

@@ -1,0 +1,240 @@
+//! Emergence analysis of a results folder: each task's metrics at every run's last evaluation,
+//! against log10 compute or log10 N, with jump detection and the mirage check (fit::emergence).
+
+use crate::error::{LabError, LabResult};
+use crate::results::write_atomic;
+use crate::table::read_frame;
+use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The x axis of the analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EmergenceX {
+    /// log10 of the training compute.
+    Compute,
+    /// log10 of the non-embedding parameters.
+    Params,
+}
+
+/// The analysis of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEmergence {
+    /// Task name.
+    pub task: String,
+    /// Exact match per run.
+    pub exact_match: Vec<MetricPoint>,
+    /// Per-token accuracy per run.
+    pub token_accuracy: Vec<MetricPoint>,
+    /// Geometric-mean probability of the answer tokens, exp(log p / length): continuous.
+    pub answer_prob: Vec<MetricPoint>,
+    /// Mean answer length (tokens).
+    pub answer_length: f64,
+    /// Chance of an exact match.
+    pub chance: f64,
+    /// Jump detection on exact match.
+    pub jump: JumpFit,
+    /// Jump detection on the continuous metric.
+    pub continuous: JumpFit,
+    /// The mirage check (when exact match is not smooth).
+    pub mirage: Option<MirageCheck>,
+}
+
+/// The content of emergence.json.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmergenceFile {
+    /// What x is.
+    pub x: EmergenceX,
+    /// Per task.
+    pub tasks: Vec<TaskEmergence>,
+}
+
+fn strings(df: &DataFrame, col: &str, path: &Path) -> LabResult<Vec<String>> {
+    let c = df
+        .column(col)
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(|e| LabError::input(path, None, format!("column '{col}': {e}")))?;
+    Ok(c.str()
+        .map_err(|e| LabError::input(path, None, e.to_string()))?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+/// Reads the last evaluation of every done run and analyses every task.
+pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
+    let evals_path = dir.join("evals.parquet");
+    let runs_path = dir.join("runs.parquet");
+    if !evals_path.exists() || !runs_path.exists() {
+        return Err(LabError::input(
+            dir,
+            None,
+            "no evals.parquet/runs.parquet: run `lab collect` on a sweep whose runs have a `tasks` section",
+        ));
+    }
+    let runs = read_frame(&runs_path)?;
+    let ids = strings(&runs, "id", &runs_path)?;
+    let status = strings(&runs, "status", &runs_path)?;
+    let n = crate::table::numbers(&runs, "params_nonembedding", &runs_path)?;
+    let done: HashMap<&str, Option<f64>> = ids
+        .iter()
+        .zip(&status)
+        .zip(&n)
+        .filter(|((_, s), _)| s.as_str() == "done")
+        .map(|((id, _), n)| (id.as_str(), *n))
+        .collect();
+    let ev = read_frame(&evals_path)?;
+    let (eid, task, metric) = (
+        strings(&ev, "id", &evals_path)?,
+        strings(&ev, "task", &evals_path)?,
+        strings(&ev, "metric", &evals_path)?,
+    );
+    let num = |c| crate::table::numbers(&ev, c, &evals_path);
+    let (step, compute, value, count) = (
+        num("step")?,
+        num("compute")?,
+        num("value")?,
+        num("n_examples")?,
+    );
+    // The last step of each run.
+    let mut last: HashMap<&str, f64> = HashMap::new();
+    for (i, id) in eid.iter().enumerate() {
+        let s = step[i].unwrap_or(0.0);
+        let e = last.entry(id.as_str()).or_insert(s);
+        *e = e.max(s);
+    }
+    // task -> metric -> points
+    type Points = BTreeMap<String, BTreeMap<String, Vec<MetricPoint>>>;
+    let mut by_task: Points = BTreeMap::new();
+    for i in 0..eid.len() {
+        let id = eid[i].as_str();
+        let Some(params) = done.get(id) else { continue };
+        if step[i] != last.get(id).copied() {
+            continue;
+        }
+        let xv = match x {
+            EmergenceX::Compute => compute[i],
+            EmergenceX::Params => *params,
+        };
+        let (Some(xv), Some(v)) = (xv, value[i]) else {
+            continue;
+        };
+        by_task
+            .entry(task[i].clone())
+            .or_default()
+            .entry(metric[i].clone())
+            .or_default()
+            .push(MetricPoint {
+                x: xv.log10(),
+                value: v,
+                n: count[i].unwrap_or(0.0) as usize,
+            });
+    }
+    if by_task.is_empty() {
+        return Err(LabError::input(
+            &evals_path,
+            None,
+            "no task metrics of done runs",
+        ));
+    }
+    let mut tasks = Vec::new();
+    for (name, mut metrics) in by_task {
+        for pts in metrics.values_mut() {
+            pts.sort_by(|a, b| a.x.total_cmp(&b.x));
+        }
+        let take = |m: &str| metrics.get(m).cloned().unwrap_or_default();
+        let mean = |m: &str| {
+            let p = take(m);
+            p.iter().map(|p| p.value).sum::<f64>() / p.len().max(1) as f64
+        };
+        let (exact, token) = (take("exact_match"), take("token_accuracy"));
+        let length = mean("answer_length").max(1.0);
+        let chance = mean("chance");
+        let answer_prob: Vec<MetricPoint> = take("answer_logprob")
+            .iter()
+            .map(|p| MetricPoint {
+                value: (p.value / length).exp(),
+                ..*p
+            })
+            .collect();
+        let jump = detect(&exact, chance);
+        let floor = answer_prob
+            .iter()
+            .map(|p| p.value)
+            .fold(f64::INFINITY, f64::min);
+        let continuous = detect(&answer_prob, floor);
+        let mirage =
+            (jump.verdict != Verdict::Smooth).then(|| mirage(&exact, &token, &answer_prob, length));
+        tasks.push(TaskEmergence {
+            task: name,
+            exact_match: exact,
+            token_accuracy: token,
+            answer_prob,
+            answer_length: length,
+            chance,
+            jump,
+            continuous,
+            mirage,
+        });
+    }
+    Ok(EmergenceFile { x, tasks })
+}
+
+/// A markdown summary.
+pub fn markdown(f: &EmergenceFile) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Emergence\n");
+    let _ = writeln!(
+        s,
+        "Exact match at every run's last evaluation against log10 {}; a jump needs a sigmoid from chance to beat a line by BIC, be narrow, start at chance and be resolvable.\n",
+        match f.x {
+            EmergenceX::Compute => "compute",
+            EmergenceX::Params => "N",
+        }
+    );
+    let _ = writeln!(s, "| task | runs | verdict | transition x0 | width | mirage check | why |\n|---|---|---|---|---|---|---|");
+    for t in &f.tasks {
+        let verdict = serde_json::to_value(t.jump.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+            .replace('_', " ");
+        let (x0, w) = match t.jump.verdict {
+            Verdict::Smooth => ("-".to_string(), "-".to_string()),
+            _ => (
+                format!("{:.2}", t.jump.sigmoid.x0),
+                format!("{:.2}", t.jump.sigmoid.width),
+            ),
+        };
+        let mirage = t.mirage.as_ref().map_or("-".to_string(), |m| {
+            format!(
+                "{} (p^L inside the interval at {:.0}% of runs)",
+                m.label,
+                100.0 * m.reproduced_share
+            )
+        });
+        let _ = writeln!(
+            s,
+            "| {} | {} | {verdict} | {x0} | {w} | {mirage} | {} |",
+            t.task,
+            t.exact_match.len(),
+            t.jump.reason
+        );
+    }
+    s
+}
+
+/// Writes emergence.json and emergence.md into `out`.
+pub fn write(out: &Path, f: &EmergenceFile) -> LabResult<()> {
+    std::fs::create_dir_all(out)?;
+    write_atomic(
+        &out.join("emergence.json"),
+        &serde_json::to_vec_pretty(f).map_err(|e| anyhow::anyhow!("serialising: {e}"))?,
+    )?;
+    write_atomic(&out.join("emergence.md"), markdown(f).as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Evaluating a model on a task suite: greedy decoding for exact match and edit distance, and one
+//! teacher-forced pass for per-token accuracy, the log-probability of the answer and, where the answer
+//! comes from a choice set, the Brier score. All metrics of a task come from the same examples.
+
+use super::metrics::{brier, edit_distance, exact_match, truncate_at, wilson};
+use super::{sym, Example, TaskSpec, TasksConfig};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use models::{Arch, Decoder, ModelConfig};
+
+/// One metric of one task at one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskMetric {
+    /// Task name (add3, mod7_2, ...).
+    pub task: String,
+    /// exact_match, token_accuracy, edit_distance, answer_logprob, brier, answer_length.
+    pub metric: &'static str,
+    /// Mean over examples (a proportion for accuracies).
+    pub value: f64,
+    /// Examples evaluated.
+    pub n_examples: usize,
+    /// 95% Wilson interval for proportions.
+    pub ci: Option<(f64, f64)>,
+}
+
+/// Examples per forward pass.
+const CHUNK: usize = 64;
+
+fn mask_for(
+    model_cfg: &ModelConfig,
+    prompt: usize,
+    rows: usize,
+    t: usize,
+    device: &Device,
+) -> Tensor<4, Bool> {
+    match model_cfg.arch {
+        Arch::Prefix => Decoder::prefix_mask(&vec![prompt; rows], t, device),
+        Arch::Causal => Decoder::causal_mask(t, device),
+    }
+}
+
+/// Log-probabilities [rows][t][vocab] of padded token rows.
+fn log_probs(
+    model: &Decoder,
+    model_cfg: &ModelConfig,
+    rows: &[Vec<u32>],
+    prompt: usize,
+    device: &Device,
+) -> Vec<Vec<Vec<f32>>> {
+    let t = rows.iter().map(Vec::len).max().unwrap_or(1);
+    let n = rows.len();
+    let flat: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| (0..t).map(move |i| *r.get(i).unwrap_or(&sym::PAD) as i64))
+        .collect();
+    let x = Tensor::<2, Int>::from_data(TensorData::new(flat, [n, t]), device);
+    let logits = model.forward_masked(x, &mask_for(model_cfg, prompt, n, t, device));
+    let v = logits.dims()[2];
+    let lp: Vec<f32> = log_softmax(logits, 2)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 log-probabilities");
+    (0..n)
+        .map(|r| {
+            (0..t)
+                .map(|i| lp[(r * t + i) * v..(r * t + i + 1) * v].to_vec())
+                .collect()
+        })
+        .collect()
+}
+
+fn argmax(xs: &[f32]) -> u32 {
+    xs.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i as u32)
+}
+
+/// Greedy continuation of `prompts` (equal lengths) by `steps` tokens.
+fn greedy(
+    model: &Decoder,
+    model_cfg: &ModelConfig,
+    prompts: &[Vec<u32>],
+    steps: usize,
+    device: &Device,
+) -> Vec<Vec<u32>> {
+    let prompt = prompts.first().map_or(0, Vec::len);
+    let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
+    for _ in 0..steps {
+        let lp = log_probs(model, model_cfg, &seqs, prompt, device);
+        for (s, l) in seqs.iter_mut().zip(lp) {
+            let last = l.last().expect("non-empty row");
+            s.push(argmax(last));
+        }
+    }
+    seqs.into_iter().map(|s| s[prompt..].to_vec()).collect()
+}
+
+/// Every metric of one task on its held-out examples.
+pub fn evaluate_task(
+    model: &Decoder,
+    model_cfg: &ModelConfig,
+    task: &TaskSpec,
+    examples: &[Example],
+    device: &Device,
+) -> Vec<TaskMetric> {
+    let n = examples.len();
+    let (mut em, mut tok_right, mut tok_total) = (0usize, 0usize, 0usize);
+    let (mut edit, mut logprob, mut brier_sum, mut len_sum) = (0.0, 0.0, 0.0, 0.0);
+    let choices = task.choices();
+    for chunk in examples.chunks(CHUNK) {
+        let prompt = chunk[0].prompt.len();
+        let full: Vec<Vec<u32>> = chunk.iter().map(Example::tokens).collect();
+        let lp = log_probs(model, model_cfg, &full, prompt, device);
+        let longest = chunk.iter().map(|e| e.answer.len()).max().unwrap_or(0);
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|e| e.prompt.clone()).collect();
+        let generated = greedy(model, model_cfg, &prompts, longest, device);
+        for ((ex, l), gen) in chunk.iter().zip(&lp).zip(&generated) {
+            len_sum += ex.answer.len() as f64;
+            for (j, &want) in ex.answer.iter().enumerate() {
+                let at = &l[ex.prompt.len() + j - 1];
+                tok_right += usize::from(argmax(at) == want);
+                tok_total += 1;
+                logprob += at[want as usize] as f64;
+            }
+            em += usize::from(exact_match(gen, &ex.answer, sym::EOS));
+            edit += edit_distance(truncate_at(gen, sym::EOS), &ex.answer) as f64;
+            if let Some(c) = &choices {
+                let at = &l[ex.prompt.len() - 1];
+                let p: Vec<f64> = c.iter().map(|&k| (at[k as usize] as f64).exp()).collect();
+                let z: f64 = p.iter().sum();
+                let p: Vec<f64> = p.iter().map(|v| v / z).collect();
+                let correct = c.iter().position(|&k| k == ex.answer[0]).unwrap_or(0);
+                brier_sum += brier(&p, correct);
+            }
+        }
+    }
+    let name = task.name();
+    let metric = |metric, value, ci| TaskMetric {
+        task: name.clone(),
+        metric,
+        value,
+        n_examples: n,
+        ci,
+    };
+    let nf = n.max(1) as f64;
+    let mut out = vec![
+        metric("exact_match", em as f64 / nf, Some(wilson(em, n, 1.96))),
+        metric(
+            "token_accuracy",
+            tok_right as f64 / tok_total.max(1) as f64,
+            Some(wilson(tok_right, tok_total, 1.96)),
+        ),
+        metric("edit_distance", edit / nf, None),
+        metric("answer_logprob", logprob / nf, None),
+        metric("answer_length", len_sum / nf, None),
+    ];
+    // Chance of an exact match: one over the choice set, or a uniform guess of every answer digit.
+    let chance = match &choices {
+        Some(c) => {
+            out.push(metric("brier", brier_sum / nf, None));
+            1.0 / c.len() as f64
+        }
+        None => 10f64.powf(-(len_sum / nf - 1.0)),
+    };
+    out.push(metric("chance", chance, None));
+    out
+}
+
+/// Every metric of every task of the suite.
+pub fn evaluate_suite(
+    model: &Decoder,
+    model_cfg: &ModelConfig,
+    tasks: &TasksConfig,
+    device: &Device,
+) -> Vec<TaskMetric> {
+    tasks
+        .suite
+        .iter()
+        .flat_map(|t| evaluate_task(model, model_cfg, t, &t.test_examples(tasks.n_eval), device))
+        .collect()
+}

@@ -1,0 +1,165 @@
+//! Task evaluations end to end: a run with a task suite records every metric; `lab fit --emergence`
+//! finds a planted jump in a results folder and labels it; `lab plot --only tasks` draws it.
+
+mod common;
+
+use common::{lab, text, tiny_run, write};
+use polars::prelude::*;
+use std::path::Path;
+
+fn frame(p: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(p).unwrap())
+        .finish()
+        .unwrap()
+}
+
+#[test]
+fn a_run_with_tasks_records_every_metric_with_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_run(10_240, "  eval_every_tokens: 5120\n").replace(
+        "train:\n",
+        "tasks:\n  suite:\n    - {kind: add, digits: 2}\n    - {kind: mod, digits: 2, modulus: 7}\n  n_eval: 24\ntrain:\n",
+    );
+    let cfg = write(dir.path(), "run.yaml", &cfg);
+    let out = lab(
+        dir.path(),
+        &["train", cfg.to_str().unwrap(), "--out", "run"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let ev = frame(&dir.path().join("run/evals.parquet"));
+    let metric: Vec<String> = ev
+        .column("metric")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_owned())
+        .collect();
+    for m in [
+        "exact_match",
+        "token_accuracy",
+        "edit_distance",
+        "answer_logprob",
+        "answer_length",
+        "chance",
+        "brier",
+    ] {
+        assert!(metric.iter().any(|x| x == m), "{m} missing: {metric:?}");
+    }
+    // Two evaluations x (add: 6 metrics + mod: 7 metrics).
+    assert_eq!(ev.height(), 2 * 13);
+    let n: Vec<u64> = ev
+        .column("n_examples")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    // add2 has 24 held-out examples; mod7 of two digits has only about a tenth of 100 operands.
+    assert!(n[..6].iter().all(|&k| k == 24), "{n:?}");
+    assert!(n[6..13].iter().all(|&k| (5..24).contains(&k)), "{n:?}");
+    let lo = ev.column("ci_lo").unwrap().f64().unwrap().clone();
+    let hi = ev.column("ci_hi").unwrap().f64().unwrap().clone();
+    let value = ev.column("value").unwrap().f64().unwrap().clone();
+    for i in 0..ev.height() {
+        if let (Some(l), Some(h)) = (lo.get(i), hi.get(i)) {
+            let v = value.get(i).unwrap();
+            assert!(l <= v + 1e-12 && v <= h + 1e-12 && (0.0..=1.0).contains(&l) && h <= 1.0);
+        }
+    }
+    // A bad task is an input error naming the key.
+    let bad = tiny_run(10_240, "").replace(
+        "train:\n",
+        "tasks:\n  suite:\n    - {kind: mod, digits: 2, modulus: 40}\ntrain:\n",
+    );
+    let bad = write(dir.path(), "bad.yaml", &bad);
+    let out = lab(
+        dir.path(),
+        &["train", bad.to_str().unwrap(), "--out", "bad"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("tasks.suite"), "{}", text(&out));
+}
+
+/// A results folder of 10 runs whose exact match jumps between N = 1e5 and 2e5 while per-token
+/// accuracy stays smooth.
+fn planted_jump(dir: &Path) {
+    let ns: Vec<f64> = (0..10).map(|i| 1e4 * 2f64.powi(i)).collect();
+    let ids: Vec<String> = (0..10).map(|i| format!("run{i}")).collect();
+    let mut runs = df!(
+        "id" => ids.clone(),
+        "status" => vec!["done"; 10],
+        "params_nonembedding" => ns.clone(),
+    )
+    .unwrap();
+    let f = std::fs::File::create(dir.join("runs.parquet")).unwrap();
+    ParquetWriter::new(f).finish(&mut runs).unwrap();
+    let (mut id, mut task, mut metric, mut value, mut n) = (vec![], vec![], vec![], vec![], vec![]);
+    for (i, &params) in ns.iter().enumerate() {
+        let em = if params > 1.5e5 { 0.8 } else { 0.0 };
+        let tok = 0.3 + 0.06 * i as f64;
+        for (m, v) in [
+            ("exact_match", em),
+            ("token_accuracy", tok),
+            ("answer_logprob", -4.0 * (1.0 - tok)),
+            ("answer_length", 4.0),
+            ("chance", 0.001),
+        ] {
+            id.push(ids[i].clone());
+            task.push("add3".to_string());
+            metric.push(m.to_string());
+            value.push(v);
+            n.push(400u64);
+        }
+    }
+    let k = id.len();
+    let mut evals = df!(
+        "id" => id,
+        "step" => vec![100u64; k],
+        "tokens" => vec![1000u64; k],
+        "compute" => vec![1e12; k],
+        "task" => task,
+        "metric" => metric,
+        "value" => value,
+        "n_examples" => n,
+    )
+    .unwrap();
+    let f = std::fs::File::create(dir.join("evals.parquet")).unwrap();
+    ParquetWriter::new(f).finish(&mut evals).unwrap();
+}
+
+#[test]
+fn emergence_finds_a_planted_jump_and_plots_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("res");
+    std::fs::create_dir_all(&res).unwrap();
+    planted_jump(&res);
+    let out = lab(
+        dir.path(),
+        &["fit", "res", "--emergence", "--emergence-x", "params"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(res.join("fit/emergence.json")).unwrap()).unwrap();
+    let t = &json["tasks"][0];
+    assert_eq!(t["jump"]["verdict"], "jump", "{}", t["jump"]);
+    let x0 = t["jump"]["sigmoid"]["x0"].as_f64().unwrap();
+    assert!((x0 - 1.5e5f64.log10()).abs() < 0.2, "x0 = {x0}");
+    // tok^4 rises smoothly from 0.008 to 0.6: it does not reproduce a step to 0.8 at 1.5e5.
+    assert_eq!(
+        t["mirage"]["label"], "not explained by the metric",
+        "{}",
+        t["mirage"]
+    );
+    let out = lab(
+        dir.path(),
+        &["plot", "res", "--only", "tasks", "--format", "png"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        std::fs::metadata(res.join("plots/tasks.png"))
+            .unwrap()
+            .len()
+            > 20_000
+    );
+}
