@@ -277,3 +277,25 @@ fn a_diverging_run_does_not_stop_the_sweep() {
     );
     assert!(text(&out).contains("reason: loss"), "{}", text(&out));
 }
+
+/// Every shipped sweep and run file is valid: sweeps expand (`lab plan`), run files account
+/// (`lab models`), with exit 0.
+#[test]
+fn shipped_sweeps_and_runs_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweeps = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&sweeps).unwrap() {
+        let path = entry.unwrap().path();
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        let p = path.to_str().unwrap();
+        let out = if yaml.contains("\nbase:") {
+            lab(dir.path(), &["plan", p, "--no-probe"])
+        } else {
+            lab(dir.path(), &["models", p])
+        };
+        assert!(out.status.success(), "{p}: {}", text(&out));
+        checked += 1;
+    }
+    assert!(checked >= 7, "{checked} files");
+}
