@@ -65,7 +65,25 @@ fn strings(df: &DataFrame, col: &str, path: &Path) -> LabResult<Vec<String>> {
         .collect())
 }
 
-/// Reads the last evaluation of every done run and analyses every task.
+/// Pools runs at the same x (seeds of one size): the example-weighted mean over their examples.
+fn pool_seeds(mut pts: Vec<MetricPoint>) -> Vec<MetricPoint> {
+    pts.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let mut out: Vec<MetricPoint> = Vec::new();
+    for p in pts {
+        match out.last_mut() {
+            Some(q) if (q.x - p.x).abs() < 1e-9 => {
+                let n = q.n + p.n;
+                q.value = (q.value * q.n as f64 + p.value * p.n as f64) / n.max(1) as f64;
+                q.n = n;
+            }
+            _ => out.push(p),
+        }
+    }
+    out
+}
+
+/// Reads the last evaluation of every done run and analyses every task; seeds of one size are
+/// pooled.
 pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
     let evals_path = dir.join("evals.parquet");
     let runs_path = dir.join("runs.parquet");
@@ -144,7 +162,7 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
     let mut tasks = Vec::new();
     for (name, mut metrics) in by_task {
         for pts in metrics.values_mut() {
-            pts.sort_by(|a, b| a.x.total_cmp(&b.x));
+            *pts = pool_seeds(std::mem::take(pts));
         }
         let take = |m: &str| metrics.get(m).cloned().unwrap_or_default();
         let mean = |m: &str| {
@@ -237,4 +255,19 @@ pub fn write(out: &Path, f: &EmergenceFile) -> LabResult<()> {
     )?;
     write_atomic(&out.join("emergence.md"), markdown(f).as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_of_one_size_are_pooled_by_examples() {
+        let p = |x: f64, value: f64, n: usize| MetricPoint { x, value, n };
+        let pooled = pool_seeds(vec![p(5.0, 0.5, 100), p(4.0, 0.1, 10), p(5.0, 1.0, 300)]);
+        assert_eq!(pooled.len(), 2);
+        assert_eq!(pooled[0], p(4.0, 0.1, 10));
+        assert_eq!(pooled[1].n, 400);
+        assert!((pooled[1].value - 0.875).abs() < 1e-12);
+    }
 }

@@ -175,6 +175,13 @@ pub fn render(src: &Source, plots: &PlotSummary) -> String {
     for (kind, why) in &plots.skipped {
         let _ = writeln!(s, "- {} not drawn: {why}", kind.name());
     }
+    // The emergence analysis, when `lab fit --emergence` has run.
+    if let Ok(text) = std::fs::read_to_string(src.dir.join("fit").join("emergence.md")) {
+        for line in text.lines() {
+            let _ = writeln!(s, "{}{line}", if line.starts_with('#') { "#" } else { "" });
+        }
+        let _ = writeln!(s);
+    }
     if let Ok(f) = src.fit() {
         let _ = writeln!(s, "\n## Fits in detail\n");
         // The fit's own markdown, one heading level down.

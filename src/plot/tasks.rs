@@ -30,7 +30,9 @@ pub fn build(src: &Source) -> Result<Tasks, String> {
                     "no task evaluations (evals.parquet): runs need a `tasks` section".into(),
                 );
             }
-            analyse(&src.dir, EmergenceX::Compute).map_err(|e| e.to_string())?
+            analyse(&src.dir, EmergenceX::Compute).map_err(|_| {
+                "no task evaluations of done runs (runs need a `tasks` section)".to_string()
+            })?
         }
     };
     if file.tasks.is_empty() {
