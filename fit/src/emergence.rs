@@ -72,13 +72,17 @@ pub struct JumpFit {
     pub reason: String,
 }
 
-/// Wilson 95% interval of a proportion `p` of `n`.
-fn wilson(p: f64, n: usize) -> (f64, f64) {
-    let (n, z) = (n.max(1) as f64, 1.96f64);
+/// The Wilson score interval of a proportion `p` observed in `n` trials at normal quantile `z`
+/// (1.96 for 95%); (0, 1) without trials.
+pub fn wilson(p: f64, n: usize, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let n = n as f64;
     let denom = 1.0 + z * z / n;
     let centre = (p + z * z / (2.0 * n)) / denom;
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    (centre - half, centre + half)
+    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 /// Binomial weights 1 / var, with the variance floored at that of one success in n.
@@ -198,7 +202,9 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
         .iter()
         .filter(|p| p.x > sig.x0 + 2.0 * sig.width)
         .collect();
-    let before_at_chance = before.iter().all(|p| wilson(p.value, p.n).0 <= chance);
+    let before_at_chance = before
+        .iter()
+        .all(|p| wilson(p.value, p.n, 1.96).0 <= chance);
     let fit = |verdict, reason: String| JumpFit {
         verdict,
         bic_smooth,
@@ -228,8 +234,8 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
     }
     // The levels before and after must be distinguishable with the examples at hand.
     let mean_n = points.iter().map(|p| p.n).sum::<usize>() / points.len();
-    let (_, chance_hi) = wilson(chance, mean_n);
-    let (top_lo, _) = wilson(sig.top.min(1.0), mean_n);
+    let (_, chance_hi) = wilson(chance, mean_n, 1.96);
+    let (top_lo, _) = wilson(sig.top.min(1.0), mean_n, 1.96);
     if before.len() < 2 || after.is_empty() || top_lo <= chance_hi {
         return fit(
             Verdict::InsufficientResolution,
@@ -299,7 +305,7 @@ pub fn mirage(
         .iter()
         .zip(&predicted)
         .filter(|(d, p)| {
-            let (lo, hi) = wilson(d.value, d.n);
+            let (lo, hi) = wilson(d.value, d.n, 1.96);
             p.2 >= lo - 0.02 && p.2 <= hi + 0.02
         })
         .count();

@@ -119,7 +119,7 @@ impl Figure for Tasks {
                 Look::dashed(style::CATEGORICAL[6], 1),
             )?;
             for p in &t.exact_match {
-                let (lo, hi) = fit_wilson(p.value, p.n);
+                let (lo, hi) = fit::emergence::wilson(p.value, p.n, 1.96);
                 let at = 10f64.powf(p.x);
                 canvas::line(
                     &mut ch,
@@ -191,9 +191,4 @@ impl Figure for Tasks {
         );
         legend.draw(&side)
     }
-}
-
-fn fit_wilson(p: f64, n: usize) -> (f64, f64) {
-    let k = (p * n as f64).round() as usize;
-    crate::tasks::metrics::wilson(k, n, 1.96)
 }

@@ -167,16 +167,28 @@ pub fn evaluate_task(
     out
 }
 
-/// Every metric of every task of the suite.
+/// Every metric of every task of the suite; `examples[i]` are the held-out examples of task i
+/// (drawn once per run with [`held_out`]).
 pub fn evaluate_suite(
     model: &Decoder,
     model_cfg: &ModelConfig,
     tasks: &TasksConfig,
+    examples: &[Vec<Example>],
     device: &Device,
 ) -> Vec<TaskMetric> {
     tasks
         .suite
         .iter()
-        .flat_map(|t| evaluate_task(model, model_cfg, t, &t.test_examples(tasks.n_eval), device))
+        .zip(examples)
+        .flat_map(|(t, ex)| evaluate_task(model, model_cfg, t, ex, device))
+        .collect()
+}
+
+/// The held-out examples of every task of the suite, the same for every evaluation.
+pub fn held_out(tasks: &TasksConfig) -> Vec<Vec<Example>> {
+    tasks
+        .suite
+        .iter()
+        .map(|t| t.test_examples(tasks.n_eval))
         .collect()
 }

@@ -40,14 +40,7 @@ pub fn brier(probs: &[f64], correct: usize) -> f64 {
 
 /// The Wilson score interval of k successes in n trials at normal quantile z (1.96 for 95%).
 pub fn wilson(k: usize, n: usize, z: f64) -> (f64, f64) {
-    if n == 0 {
-        return (0.0, 1.0);
-    }
-    let (n, p) = (n as f64, k as f64 / n as f64);
-    let denom = 1.0 + z * z / n;
-    let centre = (p + z * z / (2.0 * n)) / denom;
-    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    fit::emergence::wilson(k as f64 / n.max(1) as f64, n, z)
 }
 
 #[cfg(test)]

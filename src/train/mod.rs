@@ -16,7 +16,7 @@ use crate::results::{
     curve_frame, eval_frame, write_atomic, write_parquet, CurveRow, EvalRow, RunDir, RunStatus,
     Status,
 };
-use crate::tasks::eval::evaluate_suite;
+use crate::tasks::eval::{evaluate_suite, held_out};
 use anyhow::Context;
 use batch::{loss_positions, prefix_lengths, Batch};
 use burn::module::Module;
@@ -229,6 +229,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     status.device = backend::describe(&device);
     dir.write_status(&status)?;
 
+    let task_examples = cfg.tasks.as_ref().map(held_out).unwrap_or_default();
     let pb = &opts.progress;
     pb.set_length(steps);
     pb.set_position(state.step);
@@ -328,7 +329,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
             if let Some(tasks) = &cfg.tasks {
                 let inner = device.clone().inner();
-                for m in evaluate_suite(&model.valid(), &cfg.model, tasks, &inner) {
+                for m in evaluate_suite(&model.valid(), &cfg.model, tasks, &task_examples, &inner) {
                     state.evals.push(EvalRow {
                         step: state.step,
                         tokens: state.tokens,
