@@ -2,7 +2,7 @@
 //! overlaid, with the compute multiplier of each variant against the first.
 
 use super::canvas::{layout, DrawResult, Figure, Glyph, Legend, Look};
-use super::frontier::{panel, short_interval, Quantity, Reference, Series};
+use super::frontier::{panel, plausible, short_interval, Quantity, Reference, Series};
 use super::source::Source;
 use super::style::{self, size, INK};
 use fit::report::{Approach, Prediction};
@@ -121,7 +121,7 @@ pub fn build(
             approach,
             a: short_interval(&r.a),
             frontier: r.frontier.clone(),
-            plausible: Series::of(String::new(), style::INK, r).plausible,
+            plausible: plausible(r),
             multiplier,
         });
     }

@@ -116,14 +116,19 @@ pub struct Series {
 impl Series {
     /// A series from a report.
     pub fn of(label: String, color: RGBColor, r: &ApproachReport) -> Series {
-        let inside = |e: &Estimate| e.value > 0.0 && e.value < 1.0;
         Series {
             label,
             color,
             frontier: r.frontier.clone(),
-            plausible: inside(&r.a) && inside(&r.b),
+            plausible: plausible(r),
         }
     }
+}
+
+/// Whether a report's exponents a and b both lie in (0, 1), i.e. it is a usable allocation law.
+pub fn plausible(r: &ApproachReport) -> bool {
+    let inside = |e: &Estimate| e.value > 0.0 && e.value < 1.0;
+    inside(&r.a) && inside(&r.b)
 }
 
 /// Draws one panel of frontiers: bands, lines, observed points and reference laws.
