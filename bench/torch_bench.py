@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch twin of `lab bench`: the same shapes S and M, same optimizer, same token counts.
 
-Usage: python3 bench/torch_bench.py [--model S|M|all] [--steps 20] [--threads 2]
-Prints tokens/s and GFLOP/s (lab's exact FLOP accounting) for comparison with `lab bench`.
+Usage: python3 bench/torch_bench.py [--model S|M|L|all] [--steps 20] [--threads 2]
+       python3 bench/torch_bench.py --device cuda --dtype bf16 --model L
+Prints tokens/s and GFLOP/s (lab's exact FLOP accounting) for comparison with `lab bench`: eager
+PyTorch, with bf16/f16 through autocast (f32 master weights, as lab's mixed precision).
 """
 import argparse
 import math
@@ -13,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SHAPES = {"S": dict(n_layer=4, d=128, n_head=4, seq=128, batch=16, vocab=256),
-          "M": dict(n_layer=6, d=384, n_head=6, seq=256, batch=16, vocab=4096)}
+          "M": dict(n_layer=6, d=384, n_head=6, seq=256, batch=16, vocab=4096),
+          "L": dict(n_layer=12, d=768, n_head=12, seq=512, batch=16, vocab=16384)}
 
 
 class Block(nn.Module):
@@ -35,7 +38,7 @@ class Block(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.n_head)
-            mask = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+            mask = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), 1)
             y = att.masked_fill(mask, float("-inf")).softmax(-1) @ v
         x = x + self.out(y.transpose(1, 2).reshape(b, t, d))
         return x + self.down(F.gelu(self.up(self.ln2(x))))
@@ -51,7 +54,7 @@ class Decoder(nn.Module):
         self.head = nn.Linear(d, vocab, bias=False)
 
     def forward(self, idx, sdpa):
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1]))
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
         for blk in self.blocks:
             x = blk(x, sdpa)
         return self.head(self.ln(x))
@@ -68,27 +71,40 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f16"])
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    names = ["S", "M"] if a.model == "all" else [a.model]
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    dev = torch.device(a.device)
+    gpu = dev.type == "cuda"
+    names = (["S", "M", "L"] if gpu else ["S", "M"]) if a.model == "all" else [a.model]
+    where = torch.cuda.get_device_name(dev) if gpu else f"threads {torch.get_num_threads()}"
+    print(f"torch {torch.__version__}, {a.device} ({where}), {a.dtype}")
+    half = {"bf16": torch.bfloat16, "f16": torch.float16}.get(a.dtype)
     for name in names:
         s = SHAPES[name]
         for sdpa in (True, False):
             torch.manual_seed(0)
-            model = Decoder(**s)
+            model = Decoder(**s).to(dev)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+            scaler = torch.amp.GradScaler(enabled=a.dtype == "f16")
             for step in range(a.warmup + a.steps):
                 if step == a.warmup:
+                    if gpu:
+                        torch.cuda.synchronize()
                     t0 = time.perf_counter()
-                idx = torch.randint(0, s["vocab"], (s["batch"], s["seq"] + 1))
-                logits = model(idx[:, :-1], sdpa)
-                loss = F.cross_entropy(logits.reshape(-1, s["vocab"]), idx[:, 1:].reshape(-1))
+                idx = torch.randint(0, s["vocab"], (s["batch"], s["seq"] + 1), device=dev)
+                with torch.autocast(dev.type, dtype=half, enabled=half is not None):
+                    logits = model(idx[:, :-1], sdpa)
+                    loss = F.cross_entropy(logits.float().reshape(-1, s["vocab"]),
+                                           idx[:, 1:].reshape(-1))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
+                scaler.step(opt)
+                scaler.update()
                 loss.item()
             el = time.perf_counter() - t0
             tps = a.steps * s["batch"] * s["seq"] / el

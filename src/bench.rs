@@ -9,7 +9,7 @@ use crate::train::params;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use clap::Args;
-use models::{account, Decoder, ModelConfig};
+use models::{account, Decoder, ModelConfig, Precision};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
@@ -21,15 +21,33 @@ use std::time::Instant;
   lab bench --model M --steps 10 --backend ndarray
   lab bench --model S --moe 8:1 --granularity 1,2,4,8
                                  MoE twins of S (8 experts, top-1: dense-equal active parameters)
-  python3 bench/torch_bench.py   the same models in PyTorch, for the ratio")]
+  lab bench --backend wgpu --device 0 --model L --precision bf16
+                                 model L (about 100M parameters) on a GPU in bf16, with MFU
+  python3 bench/torch_bench.py   the same models in PyTorch, for the ratio
+
+MFU is model FLOP/s (lab's exact accounting) over the device's nominal dense peak for the compute
+dtype, known for NVIDIA H100/H200/A100/L40S (else give --peak-tflops); 'of matmul' compares with a
+square matmul measured in the same run on the same backend and dtype.")]
 pub struct BenchArgs {
     /// S (d 128, L 4, h 4, seq 128, batch 16, vocab 256), M (d 384, L 6, h 6, seq 256, batch 16,
-    /// vocab 4096) or all.
+    /// vocab 4096), L (d 768, L 12, h 12, seq 512, batch 16, vocab 16384; 97M parameters) or all
+    /// (S and M on a CPU, S, M and L on a GPU).
     #[arg(long, default_value = "all")]
     pub model: String,
-    /// Compute backend.
-    #[arg(long, default_value_t = crate::backend::default_backend().to_string())]
+    /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
+    /// or cuda, as compiled in (see `lab backends`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Device index (GPU backends; see `lab backends`).
+    #[arg(long, default_value_t = 0)]
+    pub device: usize,
+    /// Compute precision: f32, bf16 or f16 (f32 master weights).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    pub precision: Precision,
+    /// Nominal dense peak of the device in TFLOP/s for the compute dtype (for MFU), where lab
+    /// does not know the device.
+    #[arg(long)]
+    pub peak_tflops: Option<f64>,
     /// Timed steps.
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
@@ -67,19 +85,51 @@ fn moe_twin(dense: &ModelConfig, experts: usize, top_k: usize, granularity: usiz
     cfg
 }
 
+/// Parses a `--precision` value.
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    serde_yaml::from_str(s).map_err(|_| format!("'{s}': expected f32, bf16 or f16"))
+}
+
 /// A standard benchmark shape: (name, config, batch).
 pub fn shape(name: &str) -> Option<(ModelConfig, usize)> {
     match name {
         "S" | "s" => Some((ModelConfig::new(4, 128, 4, 256, 128), 16)),
         "M" | "m" => Some((ModelConfig::new(6, 384, 6, 4096, 256), 16)),
+        "L" | "l" => Some((ModelConfig::new(12, 768, 12, 16384, 512), 16)),
         _ => None,
     }
 }
 
-/// FLOP/s of an n x n x n matmul on `device` (best of 5 after one warm-up).
-pub fn matmul_peak(device: &Device, n: usize) -> f64 {
-    let a = Tensor::<2>::random([n, n], burn::tensor::Distribution::Default, device);
-    let b = Tensor::<2>::random([n, n], burn::tensor::Distribution::Default, device);
+/// Nominal dense peak FLOP/s of a known GPU (from its name) in `precision`: the vendor's figures
+/// without sparsity (f32 on the CUDA cores; bf16/f16 on the tensor cores).
+pub fn nominal_peak(device_name: &str, precision: Precision) -> Option<f64> {
+    let name = device_name.to_uppercase();
+    // (name part, f32, bf16/f16) in TFLOP/s.
+    const TABLE: [(&str, f64, f64); 5] = [
+        ("H200", 66.9, 989.4),
+        ("H100", 66.9, 989.4),
+        ("A100", 19.5, 312.0),
+        ("L40S", 91.6, 362.1),
+        ("A10G", 31.2, 125.0),
+    ];
+    TABLE
+        .iter()
+        .find(|(n, ..)| name.contains(n))
+        .map(|&(_, f32, half)| {
+            1e12 * match precision {
+                Precision::F32 => f32,
+                Precision::Bf16 | Precision::F16 => half,
+            }
+        })
+}
+
+/// FLOP/s of an n x n x n matmul on `device` in `precision` (best of 5 after one warm-up).
+pub fn matmul_peak(device: &Device, n: usize, precision: Precision) -> f64 {
+    let random = || {
+        Tensor::<2>::random([n, n], burn::tensor::Distribution::Default, device)
+            .cast(precision.dtype())
+    };
+    let (a, b) = (random(), random());
     let _ = a.clone().matmul(b.clone()).into_data();
     (0..5)
         .map(|_| {
@@ -97,6 +147,7 @@ pub fn train_throughput(
     steps: usize,
     warmup: usize,
     device: &Device,
+    precision: Precision,
 ) -> (f64, f32, f32) {
     let dev = device.clone().autodiff();
     dev.seed(0);
@@ -120,7 +171,7 @@ pub fn train_throughput(
             .map(|_| rng.random_range(0..cfg.vocab as i64))
             .collect();
         let b = Batch::new(&rows, &vec![0; batch], seq, &dev);
-        let loss = b.forward(&model, b.loss_tokens, &[]).objective;
+        let loss = b.forward(&model, b.loss_tokens, &[], precision).objective;
         let g = loss.backward();
         let v: f32 = loss.into_scalar();
         if step == 0 {
@@ -145,8 +196,10 @@ pub fn train_throughput(
 }
 
 /// Runs `lab bench`.
-pub fn run(a: BenchArgs) -> LabResult<i32> {
+pub fn run(mut a: BenchArgs) -> LabResult<i32> {
+    a.backend = backend::resolve(&a.backend);
     let names: Vec<&str> = match a.model.as_str() {
+        "all" if backend::is_gpu(&a.backend) => vec!["S", "M", "L"],
         "all" => vec!["S", "M"],
         m => vec![m],
     };
@@ -155,23 +208,41 @@ pub fn run(a: BenchArgs) -> LabResult<i32> {
             return Err(LabError::input(
                 "--model",
                 None,
-                format!("unknown model '{n}': S, M or all"),
+                format!("unknown model '{n}': S, M, L or all"),
             ));
         }
     }
-    let device = backend::device(&a.backend, 0)?;
-    let peak = matmul_peak(&device, a.peak_size);
+    let device = backend::device(&a.backend, a.device)?;
+    let p = a.precision;
+    if p != Precision::F32 && !device.supports_dtype(p.dtype()) {
+        return Err(LabError::input(
+            "--precision",
+            None,
+            format!(
+                "{} is not supported for computation by backend '{}'",
+                p.as_str(),
+                a.backend
+            ),
+        ));
+    }
+    let name = backend::describe(&device);
+    let peak = matmul_peak(&device, a.peak_size, p);
+    let nominal = a
+        .peak_tflops
+        .map(|t| t * 1e12)
+        .or_else(|| nominal_peak(&name, p));
     println!(
-        "backend {} ({}), threads {}; matmul peak ({}^3 f32, same backend): {:.1} GFLOP/s",
+        "backend {} ({name}), {}, threads {}; matmul ({}^3, same backend and dtype): {:.1} GFLOP/s; nominal peak: {}",
         a.backend,
-        backend::describe(&device),
+        p.as_str(),
         rayon::current_num_threads(),
         a.peak_size,
-        peak / 1e9
+        peak / 1e9,
+        nominal.map_or("unknown (--peak-tflops)".into(), |v| format!("{:.1} TFLOP/s", v / 1e12))
     );
     println!(
-        "{:<16} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>9}",
-        "model", "params", "active", "tokens/s", "GFLOP/s", "of peak", "loss", "vs dense"
+        "{:<16} {:>10} {:>10} {:>12} {:>12} {:>9} {:>7} {:>12} {:>9}",
+        "model", "params", "active", "tokens/s", "GFLOP/s", "of matmul", "MFU", "loss", "vs dense"
     );
     let moe = match a.moe.as_deref() {
         None => None,
@@ -205,19 +276,21 @@ pub fn run(a: BenchArgs) -> LabResult<i32> {
         let mut dense_tps = f64::NAN;
         for (label, cfg) in variants {
             let acc = account(&cfg);
-            let (tps, first, last) = train_throughput(&cfg, batch, a.steps, a.warmup, &device);
+            let (tps, first, last) = train_throughput(&cfg, batch, a.steps, a.warmup, &device, p);
             if cfg.moe().is_none() {
                 dense_tps = tps;
             }
             let flops = tps * acc.flops_per_token as f64;
+            let mfu = nominal.map_or("-".into(), |n| format!("{:.1}%", 100.0 * flops / n));
             println!(
-                "{:<16} {:>10} {:>10} {:>12.0} {:>12.2} {:>9.1}% {:>5.2}->{:.2} {:>8.2}x",
+                "{:<16} {:>10} {:>10} {:>12.0} {:>12.2} {:>8.1}% {:>7} {:>5.2}->{:.2} {:>8.2}x",
                 label,
                 acc.params_total,
                 acc.params_active,
                 tps,
                 flops / 1e9,
                 100.0 * flops / peak,
+                mfu,
                 first,
                 last,
                 tps / dense_tps

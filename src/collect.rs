@@ -243,6 +243,7 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "seed" => u(&|_, c| c.train.seed),
         "backend" => s(&|st, _| st.backend.clone()),
         "device" => s(&|st, _| st.device.clone()),
+        "precision" => s(&|_, c| c.train.precision().as_str().to_string()),
         "wall_seconds" => x(&|st, _| st.wall_seconds),
         "tokens_per_second" => x(&|st, _| st.tokens_per_second),
         "lab_version" => s(&|st, _| st.lab_version.clone()),

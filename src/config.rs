@@ -3,7 +3,7 @@
 
 use crate::data::DataConfig;
 use crate::error::{LabError, LabResult};
-use models::ModelConfig;
+use models::{ModelConfig, Precision};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -93,6 +93,11 @@ pub struct TrainConfig {
     /// Seed of initialisation, data order and dropout.
     #[serde(default)]
     pub seed: u64,
+    /// Compute precision: f32 (the default), bf16, or f16 with dynamic loss scaling; the
+    /// parameters and optimizer state stay f32 (mixed precision). Omitted from the saved config
+    /// when unset, so run ids of f32 runs do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<Precision>,
 }
 
 fn d_batch() -> usize {
@@ -156,6 +161,11 @@ impl TrainConfig {
     /// Sequences per forward pass.
     pub fn micro_batch(&self) -> usize {
         self.micro_batch.unwrap_or(self.batch_size)
+    }
+
+    /// The compute precision (f32 unless set).
+    pub fn precision(&self) -> Precision {
+        self.precision.unwrap_or_default()
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{lab, text, write};
+use common::{lab, lab_bin, text, write};
 use polars::prelude::*;
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Starts `lab sweep <cfg> --results res --no-fit [extra]` in the background.
 fn spawn_sweep(dir: &Path, cfg: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
+    Command::new(lab_bin())
         .args([
             "sweep",
             cfg.to_str().unwrap(),

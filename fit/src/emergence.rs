@@ -4,8 +4,8 @@
 //! A smooth model (a line in x) is compared with a sigmoid rising from chance,
 //! y = chance + (top - chance) / (1 + exp(-(x - x0) / w)), by BIC on binomially weighted residuals.
 //! A jump needs the sigmoid to win clearly, a width below a quarter of the x range, points before
-//! it that are within their confidence interval of chance, and enough examples to tell the levels
-//! apart; otherwise the verdict is "smooth" or "insufficient resolution". The mirage check
+//! it that are at chance (their 95% interval reaches chance, give or take 1% of the jump's height:
+//! one lucky answer in 600 does not make a rise), and enough examples to tell the levels apart; otherwise the verdict is "smooth" or "insufficient resolution". The mirage check
 //! (Schaeffer et al. 2023) then asks whether a continuous metric on the same outputs rises smoothly
 //! and whether per-token accuracy raised to the answer length reproduces the jump: if both, the jump
 //! is "metric-induced", else "not explained by the metric".
@@ -66,11 +66,16 @@ pub struct JumpFit {
     pub bic_sigmoid: f64,
     /// The best sigmoid.
     pub sigmoid: Sigmoid,
-    /// Whether every point before x0 - 2 width is within its 95% interval of chance.
+    /// Whether every point before x0 - 2 width has a 95% interval reaching chance, give or take
+    /// [`CHANCE_TOLERANCE`] of the jump's height.
     pub before_at_chance: bool,
     /// Why the verdict is what it is.
     pub reason: String,
 }
+
+/// How far above chance (as a fraction of the jump's height, top - chance) a point's 95% interval
+/// may start and the point still count as at chance.
+pub const CHANCE_TOLERANCE: f64 = 0.01;
 
 /// The Wilson score interval of a proportion `p` observed in `n` trials at normal quantile `z`
 /// (1.96 for 95%); (0, 1) without trials.
@@ -202,9 +207,10 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
         .iter()
         .filter(|p| p.x > sig.x0 + 2.0 * sig.width)
         .collect();
+    let near_chance = chance + CHANCE_TOLERANCE * (sig.top - chance).max(0.0);
     let before_at_chance = before
         .iter()
-        .all(|p| wilson(p.value, p.n, 1.96).0 <= chance);
+        .all(|p| wilson(p.value, p.n, 1.96).0 <= near_chance);
     let fit = |verdict, reason: String| JumpFit {
         verdict,
         bic_smooth,
@@ -343,6 +349,19 @@ mod tests {
         assert_eq!(f.verdict, Verdict::Jump, "{}", f.reason);
         assert!((f.sigmoid.x0 - 13.0).abs() < 0.4, "x0 = {}", f.sigmoid.x0);
         assert!(f.before_at_chance);
+    }
+
+    #[test]
+    fn a_few_lucky_answers_before_the_step_still_count_as_chance() {
+        // 1-3 right answers in 600 before a jump to 0.95 (exact chance 1e-6): near zero, a jump.
+        let step = curve(|x| if x < 13.2 { 0.003 } else { 0.95 }, 600);
+        let f = detect(&step, 1e-6);
+        assert_eq!(f.verdict, Verdict::Jump, "{}", f.reason);
+        // 10% before the step is a rise from a level well above chance, not a jump from chance.
+        let step = curve(|x| if x < 13.2 { 0.1 } else { 0.95 }, 600);
+        let f = detect(&step, 1e-6);
+        assert!(!f.before_at_chance, "{}", f.reason);
+        assert_ne!(f.verdict, Verdict::Jump, "{}", f.reason);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use crate::config::{ModelConfig, Position};
 use crate::layers::{linear, Block, Norm};
 use crate::moe::LayerStats;
+use crate::precision::{like, project, to_f32, Precision};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear};
 use burn::prelude::*;
@@ -82,6 +83,18 @@ impl Decoder {
         mask: &Tensor<4, Bool>,
         biases: &[Vec<f32>],
     ) -> DecoderOutput {
+        self.forward_in(tokens, mask, biases, Precision::F32)
+    }
+
+    /// [`Decoder::forward_aux`] computing in `precision` (see [`crate::precision`]); the logits
+    /// come back in f32.
+    pub fn forward_in(
+        &self,
+        tokens: Tensor<2, Int>,
+        mask: &Tensor<4, Bool>,
+        biases: &[Vec<f32>],
+        precision: Precision,
+    ) -> DecoderOutput {
         let [b, t] = tokens.dims();
         let device = tokens.device();
         let mut x = self.tok.forward(tokens);
@@ -91,6 +104,7 @@ impl Decoder {
                 .expand([b, t]);
             x = x + pos.forward(idx);
         }
+        let mut x = x.cast(precision.dtype());
         let mut aux: Option<Tensor<1>> = None;
         let mut stats = Vec::new();
         for block in &self.blocks {
@@ -107,14 +121,18 @@ impl Decoder {
         }
         let x = self.norm.forward(x);
         let logits = match &self.head {
-            Some(head) => head.forward(x),
+            Some(head) => project(head, x),
             None => {
-                let w = self.tok.weight.val(); // [vocab, d]
+                let w = like(self.tok.weight.val(), &x); // [vocab, d]
                 let [v, d] = w.dims();
                 x.matmul(w.transpose().reshape([1, d, v]))
             }
         };
-        DecoderOutput { logits, aux, stats }
+        DecoderOutput {
+            logits: to_f32(logits),
+            aux,
+            stats,
+        }
     }
 
     /// Logits [batch, time, vocab] with a causal mask.

@@ -2,6 +2,7 @@
 
 use crate::config::{Ffn, Mlp as MlpKind, ModelConfig, Norm as NormKind, Position};
 use crate::moe::{LayerStats, Moe};
+use crate::precision::{project, to_f32};
 use burn::module::{Module, Param};
 use burn::nn::{
     Dropout, DropoutConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig, RmsNorm,
@@ -44,13 +45,15 @@ impl Norm {
         }
     }
 
-    /// Normalises over the last axis.
+    /// Normalises over the last axis, in f32, returning the input's dtype.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        match (&self.layer, &self.rms) {
-            (Some(l), _) => l.forward(x),
-            (None, Some(r)) => r.forward(x),
-            (None, None) => x,
-        }
+        let dtype = x.dtype();
+        let y = match (&self.layer, &self.rms) {
+            (Some(l), _) => l.forward(to_f32(x)),
+            (None, Some(r)) => r.forward(to_f32(x)),
+            (None, None) => return x,
+        };
+        y.cast(dtype)
     }
 }
 
@@ -83,7 +86,8 @@ impl Attention {
     pub fn forward(&self, x: Tensor<3>, mask: &Tensor<4, Bool>) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let (h, hd) = (self.n_head, d / self.n_head);
-        let qkv = self.qkv.forward(x).chunk(3, 2);
+        let dtype = x.dtype();
+        let qkv = project(&self.qkv, x).chunk(3, 2);
         let heads = |z: Tensor<3>| z.reshape([b, t, h, hd]).swap_dims(1, 2);
         let (mut q, mut k, v) = (
             heads(qkv[0].clone()),
@@ -91,16 +95,14 @@ impl Attention {
             heads(qkv[2].clone()),
         );
         if let Some(rope) = &self.rope {
-            q = rope.forward(q);
-            k = rope.forward(k);
+            q = rope.forward(to_f32(q)).cast(dtype);
+            k = rope.forward(to_f32(k)).cast(dtype);
         }
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (hd as f64).sqrt());
+        let scores = to_f32(q.matmul(k.swap_dims(2, 3))).mul_scalar(1.0 / (hd as f64).sqrt());
         let scores = scores.mask_fill(mask.clone().expand([b, h, t, t]), f32::NEG_INFINITY);
-        let att = self.dropout.forward(softmax(scores, 3));
+        let att = self.dropout.forward(softmax(scores, 3)).cast(dtype);
         let y = att.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
-        self.out.forward(y)
+        project(&self.out, y)
     }
 }
 
@@ -151,10 +153,10 @@ impl FeedForward {
     /// x: [batch, time, d_model].
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let hidden = match &self.gate {
-            Some(gate) => silu(gate.forward(x.clone())) * self.up.forward(x),
-            None => gelu(self.up.forward(x)),
+            Some(gate) => silu(project(gate, x.clone())) * project(&self.up, x),
+            None => gelu(project(&self.up, x)),
         };
-        self.down.forward(hidden)
+        project(&self.down, hidden)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod decoder;
 pub mod layers;
 pub mod moe;
+pub mod precision;
 
 pub use accounting::{account, Accounting};
 pub use config::{
@@ -16,3 +17,4 @@ pub use config::{
 };
 pub use decoder::{Decoder, DecoderOutput};
 pub use moe::LayerStats;
+pub use precision::Precision;

@@ -9,6 +9,7 @@
 
 use crate::config::{Balance, Mlp, ModelConfig, Router};
 use crate::layers::{linear, FeedForward};
+use crate::precision::{like, to_f32};
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -117,8 +118,10 @@ impl Moe {
         let [b, t, d] = x.dims();
         let (n, e, k) = (b * t, self.experts, self.top_k);
         let device = x.device();
+        let dtype = x.dtype();
         let flat = x.clone().reshape([n, d]);
-        let logits = self.router.forward(flat.clone());
+        // Routing in f32 whatever the compute dtype.
+        let logits = self.router.forward(to_f32(flat.clone()));
         let scores = if self.sigmoid_router {
             sigmoid(logits.clone())
         } else {
@@ -177,12 +180,12 @@ impl Moe {
         let token_idx =
             Tensor::<1, Int>::from_data(TensorData::new(token_idx, [e * slots]), &device);
         let gate_idx = Tensor::<1, Int>::from_data(TensorData::new(gate_idx, [e * slots]), &device);
-        let padded = Tensor::cat(vec![flat, Tensor::zeros([1, d], &device)], 0);
+        let padded = Tensor::cat(vec![flat, Tensor::zeros([1, d], (&device, dtype))], 0);
         let xs = padded.select(0, token_idx.clone()).reshape([e, slots, d]);
         let up = |w: &Param<Tensor<3>>, bias: &Option<Param<Tensor<2>>>| {
-            let h = xs.clone().matmul(w.val());
+            let h = xs.clone().matmul(like(w.val(), &xs));
             match bias {
-                Some(b) => h + b.val().unsqueeze_dim(1),
+                Some(b) => h + like(b.val(), &xs).unsqueeze_dim(1),
                 None => h,
             }
         };
@@ -190,14 +193,17 @@ impl Moe {
             Some(g) => silu(up(g, &self.b_gate)) * up(&self.w_in, &self.b_in),
             None => gelu(up(&self.w_in, &self.b_in)),
         };
-        let mut out = hidden.matmul(self.w_out.val());
+        let mut out = hidden.matmul(like(self.w_out.val(), &xs));
         if let Some(bo) = &self.b_out {
-            out = out + bo.val().unsqueeze_dim(1);
+            out = out + like(bo.val(), &xs).unsqueeze_dim(1);
         }
         let gate_flat = Tensor::cat(vec![gates.reshape([n * k]), Tensor::zeros([1], &device)], 0);
-        let g = gate_flat.select(0, gate_idx).reshape([e * slots, 1]);
+        let g = gate_flat
+            .select(0, gate_idx)
+            .reshape([e * slots, 1])
+            .cast(dtype);
         let contrib = out.reshape([e * slots, d]) * g;
-        let combined = Tensor::<2>::zeros([n + 1, d], &device)
+        let combined = Tensor::<2>::zeros([n + 1, d], (&device, dtype))
             .select_assign(0, token_idx, contrib, IndexingUpdateOp::Add)
             .slice([0..n, 0..d]);
         let mut y = combined.reshape([b, t, d]);

@@ -55,7 +55,7 @@ enum Cmd {
     Report(plot_cmd::ReportArgs),
     /// Measure training throughput on the standard shapes S and M.
     Bench(crate::bench::BenchArgs),
-    /// List the compute backends compiled into this binary.
+    /// List the compute backends compiled into this binary and the devices each one sees.
     Backends,
 }
 
@@ -98,7 +98,13 @@ pub fn main() -> i32 {
         Cmd::Report(a) => plot_cmd::run_report(a),
         Cmd::Bench(a) => crate::bench::run(a),
         Cmd::Backends => {
-            println!("{}", crate::backend::compiled().join("\n"));
+            println!("auto -> {}", crate::backend::resolve("auto"));
+            for name in crate::backend::compiled() {
+                println!("{name}");
+                for line in crate::backend::list_devices(name) {
+                    println!("  {line}");
+                }
+            }
             Ok(0)
         }
     };

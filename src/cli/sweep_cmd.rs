@@ -17,14 +17,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// Default concurrent runs: one per core on the CPU, one per device on a GPU.
-fn default_jobs(backend: &str) -> usize {
-    match backend {
-        "wgpu" | "cuda" => 1,
-        _ => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-    }
+/// Concurrent runs: `--jobs` if given, else `--jobs-per-device` on each of `--devices` on a GPU,
+/// else one per CPU core.
+fn jobs(explicit: Option<usize>, backend: &str, devices: &[usize], per_device: usize) -> usize {
+    explicit.unwrap_or_else(|| {
+        if backend::is_gpu(backend) {
+            devices.len().max(1) * per_device.max(1)
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    })
 }
 
 /// Arguments of `lab sweep`.
@@ -33,18 +37,27 @@ fn default_jobs(backend: &str) -> usize {
   lab sweep sweeps/chinchilla.yaml                 train the grid, collect, fit (rerun to resume)
   lab sweep sweeps/chinchilla.yaml --jobs 1 --only 3fa2,91c0
   lab sweep sweeps/chinchilla.yaml --filter model.d_model=128 --retry-failed
+  lab sweep sweeps/chinchilla-gpu.yaml --backend cuda --devices 0,1 --jobs-per-device 4
+                                                   4 small runs at a time on each of 2 GPUs
 
 Results: results/<name>/{plan.json, runs/<id>/, runs.parquet, curves.parquet, fit/}.
 Exit codes: 0 all done, 1 some runs failed or diverged, 2 bad input, 130 interrupted (rerun resumes).")]
 pub struct SweepArgs {
     /// Sweep YAML.
     pub sweep: PathBuf,
-    /// Concurrent runs (default: one per CPU core, or one per GPU).
+    /// Concurrent runs (default: one per CPU core, or --jobs-per-device on each GPU).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Compute backend for every run.
-    #[arg(long, default_value_t = crate::backend::default_backend().to_string())]
+    /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
+    /// or cuda, as compiled in (see `lab backends`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// GPU indices to spread the runs over (GPU backends; see `lab backends`).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub devices: Vec<usize>,
+    /// Concurrent runs on each GPU: small models leave a large GPU idle, several at once fill it.
+    #[arg(long, default_value_t = 1)]
+    pub jobs_per_device: usize,
     /// Rerun runs that failed or diverged.
     #[arg(long)]
     pub retry_failed: bool,
@@ -66,9 +79,17 @@ pub struct SweepArgs {
 }
 
 /// Runs `lab sweep`.
-pub fn run_sweep(a: SweepArgs) -> LabResult<i32> {
+pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
+    a.backend = backend::resolve(&a.backend);
     let plan = load(&a.sweep)?;
-    backend::device(&a.backend, 0)?;
+    let devices = if backend::is_gpu(&a.backend) {
+        a.devices.clone()
+    } else {
+        vec![0]
+    };
+    for &d in &devices {
+        backend::device(&a.backend, d)?;
+    }
     let dir = sweep_dir(&a.results, &plan);
     let _lock = lock_results(&dir)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -82,8 +103,9 @@ pub fn run_sweep(a: SweepArgs) -> LabResult<i32> {
         );
     }
     let opts = ExecOptions {
-        jobs: a.jobs.unwrap_or_else(|| default_jobs(&a.backend)),
+        jobs: jobs(a.jobs, &a.backend, &devices, a.jobs_per_device),
         backend: a.backend.clone(),
+        devices,
         retry_failed: a.retry_failed,
         only: a.only,
         filter: a.filter,
@@ -205,8 +227,9 @@ pub struct PlanArgs {
     /// Concurrent runs assumed for the total.
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Backend to probe.
-    #[arg(long, default_value_t = crate::backend::default_backend().to_string())]
+    /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
+    /// or cuda, as compiled in (see `lab backends`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
 }
 
@@ -217,12 +240,12 @@ fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<f64>> {
     plan.runs
         .iter()
         .map(|r| {
-            let key = format!("{:?}/{}", r.cfg.model, r.cfg.train.micro_batch());
+            let (mb, precision) = (r.cfg.train.micro_batch(), r.cfg.train.precision());
+            let key = format!("{:?}/{mb}/{precision:?}", r.cfg.model);
             let t = match tps.get(&key) {
                 Some(t) => *t,
                 None => {
-                    let (t, _, _) =
-                        train_throughput(&r.cfg.model, r.cfg.train.micro_batch(), 3, 1, &device);
+                    let (t, _, _) = train_throughput(&r.cfg.model, mb, 3, 1, &device, precision);
                     tps.insert(key, t);
                     t
                 }
@@ -239,7 +262,8 @@ fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<f64>> {
 }
 
 /// Runs `lab plan`.
-pub fn run_plan(a: PlanArgs) -> LabResult<i32> {
+pub fn run_plan(mut a: PlanArgs) -> LabResult<i32> {
+    a.backend = backend::resolve(&a.backend);
     let plan = load(&a.sweep)?;
     let secs = if a.no_probe {
         None
@@ -274,7 +298,7 @@ pub fn run_plan(a: PlanArgs) -> LabResult<i32> {
             i.budget, i.shape, i.reason
         );
     }
-    let jobs = a.jobs.unwrap_or_else(|| default_jobs(&a.backend));
+    let jobs = jobs(a.jobs, &a.backend, &[0], 1);
     match secs {
         Some(s) => {
             let total: f64 = s.iter().sum();

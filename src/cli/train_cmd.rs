@@ -23,8 +23,9 @@ pub struct TrainArgs {
     /// Override a key, e.g. --set train.lr=1e-3 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Compute backend (see `lab backends`).
-    #[arg(long, default_value_t = crate::backend::default_backend().to_string())]
+    /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
+    /// or cuda, as compiled in (see `lab backends`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
     /// GPU index for GPU backends.
     #[arg(long, default_value_t = 0)]
@@ -41,7 +42,8 @@ pub struct TrainArgs {
 }
 
 /// Runs `lab train`.
-pub fn run(a: TrainArgs) -> LabResult<i32> {
+pub fn run(mut a: TrainArgs) -> LabResult<i32> {
+    a.backend = crate::backend::resolve(&a.backend);
     let cfg = load_run(&a.config, &a.set)?;
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from("results")

@@ -26,6 +26,8 @@ pub struct ExecOptions {
     pub jobs: usize,
     /// Backend passed to every run.
     pub backend: String,
+    /// Device indices the concurrent runs take turns on (worker w uses `devices[w % len]`).
+    pub devices: Vec<usize>,
     /// Rerun failed and diverged runs.
     pub retry_failed: bool,
     /// Run only these ids (prefixes accepted).
@@ -174,6 +176,7 @@ fn train_child(
     run: &PlannedRun,
     rd: &RunDir,
     backend: &str,
+    device: usize,
     bar: &ProgressBar,
     overall: &ProgressBar,
 ) -> LabResult<RunStatus> {
@@ -186,6 +189,8 @@ fn train_child(
         .arg("--resume")
         .arg("--backend")
         .arg(backend)
+        .arg("--device")
+        .arg(device.to_string())
         .env("LAB_PROGRESS", "lines")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -295,7 +300,12 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
     let results: Arc<Mutex<Vec<(usize, RunStatus)>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     std::thread::scope(|scope| {
-        for _ in 0..opts.jobs.max(1).min(pending.len().max(1)) {
+        for worker in 0..opts.jobs.max(1).min(pending.len().max(1)) {
+            let device = opts
+                .devices
+                .get(worker % opts.devices.len().max(1))
+                .copied()
+                .unwrap_or(0);
             let (queue, results, errors, multi, overall) = (
                 queue.clone(),
                 results.clone(),
@@ -315,7 +325,7 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
                 let bar = multi.add(ProgressBar::new(run.cfg.steps()));
                 bar.set_style(style("  {prefix} {bar:20} {pos}/{len} {msg}"));
                 bar.set_prefix(format!("{} {}", run.id, run.label));
-                match train_child(run, &rd, &opts.backend, &bar, overall) {
+                match train_child(run, &rd, &opts.backend, device, &bar, overall) {
                     Ok(s) => results.lock().expect("results").push((i, s)),
                     Err(e) => errors
                         .lock()

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use models::{Arch, Decoder, LayerStats, ModelConfig, PrefixLen};
+use models::{Arch, Decoder, LayerStats, ModelConfig, Precision, PrefixLen};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -79,8 +79,14 @@ impl Batch {
     /// summed and divided by `denominator`, the loss tokens of the whole step, plus this
     /// micro-batch's share of the MoE routing losses), the cross-entropy part alone, and the routing
     /// statistics. `biases`: MoE selection biases per layer (empty: none).
-    pub fn forward(&self, model: &Decoder, denominator: usize, biases: &[Vec<f32>]) -> Pass {
-        let out = model.forward_aux(self.x.clone(), &self.mask, biases);
+    pub fn forward(
+        &self,
+        model: &Decoder,
+        denominator: usize,
+        biases: &[Vec<f32>],
+        precision: Precision,
+    ) -> Pass {
+        let out = model.forward_in(self.x.clone(), &self.mask, biases, precision);
         let [b, t, v] = out.logits.dims();
         let logp = log_softmax(out.logits.reshape([b * t, v]), 1);
         let nll = logp

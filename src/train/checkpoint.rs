@@ -108,6 +108,9 @@ pub struct TrainerState {
     pub wall_seconds: f64,
     /// Config id the checkpoint belongs to.
     pub id: String,
+    /// Dynamic loss scaling (f16 runs).
+    #[serde(default)]
+    pub loss_scale: crate::train::scaling::LossScale,
 }
 
 /// A complete checkpoint.

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod optim;
 pub mod params;
 pub mod routing;
+pub mod scaling;
 pub mod schedule;
 
 use crate::backend;
@@ -72,7 +73,7 @@ pub fn evaluate(
         let prefix = prefix_lengths(&cfg.model, val_seed, i as u64, cfg.train.batch_size);
         for (rows, lens) in batch.chunks_exact(mb * (seq + 1)).zip(prefix.chunks(mb)) {
             let b = Batch::new(rows, lens, seq, device);
-            let pass = b.forward(model, 1, biases);
+            let pass = b.forward(model, 1, biases, cfg.train.precision());
             let summed: f32 = pass.ce.into_scalar();
             total += summed as f64;
             count += b.loss_tokens;
@@ -99,6 +100,30 @@ fn intervals(cfg: &RunConfig) -> (u64, u64) {
         .checkpoint_every_tokens
         .unwrap_or((total / 10).max(1));
     (eval, ckpt)
+}
+
+/// The run's compute precision, checked against the device: a dtype the backend cannot compute in
+/// is an error naming `train.precision`.
+fn checked_precision(
+    cfg: &RunConfig,
+    backend_name: &str,
+    device: &Device,
+    config_file: &std::path::Path,
+) -> LabResult<models::Precision> {
+    let p = cfg.train.precision();
+    if p != models::Precision::F32 && !device.supports_dtype(p.dtype()) {
+        return Err(LabError::input(
+            config_file,
+            None,
+            format!(
+                "train.precision: {} is not supported for computation by backend '{backend_name}' ({}); use f32{}",
+                p.as_str(),
+                backend::describe(device),
+                if p == models::Precision::F16 { " or bf16" } else { " or f16" }
+            ),
+        ));
+    }
+    Ok(p)
 }
 
 /// Takes the run's folder lock, waiting (with a message) while another process trains it, e.g. an
@@ -173,7 +198,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     }
     write_atomic(&dir.config(), yaml.as_bytes())?;
 
-    let device = backend::device(&opts.backend, opts.device_index)?.autodiff();
+    let device = backend::device(&opts.backend, opts.device_index)?;
+    let precision = checked_precision(cfg, &opts.backend, &device, &opts.config_file)?;
+    let device = device.autodiff();
     device.seed(cfg.train.seed);
     let acc = account(&cfg.model);
     let mut model = Decoder::new(&cfg.model, &device);
@@ -196,6 +223,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         loss_count: 0,
         wall_seconds: 0.0,
         id: id.clone(),
+        loss_scale: scaling::LossScale::new(precision.needs_loss_scaling()),
     };
     if let Some(ck) = prior {
         if ck.state.id != id {
@@ -271,9 +299,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
                 &model,
                 step_loss_tokens,
                 &state.biases,
+                precision,
             );
             routing::accumulate(&mut step_stats, &pass.stats);
-            let g = pass.objective.backward();
+            let g = pass.objective.mul_scalar(state.loss_scale.scale).backward();
             let v: f32 = pass.ce.into_scalar();
             step_loss += v as f64;
             params::accumulate(&model, &mut grads, GradientsParams::from_grads(g, &model));
@@ -283,13 +312,17 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             status.reason = Some(format!("loss {step_loss} at step {step}"));
             break;
         }
-        let gnorm = params::grad_norm(&model, &grads);
+        let loss_scale = state.loss_scale.scale;
+        let gnorm = params::grad_norm(&model, &grads) / loss_scale;
         let scale = if t.grad_clip > 0.0 && gnorm > t.grad_clip {
             t.grad_clip / gnorm
         } else {
             1.0
         };
-        model = optim.step(lr, model, grads, scale);
+        // An overflowing f16 step is skipped (its data counts as seen) and the scale halved.
+        if state.loss_scale.update(gnorm.is_finite()) {
+            model = optim.step(lr, model, grads, scale / loss_scale);
+        }
         routing::update_biases(&cfg.model, &mut state.biases, &step_stats);
         state.step += 1;
         state.tokens += tps;

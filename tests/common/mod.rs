@@ -5,9 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The `lab` binary: Cargo's build of it, or `LAB_BIN` where the test binaries were carried to
+/// another machine (scripts/gpu-check.sh).
+pub fn lab_bin() -> PathBuf {
+    std::env::var_os("LAB_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lab")))
+}
+
 /// Runs `lab` with `args` in `dir`.
 pub fn lab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab"))
+    Command::new(lab_bin())
         .args(args)
         .current_dir(dir)
         .output()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: every test from one build (dev profile, dependencies optimised; the default
+# features, which include the wgpu backend), so the GPU code path is built and tested on every run. Without a GPU, the wgpu
+# tests run on Mesa's lavapipe (software Vulkan on the CPU), installed here when no Vulkan driver is.
+#   scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+icds=$(ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null || true)
+if [ -z "$icds" ] || ! ldconfig -p | grep -q libvulkan.so.1; then
+  if command -v apt-get >/dev/null; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing Mesa's Vulkan drivers (lavapipe) for the wgpu tests"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mesa-vulkan-drivers libvulkan1 >/dev/null
+  else
+    echo "no Vulkan driver found and no apt-get: install a Vulkan driver (e.g. Mesa's lavapipe)" >&2
+    exit 1
+  fi
+fi
+cargo test --workspace --locked "$@"
