@@ -2,7 +2,8 @@
 //! explain it away?
 //!
 //! A smooth model (a line in x) is compared with a sigmoid rising from chance,
-//! y = chance + (top - chance) / (1 + exp(-(x - x0) / w)), by BIC on binomially weighted residuals.
+//! y = chance + (top - chance) / (1 + exp(-(x - x0) / w)), both fitted by binomial maximum
+//! likelihood (each point is value x n successes in n examples), by BIC.
 //! A jump needs the sigmoid to win clearly, a width below a quarter of the x range, points before
 //! it that are at chance (their 95% interval reaches chance, give or take 1% of the jump's height:
 //! one lucky answer in 600 does not make a rise), and enough examples to tell the levels apart; otherwise the verdict is "smooth" or "insufficient resolution". The mirage check
@@ -90,26 +91,30 @@ pub fn wilson(p: f64, n: usize, z: f64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
-/// Binomial weights 1 / var, with the variance floored at that of one success in n.
-fn weights(points: &[MetricPoint]) -> Vec<f64> {
+/// Probabilities are kept this far from 0 and 1 in the likelihood.
+const EPS: f64 = 1e-6;
+
+/// Binomial log-likelihood of the points under the curve `mu` (each point is `value` x `n`
+/// successes in `n` trials; the constant binomial coefficient is left out).
+fn log_likelihood(points: &[MetricPoint], mu: impl Fn(f64) -> f64) -> f64 {
     points
         .iter()
         .map(|p| {
-            let n = p.n.max(1) as f64;
+            let m = mu(p.x).clamp(EPS, 1.0 - EPS);
             let v = p.value.clamp(0.0, 1.0);
-            n / (v * (1.0 - v)).max(1.0 / n)
+            p.n.max(1) as f64 * (v * m.ln() + (1.0 - v) * (1.0 - m).ln())
         })
-        .collect()
+        .sum()
 }
 
-fn bic(rss: f64, n: usize, k: usize) -> f64 {
-    let n = n as f64;
-    n * (rss / n).max(1e-300).ln() + k as f64 * n.ln()
+/// BIC of a fit with log-likelihood `ll` and `k` parameters on `m` points.
+fn bic(ll: f64, m: usize, k: usize) -> f64 {
+    -2.0 * ll + k as f64 * (m as f64).ln()
 }
 
-/// Weighted least-squares line; returns the weighted residual sum of squares.
-fn line_rss(points: &[MetricPoint], w: &[f64]) -> f64 {
-    let sw: f64 = w.iter().sum();
+/// Weighted least-squares line through the points: (intercept at 0, slope).
+fn wls_line(points: &[MetricPoint], w: &[f64]) -> (f64, f64) {
+    let sw: f64 = w.iter().sum::<f64>().max(1e-300);
     let mx = points.iter().zip(w).map(|(p, w)| w * p.x).sum::<f64>() / sw;
     let my = points.iter().zip(w).map(|(p, w)| w * p.value).sum::<f64>() / sw;
     let sxx: f64 = points
@@ -123,16 +128,32 @@ fn line_rss(points: &[MetricPoint], w: &[f64]) -> f64 {
         .map(|(p, w)| w * (p.x - mx) * (p.value - my))
         .sum();
     let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    points
-        .iter()
-        .zip(w)
-        .map(|(p, w)| w * (p.value - my - slope * (p.x - mx)).powi(2))
-        .sum()
+    (my - slope * mx, slope)
 }
 
-/// Best sigmoid from `floor` on a grid of (x0, width); `top` is solved in closed form for each
-/// (capped at 1).
-fn sigmoid_fit(points: &[MetricPoint], w: &[f64], floor: f64) -> (Sigmoid, f64) {
+/// Maximum-likelihood line (identity link, clamped to (0, 1)) by iteratively reweighted least
+/// squares; returns its log-likelihood.
+fn line_fit(points: &[MetricPoint]) -> f64 {
+    let mut w: Vec<f64> = points.iter().map(|p| p.n.max(1) as f64).collect();
+    let mut best = f64::NEG_INFINITY;
+    for _ in 0..30 {
+        let (a, b) = wls_line(points, &w);
+        best = best.max(log_likelihood(points, |x| a + b * x));
+        w = points
+            .iter()
+            .map(|p| {
+                let m = (a + b * p.x).clamp(0.01, 0.99);
+                p.n.max(1) as f64 / (m * (1.0 - m))
+            })
+            .collect();
+    }
+    best
+}
+
+/// Maximum-likelihood sigmoid from `floor`: a grid over (x0, width), the amplitude by golden-section
+/// search (the likelihood is concave in it), capped so the top is at most 1. Returns the sigmoid
+/// and its log-likelihood.
+fn sigmoid_fit(points: &[MetricPoint], floor: f64) -> (Sigmoid, f64) {
     let (lo, hi) = points
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
@@ -146,33 +167,27 @@ fn sigmoid_fit(points: &[MetricPoint], w: &[f64], floor: f64) -> (Sigmoid, f64) 
             x0: lo,
             width: span,
         },
-        f64::INFINITY,
+        f64::NEG_INFINITY,
     );
     for i in 0..=80 {
         let x0 = lo - 0.1 * span + 1.2 * span * i as f64 / 80.0;
         for j in 0..=40 {
             let width = span * 10f64.powf(-2.5 + 2.5 * j as f64 / 40.0);
-            let s: Vec<f64> = points
-                .iter()
-                .map(|p| 1.0 / (1.0 + (-(p.x - x0) / width).exp()))
-                .collect();
-            // y - floor = (top - floor) s: weighted least squares in (top - floor).
-            let num: f64 = points
-                .iter()
-                .zip(&s)
-                .zip(w)
-                .map(|((p, s), w)| w * s * (p.value - floor))
-                .sum();
-            let den: f64 = s.iter().zip(w).map(|(s, w)| w * s * s).sum();
-            // A proportion tops out at 1.
-            let amp = if den > 0.0 { num / den } else { 0.0 }.min(1.0 - floor);
-            let rss: f64 = points
-                .iter()
-                .zip(&s)
-                .zip(w)
-                .map(|((p, s), w)| w * (p.value - floor - amp * s).powi(2))
-                .sum();
-            if rss < best.1 {
+            let shape = |x: f64| 1.0 / (1.0 + (-(x - x0) / width).exp());
+            let ll = |amp: f64| log_likelihood(points, |x| floor + amp * shape(x));
+            let (mut a, mut b) = (0.0, (1.0 - floor).max(0.0));
+            let g = (5f64.sqrt() - 1.0) / 2.0;
+            for _ in 0..40 {
+                let (c, d) = (b - g * (b - a), a + g * (b - a));
+                if ll(c) < ll(d) {
+                    a = c;
+                } else {
+                    b = d;
+                }
+            }
+            let amp = (a + b) / 2.0;
+            let value = ll(amp);
+            if value > best.1 {
                 best = (
                     Sigmoid {
                         floor,
@@ -180,7 +195,7 @@ fn sigmoid_fit(points: &[MetricPoint], w: &[f64], floor: f64) -> (Sigmoid, f64) 
                         x0,
                         width,
                     },
-                    rss,
+                    value,
                 );
             }
         }
@@ -190,13 +205,9 @@ fn sigmoid_fit(points: &[MetricPoint], w: &[f64], floor: f64) -> (Sigmoid, f64) 
 
 /// Compares a line with a sigmoid from `chance` on a proportion metric (points sorted or not).
 pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
-    let w = weights(points);
-    let rss_line = line_rss(points, &w);
-    let (sig, rss_sig) = sigmoid_fit(points, &w, chance);
-    let (bic_smooth, bic_sigmoid) = (
-        bic(rss_line, points.len(), 2),
-        bic(rss_sig, points.len(), 3),
-    );
+    let ll_line = line_fit(points);
+    let (sig, ll_sig) = sigmoid_fit(points, chance);
+    let (bic_smooth, bic_sigmoid) = (bic(ll_line, points.len(), 2), bic(ll_sig, points.len(), 3));
     let span = points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max)
         - points.iter().map(|p| p.x).fold(f64::INFINITY, f64::min);
     let before: Vec<&MetricPoint> = points
@@ -229,6 +240,24 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
         );
     }
     let sharp = sig.width < span / 4.0 && sig.top > chance;
+    // The levels before and after must be distinguishable with the examples at hand.
+    let mean_n = points.iter().map(|p| p.n).sum::<usize>() / points.len();
+    let (_, chance_hi) = wilson(chance, mean_n, 1.96);
+    let (top_lo, _) = wilson(sig.top.min(1.0), mean_n, 1.96);
+    let unresolved = |why: String| {
+        fit(
+            Verdict::InsufficientResolution,
+            format!(
+                "jump-like at x = {:.2}, but {why} (top {:.3}, {mean_n} examples per point)",
+                sig.x0, sig.top
+            ),
+        )
+    };
+    if sharp && bic_sigmoid < bic_smooth && top_lo <= chance_hi {
+        return unresolved(format!(
+            "{mean_n} examples per point cannot separate chance from the top"
+        ));
+    }
     if !(bic_sigmoid < bic_smooth - 2.0 && sharp) {
         return fit(
             Verdict::Smooth,
@@ -238,21 +267,12 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
             ),
         );
     }
-    // The levels before and after must be distinguishable with the examples at hand.
-    let mean_n = points.iter().map(|p| p.n).sum::<usize>() / points.len();
-    let (_, chance_hi) = wilson(chance, mean_n, 1.96);
-    let (top_lo, _) = wilson(sig.top.min(1.0), mean_n, 1.96);
-    if before.len() < 2 || after.is_empty() || top_lo <= chance_hi {
-        return fit(
-            Verdict::InsufficientResolution,
-            format!(
-                "jump-like at x = {:.2}, but {} point(s) before it, {} after it, and {mean_n} examples per point cannot separate chance from the top ({:.3})",
-                sig.x0,
-                before.len(),
-                after.len(),
-                sig.top
-            ),
-        );
+    if before.len() < 2 || after.is_empty() {
+        return unresolved(format!(
+            "{} point(s) before it and {} after it",
+            before.len(),
+            after.len()
+        ));
     }
     if !before_at_chance {
         return fit(
@@ -361,6 +381,28 @@ mod tests {
         let step = curve(|x| if x < 13.2 { 0.1 } else { 0.95 }, 600);
         let f = detect(&step, 1e-6);
         assert!(!f.before_at_chance, "{}", f.reason);
+        assert_ne!(f.verdict, Verdict::Jump, "{}", f.reason);
+    }
+
+    #[test]
+    fn a_measured_jump_with_a_point_on_the_way_up_is_a_jump() {
+        // Exact match on 3-digit addition against log10 N (lab's sweep, 600 examples per size).
+        let ys = [0.002, 0.002, 0.005, 0.003, 0.208, 0.452, 0.972, 0.952];
+        let xs = [3.62, 4.19, 4.43, 4.61, 4.78, 4.94, 5.07, 5.30];
+        let pts: Vec<MetricPoint> = xs
+            .iter()
+            .zip(ys)
+            .map(|(&x, value)| MetricPoint { x, value, n: 600 })
+            .collect();
+        let f = detect(&pts, 20f64.powf(-4.5));
+        assert_eq!(f.verdict, Verdict::Jump, "{}", f.reason);
+        assert!((4.7..5.0).contains(&f.sigmoid.x0), "{:?}", f.sigmoid);
+    }
+
+    #[test]
+    fn a_wide_sigmoid_is_not_a_jump() {
+        let wide = curve(|x| 0.9 / (1.0 + (-(x - 12.75) / 1.5).exp()), 600);
+        let f = detect(&wide, 0.0);
         assert_ne!(f.verdict, Verdict::Jump, "{}", f.reason);
     }
 
