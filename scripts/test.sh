@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command: every test from one build (dev profile, dependencies optimised; the default
-# features, which include the wgpu backend), so the GPU code path is built and tested on every run. Without a GPU, the wgpu
-# tests run on Mesa's lavapipe (software Vulkan on the CPU), installed here when no Vulkan driver is.
+# features, which include the wgpu backend), so the GPU code path is built and tested on every run.
+# Without a GPU, the wgpu tests run on Mesa's lavapipe (software Vulkan on the CPU), installed here
+# when no Vulkan driver is; the Slurm tests run on a one-machine cluster this script starts
+# (scripts/slurm-local.sh; root or sudo) and stops again. LAB_SLURM=0 skips the cluster.
 #   scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,5 +19,10 @@ if [ -z "$icds" ] || ! ldconfig -p | grep -q libvulkan.so.1; then
     echo "no Vulkan driver found and no apt-get: install a Vulkan driver (e.g. Mesa's lavapipe)" >&2
     exit 1
   fi
+fi
+if [ "${LAB_SLURM:-1}" = 1 ]; then
+  scripts/slurm-local.sh start
+  trap 'scripts/slurm-local.sh stop' EXIT
+  export LAB_SLURM=1
 fi
 cargo test --workspace --locked "$@"

@@ -7,6 +7,7 @@ use crate::error::{LabError, LabResult};
 use crate::fitreport::{run_fits, sci, with_interval, write};
 use crate::results::Status;
 use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions, RunOutcome};
+use crate::sweep::slurm::{execute_slurm, SlurmOptions};
 use crate::sweep::spec::{load, Plan};
 use crate::table::{read, TableSpec};
 use clap::Args;
@@ -31,6 +32,15 @@ fn jobs(explicit: Option<usize>, backend: &str, devices: &[usize], per_device: u
     })
 }
 
+/// Where a sweep's runs train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Launcher {
+    /// Child processes on this machine, --jobs at a time.
+    Local,
+    /// A Slurm job array, one task per pending run.
+    Slurm,
+}
+
 /// Arguments of `lab sweep`.
 #[derive(Args)]
 #[command(after_help = "Examples:
@@ -39,6 +49,10 @@ fn jobs(explicit: Option<usize>, backend: &str, devices: &[usize], per_device: u
   lab sweep sweeps/chinchilla.yaml --filter model.d_model=128 --retry-failed
   lab sweep sweeps/chinchilla-gpu.yaml --backend cuda --devices 0,1 --jobs-per-device 4
                                                    4 small runs at a time on each of 2 GPUs
+  lab sweep sweeps/chinchilla.yaml --launcher slurm --partition gpu --time 01:00:00 \
+      --gpus-per-task 1 --max-concurrent 16        one Slurm array task per run; rerun to re-attach
+  lab sweep sweeps/chinchilla.yaml --launcher slurm --dry-run
+                                                   print the sbatch script and the task mapping
 
 Results: results/<name>/{plan.json, runs/<id>/, runs.parquet, curves.parquet, fit/}.
 Exit codes: 0 all done, 1 some runs failed or diverged, 2 bad input, 130 interrupted (rerun resumes).")]
@@ -58,6 +72,41 @@ pub struct SweepArgs {
     /// Concurrent runs on each GPU: small models leave a large GPU idle, several at once fill it.
     #[arg(long, default_value_t = 1)]
     pub jobs_per_device: usize,
+    /// Where the runs train: local (child processes here) or slurm (one job-array task per run).
+    #[arg(long, value_enum, default_value = "local")]
+    pub launcher: Launcher,
+    /// Slurm partition.
+    #[arg(long, help_heading = "Slurm")]
+    pub partition: Option<String>,
+    /// Slurm time limit per task, e.g. 02:00:00.
+    #[arg(long, help_heading = "Slurm")]
+    pub time: Option<String>,
+    /// GPUs per Slurm task.
+    #[arg(long, help_heading = "Slurm")]
+    pub gpus_per_task: Option<u32>,
+    /// CPUs per Slurm task (also the task's thread count).
+    #[arg(long, help_heading = "Slurm")]
+    pub cpus_per_task: Option<u32>,
+    /// Slurm tasks running at once (--array=...%K).
+    #[arg(long, help_heading = "Slurm")]
+    pub max_concurrent: Option<usize>,
+    /// An extra #SBATCH option, e.g. --sbatch-arg=--account=abc (repeatable).
+    #[arg(
+        long = "sbatch-arg",
+        allow_hyphen_values = true,
+        help_heading = "Slurm"
+    )]
+    pub sbatch_arg: Vec<String>,
+    /// A file of shell lines to run before `lab train` in every task (module loads, environment),
+    /// after the sweep file's `slurm.setup`.
+    #[arg(long, help_heading = "Slurm")]
+    pub setup: Option<PathBuf>,
+    /// Print the sbatch script and the task mapping; submit nothing.
+    #[arg(long, help_heading = "Slurm")]
+    pub dry_run: bool,
+    /// Seconds between polls of the Slurm queue.
+    #[arg(long, default_value_t = 2.0, hide = true)]
+    pub poll: f64,
     /// Rerun runs that failed or diverged.
     #[arg(long)]
     pub retry_failed: bool,
@@ -80,16 +129,26 @@ pub struct SweepArgs {
 
 /// Runs `lab sweep`.
 pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
-    a.backend = backend::resolve(&a.backend);
     let plan = load(&a.sweep)?;
+    let slurm = a.launcher == Launcher::Slurm;
+    // Slurm tasks resolve `auto` on their compute node; the login node's devices do not matter.
+    let task_backend = a.backend.clone();
+    a.backend = backend::resolve(&a.backend);
     let devices = if backend::is_gpu(&a.backend) {
         a.devices.clone()
     } else {
         vec![0]
     };
-    for &d in &devices {
-        backend::device(&a.backend, d)?;
+    if !slurm {
+        for &d in &devices {
+            backend::device(&a.backend, d)?;
+        }
     }
+    let slurm_opts = if slurm {
+        Some(slurm_options(&a, &plan, task_backend)?)
+    } else {
+        None
+    };
     let dir = sweep_dir(&a.results, &plan);
     let _lock = lock_results(&dir)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -111,15 +170,24 @@ pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
         filter: a.filter,
         stop: stop.clone(),
     };
+    let how = match slurm {
+        true => "a Slurm array".to_string(),
+        false => format!("{} jobs", opts.jobs),
+    };
     eprintln!(
-        "sweep {}: {} runs, {} jobs -> {}",
+        "sweep {}: {} runs, {how} -> {}",
         plan.spec.name,
         plan.runs.len(),
-        opts.jobs,
         dir.display()
     );
     let start = std::time::Instant::now();
-    let outcomes = execute(&plan, &dir, &opts)?;
+    let outcomes = match &slurm_opts {
+        Some(so) => execute_slurm(&plan, &dir, &opts, so)?,
+        None => execute(&plan, &dir, &opts)?,
+    };
+    if a.dry_run {
+        return Ok(0);
+    }
     let counts = collect(&dir)?;
     print_summary(&outcomes);
     println!(
@@ -152,6 +220,38 @@ pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
         }
     }
     Ok(if counts.failed > 0 { 1 } else { 0 })
+}
+
+/// The Slurm options of a sweep: the command line's, with the sweep file's site lines first.
+fn slurm_options(a: &SweepArgs, plan: &Plan, backend: String) -> LabResult<SlurmOptions> {
+    let site = plan.spec.slurm.clone().unwrap_or_default();
+    let mut setup = site.setup;
+    if let Some(f) = &a.setup {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| LabError::input(f, None, format!("--setup: {e}")))?;
+        setup.extend(text.lines().map(str::to_string));
+    }
+    let mut sbatch_args = site.sbatch;
+    sbatch_args.extend(a.sbatch_arg.iter().cloned());
+    if a.max_concurrent == Some(0) {
+        return Err(LabError::input(
+            "--max-concurrent",
+            None,
+            "must be at least 1",
+        ));
+    }
+    Ok(SlurmOptions {
+        partition: a.partition.clone(),
+        time: a.time.clone(),
+        gpus_per_task: a.gpus_per_task,
+        cpus_per_task: a.cpus_per_task,
+        max_concurrent: a.max_concurrent,
+        sbatch_args,
+        setup,
+        dry_run: a.dry_run,
+        backend,
+        poll: std::time::Duration::from_secs_f64(a.poll.max(0.05)),
+    })
 }
 
 /// Fits every approach to a collected sweep and prints the headline; failures are reported, not fatal.

@@ -151,7 +151,7 @@ fn prepare(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<()> {
 }
 
 /// Records a run that ended without writing a final status (crash, kill) as failed.
-fn mark_failed(
+pub(crate) fn mark_failed(
     rd: &RunDir,
     run: &PlannedRun,
     reason: String,
@@ -212,24 +212,10 @@ fn train_child(
         .create(true)
         .append(true)
         .open(rd.0.join("train.log"))?;
-    let compute_per_step =
-        run.cfg.tokens_per_step() as f64 * account(&run.cfg.model).flops_per_token as f64 / 1e9;
     let mut last_step = None::<u64>;
     if let Some(err) = child.stderr.take() {
         for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("@progress ") {
-                let mut parts = rest.splitn(3, ' ');
-                let step: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let steps: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                bar.set_length(steps);
-                bar.set_position(step);
-                if let Some(m) = parts.next() {
-                    bar.set_message(m.to_string());
-                }
-                let from = last_step.unwrap_or(step);
-                overall.inc(((step.saturating_sub(from)) as f64 * compute_per_step) as u64);
-                last_step = Some(step);
-            } else {
+            if !apply_progress(&line, run, bar, overall, &mut last_step) {
                 let _ = writeln!(log, "{line}");
             }
         }
@@ -255,8 +241,13 @@ fn style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-/// Runs every pending, selected run of `plan` into `dir` and returns the outcome of each.
-pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<RunOutcome>> {
+/// Prepares the sweep folder and lists every run's outcome so far with the indices of the
+/// selected runs still to train (not done, failed or diverged).
+pub(crate) fn pending_runs(
+    plan: &Plan,
+    dir: &Path,
+    opts: &ExecOptions,
+) -> LabResult<(Vec<RunOutcome>, Vec<usize>)> {
     prepare(plan, dir, opts)?;
     let mut outcomes: Vec<RunOutcome> = Vec::new();
     let mut pending: Vec<usize> = Vec::new();
@@ -277,25 +268,70 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
             trained: false,
         });
     }
+    Ok((outcomes, pending))
+}
+
+/// GFLOP of one optimizer step of a run.
+pub(crate) fn gflop_per_step(run: &PlannedRun) -> f64 {
+    run.cfg.tokens_per_step() as f64 * account(&run.cfg.model).flops_per_token as f64 / 1e9
+}
+
+/// The multi-bar display: an overall bar in GFLOP over the `pending` runs, with an ETA.
+pub(crate) fn overall_progress(plan: &Plan, pending: &[usize]) -> (MultiProgress, ProgressBar) {
     let multi = MultiProgress::new();
     if !std::io::stderr().is_terminal() {
         multi.set_draw_target(ProgressDrawTarget::hidden());
     }
     let total_gflop: f64 = pending
         .iter()
-        .map(|&i| {
-            let r = &plan.runs[i];
-            r.cfg.steps() as f64
-                * r.cfg.tokens_per_step() as f64
-                * account(&r.cfg.model).flops_per_token as f64
-                / 1e9
-        })
+        .map(|&i| plan.runs[i].cfg.steps() as f64 * gflop_per_step(&plan.runs[i]))
         .sum();
     let overall = multi.add(ProgressBar::new(total_gflop.ceil() as u64));
     overall.set_style(style(
         "{prefix} [{elapsed_precise}] {bar:30} {percent}% of {len} GFLOP, eta {eta}",
     ));
     overall.set_prefix(format!("{} runs", pending.len()));
+    (multi, overall)
+}
+
+/// A run's bar under the overall one.
+pub(crate) fn run_bar(multi: &MultiProgress, run: &PlannedRun) -> ProgressBar {
+    let bar = multi.add(ProgressBar::new(run.cfg.steps()));
+    bar.set_style(style("  {prefix} {bar:20} {pos}/{len} {msg}"));
+    bar.set_prefix(format!("{} {}", run.id, run.label));
+    bar
+}
+
+/// Applies one `@progress step steps message` line of a run to its bar and the overall bar;
+/// `last` is the step of the previous line. Returns false for any other line.
+pub(crate) fn apply_progress(
+    line: &str,
+    run: &PlannedRun,
+    bar: &ProgressBar,
+    overall: &ProgressBar,
+    last: &mut Option<u64>,
+) -> bool {
+    let Some(rest) = line.strip_prefix("@progress ") else {
+        return false;
+    };
+    let mut parts = rest.splitn(3, ' ');
+    let step: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let steps: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    bar.set_length(steps);
+    bar.set_position(step);
+    if let Some(m) = parts.next() {
+        bar.set_message(m.to_string());
+    }
+    let from = last.unwrap_or(step);
+    overall.inc((step.saturating_sub(from) as f64 * gflop_per_step(run)) as u64);
+    *last = Some(step);
+    true
+}
+
+/// Runs every pending, selected run of `plan` into `dir` and returns the outcome of each.
+pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<RunOutcome>> {
+    let (mut outcomes, pending) = pending_runs(plan, dir, opts)?;
+    let (multi, overall) = overall_progress(plan, &pending);
     let queue = Arc::new(Mutex::new(pending.clone().into_iter()));
     let results: Arc<Mutex<Vec<(usize, RunStatus)>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
@@ -322,9 +358,7 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
                 };
                 let run = &plan.runs[i];
                 let rd = RunDir(dir.join("runs").join(&run.id));
-                let bar = multi.add(ProgressBar::new(run.cfg.steps()));
-                bar.set_style(style("  {prefix} {bar:20} {pos}/{len} {msg}"));
-                bar.set_prefix(format!("{} {}", run.id, run.label));
+                let bar = run_bar(multi, run);
                 match train_child(run, &rd, &opts.backend, device, &bar, overall) {
                     Ok(s) => results.lock().expect("results").push((i, s)),
                     Err(e) => errors

@@ -61,6 +61,9 @@ pub struct SweepSpec {
     /// Seeds (train.seed); every combination runs once per seed.
     #[serde(default = "d_seeds")]
     pub seeds: Vec<u64>,
+    /// Site-specific lines for `--launcher slurm` (setup commands, extra #SBATCH options).
+    #[serde(default)]
+    pub slurm: Option<crate::sweep::slurm::SlurmSite>,
 }
 
 fn d_seeds() -> Vec<u64> {
