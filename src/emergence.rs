@@ -230,9 +230,14 @@ pub fn markdown(f: &EmergenceFile) -> String {
         };
         let mirage = t.mirage.as_ref().map_or("-".to_string(), |m| {
             format!(
-                "{} (p^L inside the interval at {:.0}% of runs)",
+                "{} (p^L inside the interval at {:.0}% of runs; the continuous metric {})",
                 m.label,
-                100.0 * m.reproduced_share
+                100.0 * m.reproduced_share,
+                if m.continuous_smooth {
+                    "rises smoothly"
+                } else {
+                    "jumps too"
+                }
             )
         });
         let _ = writeln!(

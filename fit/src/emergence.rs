@@ -203,13 +203,28 @@ fn sigmoid_fit(points: &[MetricPoint], floor: f64) -> (Sigmoid, f64) {
     best
 }
 
+/// The range of x of the points.
+fn x_span(points: &[MetricPoint]) -> f64 {
+    points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max)
+        - points.iter().map(|p| p.x).fold(f64::INFINITY, f64::min)
+}
+
+impl JumpFit {
+    /// Whether the curve has the shape of a jump, whatever its level before: the sigmoid beats
+    /// the line by more than 2 in BIC and is narrower than a quarter of the x range `span`.
+    pub fn jump_shaped(&self, span: f64) -> bool {
+        self.bic_sigmoid < self.bic_smooth - 2.0
+            && self.sigmoid.width < span / 4.0
+            && self.sigmoid.top > self.sigmoid.floor
+    }
+}
+
 /// Compares a line with a sigmoid from `chance` on a proportion metric (points sorted or not).
 pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
     let ll_line = line_fit(points);
     let (sig, ll_sig) = sigmoid_fit(points, chance);
     let (bic_smooth, bic_sigmoid) = (bic(ll_line, points.len(), 2), bic(ll_sig, points.len(), 3));
-    let span = points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max)
-        - points.iter().map(|p| p.x).fold(f64::INFINITY, f64::min);
+    let span = x_span(points);
     let before: Vec<&MetricPoint> = points
         .iter()
         .filter(|p| p.x < sig.x0 - 2.0 * sig.width)
@@ -258,7 +273,7 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
             "{mean_n} examples per point cannot separate chance from the top"
         ));
     }
-    if !(bic_sigmoid < bic_smooth - 2.0 && sharp) {
+    if !fit(Verdict::Jump, String::new()).jump_shaped(span) {
         return fit(
             Verdict::Smooth,
             format!(
@@ -297,7 +312,7 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
 pub struct MirageCheck {
     /// "metric-induced" or "not explained by the metric".
     pub label: String,
-    /// Whether the continuous metric has no jump of its own.
+    /// Whether the continuous metric has no jump-shaped rise of its own.
     pub continuous_smooth: bool,
     /// Share of points where per-token accuracy ^ answer length lies in the discrete metric's 95%
     /// interval.
@@ -319,7 +334,8 @@ pub fn mirage(
         .iter()
         .map(|p| p.value)
         .fold(f64::INFINITY, f64::min);
-    let continuous_smooth = detect(continuous, cont_floor).verdict != Verdict::Jump;
+    // Smooth means no jump shape: a continuous metric has no chance level to start from.
+    let continuous_smooth = !detect(continuous, cont_floor).jump_shaped(x_span(continuous));
     let predicted: Vec<(f64, f64, f64)> = discrete
         .iter()
         .filter_map(|d| {
@@ -436,5 +452,9 @@ mod tests {
         let jump = curve(|x| if x < 13.2 { 0.0 } else { 0.9 }, 2000);
         let m = mirage(&jump, &token, &token, 8.0);
         assert_eq!(m.label, "not explained by the metric", "{m:?}");
+        // A continuous metric that jumps from its own floor (not from chance) is not smooth.
+        let cont = curve(|x| if x < 13.2 { 0.3 } else { 0.95 }, 2000);
+        let m = mirage(&jump, &token, &cont, 8.0);
+        assert!(!m.continuous_smooth, "{m:?}");
     }
 }

@@ -66,16 +66,28 @@ fn verdict_text(t: &TaskEmergence) -> String {
     }
 }
 
+impl Tasks {
+    /// Panels per row: up to three.
+    fn columns(&self) -> usize {
+        self.tasks.len().clamp(1, 3)
+    }
+}
+
 impl Figure for Tasks {
     fn size(&self) -> (u32, u32) {
         let rows = self.tasks.len().div_ceil(3) as u32;
-        (size::ROW.0, 80 + rows * 520)
+        // Panels as wide as in a row of three, however many tasks there are.
+        let panel = (size::ROW.0 - size::LEGEND) / 3;
+        (
+            size::LEGEND + self.columns() as u32 * panel,
+            80 + rows * 520,
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (plot, side) = layout(root, &self.title)?;
         let rows = self.tasks.len().div_ceil(3);
-        let panels = plot.split_evenly((rows, 3));
+        let panels = plot.split_evenly((rows, self.columns()));
         for (area, t) in panels.iter().zip(&self.tasks) {
             let xs = t.exact_match.iter().map(|p| 10f64.powf(p.x));
             let x = Axis::covering(&self.x_label, xs, true, self.units);
