@@ -1,10 +1,13 @@
 //! Algorithmic tasks for emergence studies, generated deterministically (no downloads): multi-digit
-//! addition and multiplication, modular arithmetic, copying, reversal, and a compositional task
-//! (add, then reverse the sum) whose success needs both sub-steps.
+//! addition and multiplication, modular arithmetic, copying, reversal, a compositional task
+//! (add, then reverse the sum) whose success needs both sub-steps, and closed-book recall of a fixed
+//! random table (memorisation, whose capacity grows smoothly with model size).
 //!
 //! Every task draws example `i` from a stream fixed by the task's seed and `i`. An example belongs
 //! to the held-out split when a hash of its operands falls in the test tenth, so the splits never
-//! overlap: training draws skip test examples, evaluation enumerates test examples only.
+//! overlap: training draws skip test examples, evaluation enumerates test examples only. Recall is
+//! the exception by design: what it measures is whether the trained table was memorised, so it is
+//! evaluated on entries of that table.
 //! Examples are token sequences over a 20-symbol alphabet (ids 0..20 of the model's vocabulary):
 //! `prompt = answer EOS`, mixed into training rows at a configured fraction.
 
@@ -77,6 +80,22 @@ pub enum TaskSpec {
         /// Digits per operand.
         digits: usize,
     },
+    /// Closed-book recall: `k k k =` -> the `length` random digits stored under the 3-digit key
+    /// k < `keys` in a fixed table. Trained and evaluated on the table (memorisation).
+    Recall {
+        /// Entries of the table (1..=1000).
+        keys: usize,
+        /// Digits per value.
+        length: usize,
+    },
+}
+
+/// Digit `j` of the value stored under key `k` in the recall table (a fixed hash).
+fn table_digit(k: u64, j: usize) -> u32 {
+    let mut z = (k << 8 | j as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) % 10) as u32
 }
 
 /// One example: the prompt and the answer (which ends with EOS).
@@ -120,7 +139,13 @@ impl TaskSpec {
             TaskSpec::Copy { length } => format!("copy{length}"),
             TaskSpec::Reverse { length } => format!("reverse{length}"),
             TaskSpec::AddReverse { digits } => format!("addrev{digits}"),
+            TaskSpec::Recall { keys, length } => format!("recall{keys}_{length}"),
         }
+    }
+
+    /// Whether the task is evaluated on what it trains on (recall of a memorised table).
+    pub fn memorised(&self) -> bool {
+        matches!(self, TaskSpec::Recall { .. })
     }
 
     /// Checks the knobs; the message names the field.
@@ -130,8 +155,15 @@ impl TaskSpec {
             | TaskSpec::Mul { digits }
             | TaskSpec::AddReverse { digits }
             | TaskSpec::Mod { digits, .. } => *digits,
-            TaskSpec::Copy { length } | TaskSpec::Reverse { length } => *length,
+            TaskSpec::Copy { length }
+            | TaskSpec::Reverse { length }
+            | TaskSpec::Recall { length, .. } => *length,
         };
+        if let TaskSpec::Recall { keys, .. } = self {
+            if !(1..=1000).contains(keys) {
+                return Err(format!("{}: keys must be 1..=1000", self.name()));
+            }
+        }
         if !(1..=9).contains(&width) {
             return Err(format!("{}: digits/length must be 1..=9", self.name()));
         }
@@ -152,6 +184,7 @@ impl TaskSpec {
             TaskSpec::Mul { digits } => 2 * digits + 2 + 2 * digits + 1,
             TaskSpec::Mod { digits, .. } => digits + 3 + 2,
             TaskSpec::Copy { length } | TaskSpec::Reverse { length } => 2 * length + 3,
+            TaskSpec::Recall { length, .. } => 3 + 1 + length + 1,
         }
     }
 
@@ -223,11 +256,28 @@ impl TaskSpec {
                     },
                 )
             }
+            TaskSpec::Recall { keys, length } => {
+                let k = rng.random_range(0..*keys as u64);
+                let mut prompt = digits_of(k, 3);
+                prompt.push(sym::EQ);
+                let answer = (0..*length).map(|j| table_digit(k, j)).collect();
+                (
+                    vec![k],
+                    Example {
+                        prompt,
+                        answer: with_eos(answer),
+                    },
+                )
+            }
         }
     }
 
-    /// Whether operands belong to the held-out tenth (a hash of the task and operands).
+    /// Whether operands belong to the held-out tenth (a hash of the task and operands); never for
+    /// a memorised table, which trains on every entry.
     fn is_test(&self, operands: &[u64]) -> bool {
+        if self.memorised() {
+            return false;
+        }
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in self
             .name()
@@ -264,7 +314,7 @@ impl TaskSpec {
         let mut misses = 0;
         while out.len() < n && misses < 20_000 {
             let (ops, ex) = self.draw(&mut rng);
-            if self.is_test(&ops) && seen.insert(ops) {
+            if (self.memorised() || self.is_test(&ops)) && seen.insert(ops) {
                 out.push(ex);
                 misses = 0;
             } else {
@@ -428,6 +478,35 @@ mod tests {
             }
             assert_eq!(task.test_examples(50), task.test_examples(50));
         }
+    }
+
+    #[test]
+    fn recall_evaluates_the_trained_table() {
+        let task = TaskSpec::Recall {
+            keys: 50,
+            length: 6,
+        };
+        assert!(task.validate().is_ok());
+        let test = task.test_examples(100);
+        // Every key once, each a fixed value.
+        assert_eq!(test.len(), 50);
+        let train: std::collections::HashSet<Vec<u32>> = (0..2000)
+            .map(|i| task.train_example(1, i).tokens())
+            .collect();
+        assert!(test.iter().all(|e| train.contains(&e.tokens())));
+        let e = &test[0];
+        assert_eq!((e.prompt.len(), e.answer.len()), (4, 7));
+        assert_eq!(*e.prompt.last().unwrap(), sym::EQ);
+        // Values look random: all ten digits appear.
+        let digits: std::collections::HashSet<u32> =
+            test.iter().flat_map(|e| e.answer[..6].to_vec()).collect();
+        assert_eq!(digits.len(), 10);
+        assert!(TaskSpec::Recall {
+            keys: 1001,
+            length: 6
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]
