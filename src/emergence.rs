@@ -185,8 +185,8 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             .map(|p| p.value)
             .fold(f64::INFINITY, f64::min);
         let continuous = detect(&answer_prob, floor);
-        let mirage =
-            (jump.verdict != Verdict::Smooth).then(|| mirage(&exact, &token, &answer_prob, length));
+        let mirage = (jump.verdict != Verdict::Smooth)
+            .then(|| mirage(&jump, &exact, &token, &answer_prob, length));
         tasks.push(TaskEmergence {
             task: name,
             exact_match: exact,

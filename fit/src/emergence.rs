@@ -67,7 +67,7 @@ pub struct JumpFit {
     pub bic_sigmoid: f64,
     /// The best sigmoid.
     pub sigmoid: Sigmoid,
-    /// Whether every point before x0 - 2 width has a 95% interval reaching chance, give or take
+    /// Whether every point before x0 - 3.9 widths has a 95% interval reaching chance, give or take
     /// [`CHANCE_TOLERANCE`] of the jump's height.
     pub before_at_chance: bool,
     /// Why the verdict is what it is.
@@ -203,6 +203,14 @@ fn sigmoid_fit(points: &[MetricPoint], floor: f64) -> (Sigmoid, f64) {
     best
 }
 
+/// Points further than this many widths from x0 are before (after) the jump: there the fitted
+/// sigmoid is within 2% of its floor (top), ln 49 = 3.9 widths away.
+const EDGE: f64 = 3.9;
+
+/// A continuous metric's own sigmoid must be at least this many times wider than the discrete
+/// metric's for its rise to count as smooth beside the jump.
+const SMOOTHER: f64 = 2.0;
+
 /// The range of x of the points.
 fn x_span(points: &[MetricPoint]) -> f64 {
     points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max)
@@ -227,11 +235,11 @@ pub fn detect(points: &[MetricPoint], chance: f64) -> JumpFit {
     let span = x_span(points);
     let before: Vec<&MetricPoint> = points
         .iter()
-        .filter(|p| p.x < sig.x0 - 2.0 * sig.width)
+        .filter(|p| p.x < sig.x0 - EDGE * sig.width)
         .collect();
     let after: Vec<&MetricPoint> = points
         .iter()
-        .filter(|p| p.x > sig.x0 + 2.0 * sig.width)
+        .filter(|p| p.x > sig.x0 + EDGE * sig.width)
         .collect();
     let near_chance = chance + CHANCE_TOLERANCE * (sig.top - chance).max(0.0);
     let before_at_chance = before
@@ -321,10 +329,11 @@ pub struct MirageCheck {
     pub predicted: Vec<(f64, f64, f64)>,
 }
 
-/// Checks whether a discrete metric's jump is explained by its per-token accuracy:
-/// `discrete` (exact match) and `token` (per-token accuracy) are on the same models, `length` is
-/// the answer length in tokens, `continuous` any continuous metric of the same outputs.
+/// Checks whether a discrete metric's jump (`jump`, its detection) is explained by its per-token
+/// accuracy: `discrete` (exact match) and `token` (per-token accuracy) are on the same models,
+/// `length` is the answer length in tokens, `continuous` any continuous metric of the same outputs.
 pub fn mirage(
+    jump: &JumpFit,
     discrete: &[MetricPoint],
     token: &[MetricPoint],
     continuous: &[MetricPoint],
@@ -334,8 +343,11 @@ pub fn mirage(
         .iter()
         .map(|p| p.value)
         .fold(f64::INFINITY, f64::min);
-    // Smooth means no jump shape: a continuous metric has no chance level to start from.
-    let continuous_smooth = !detect(continuous, cont_floor).jump_shaped(x_span(continuous));
+    // Smooth means no jump of its own (a continuous metric has no chance level to start from): not
+    // jump-shaped, or a rise at least twice as wide as the discrete metric's.
+    let cont = detect(continuous, cont_floor);
+    let continuous_smooth = !cont.jump_shaped(x_span(continuous))
+        || cont.sigmoid.width >= SMOOTHER * jump.sigmoid.width;
     let predicted: Vec<(f64, f64, f64)> = discrete
         .iter()
         .filter_map(|d| {
@@ -445,16 +457,17 @@ mod tests {
         let exact = curve(|x| p(x).powi(8), 2000);
         let f = detect(&exact, 0.0);
         assert_ne!(f.verdict, Verdict::Smooth, "{}", f.reason);
-        let m = mirage(&exact, &token, &token, 8.0);
+        let m = mirage(&f, &exact, &token, &token, 8.0);
         assert_eq!(m.label, "metric-induced", "{m:?}");
         assert!(m.continuous_smooth);
         // A jump the token accuracy does not predict is not explained by the metric.
         let jump = curve(|x| if x < 13.2 { 0.0 } else { 0.9 }, 2000);
-        let m = mirage(&jump, &token, &token, 8.0);
+        let jf = detect(&jump, 0.0);
+        let m = mirage(&jf, &jump, &token, &token, 8.0);
         assert_eq!(m.label, "not explained by the metric", "{m:?}");
         // A continuous metric that jumps from its own floor (not from chance) is not smooth.
         let cont = curve(|x| if x < 13.2 { 0.3 } else { 0.95 }, 2000);
-        let m = mirage(&jump, &token, &cont, 8.0);
+        let m = mirage(&jf, &jump, &token, &cont, 8.0);
         assert!(!m.continuous_smooth, "{m:?}");
     }
 }
