@@ -152,13 +152,7 @@ pub fn train_throughput(
     let dev = device.clone().autodiff();
     dev.seed(0);
     let mut model = Decoder::new(cfg, &dev);
-    let mut opt = AdamW::new(AdamWSettings {
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        weight_decay: 0.1,
-        decay_all: false,
-    });
+    let mut opt = AdamW::new(AdamWSettings::default());
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let seq = cfg.seq_len;
     let mut start = Instant::now();

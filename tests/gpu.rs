@@ -41,13 +41,7 @@ fn train_steps(
 ) -> (Vec<f32>, Vec<f32>) {
     let dev = device.clone().autodiff();
     let mut model = params::import(Decoder::new(cfg, &dev), init).expect("same shapes");
-    let mut opt = AdamW::new(AdamWSettings {
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        weight_decay: 0.1,
-        decay_all: false,
-    });
+    let mut opt = AdamW::new(AdamWSettings::default());
     let (batch, seq) = (4, cfg.seq_len);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut losses = Vec::new();
@@ -75,6 +69,26 @@ fn small() -> ModelConfig {
     let mut cfg = ModelConfig::new(2, 32, 2, 64, 16);
     cfg.init_std = 0.05;
     cfg
+}
+
+/// `lab train` of a tiny run (`tokens`, extra train lines) on the GPU backend into `dir/run`.
+fn train_tiny_on_gpu(
+    dir: &std::path::Path,
+    tokens: u64,
+    extra_train: &str,
+) -> std::process::Output {
+    let cfg = write(dir, "run.yaml", &tiny_run(tokens, extra_train));
+    lab(
+        dir,
+        &[
+            "train",
+            cfg.to_str().unwrap(),
+            "--out",
+            "run",
+            "--backend",
+            &gpu_backend(),
+        ],
+    )
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -164,23 +178,8 @@ fn moe_and_prefix_models_match_the_cpu() {
 #[test]
 fn lab_train_on_the_gpu_backend_learns_and_records_the_device() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
-        dir.path(),
-        "run.yaml",
-        &tiny_run(40_960, "  eval_every_tokens: 10240\n"),
-    );
     let name = gpu_backend();
-    let out = lab(
-        dir.path(),
-        &[
-            "train",
-            cfg.to_str().unwrap(),
-            "--out",
-            "run",
-            "--backend",
-            &name,
-        ],
-    );
+    let out = train_tiny_on_gpu(dir.path(), 40_960, "  eval_every_tokens: 10240\n");
     assert!(out.status.success(), "{}", text(&out));
     let s = status(&dir.path().join("run"));
     assert_eq!(s["status"], "done");
@@ -228,22 +227,7 @@ fn reduced_precision_trains_or_is_refused_clearly() {
     let device = gpu();
     for (p, key) in [(Precision::Bf16, "bf16"), (Precision::F16, "f16")] {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = write(
-            dir.path(),
-            "run.yaml",
-            &tiny_run(20_480, &format!("  precision: {key}\n")),
-        );
-        let out = lab(
-            dir.path(),
-            &[
-                "train",
-                cfg.to_str().unwrap(),
-                "--out",
-                "run",
-                "--backend",
-                &gpu_backend(),
-            ],
-        );
+        let out = train_tiny_on_gpu(dir.path(), 20_480, &format!("  precision: {key}\n"));
         if device.supports_dtype(p.dtype()) {
             assert!(out.status.success(), "{key}: {}", text(&out));
             let s = status(&dir.path().join("run"));

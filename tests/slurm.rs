@@ -40,20 +40,39 @@ fn sweep(dir: &Path, name: &str, tokens: u64, n: usize) -> std::path::PathBuf {
     )
 }
 
+/// `lab sweep <cfg> --launcher slurm --results res --no-fit` with `extra`, to completion.
 fn slurm_sweep(dir: &Path, cfg: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "sweep",
-        cfg.to_str().unwrap(),
-        "--launcher",
-        "slurm",
-        "--results",
-        "res",
-        "--no-fit",
-        "--poll",
-        "0.3",
-    ];
-    args.extend_from_slice(extra);
-    lab(dir, &args)
+    slurm_command(dir, cfg)
+        .args(["--no-fit", "--poll", "0.3"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `lab sweep <cfg> --launcher slurm --results res` in `dir`, to add arguments to and run.
+fn slurm_command(dir: &Path, cfg: &Path) -> Command {
+    let mut c = Command::new(lab_bin());
+    c.args(["sweep", cfg.to_str().unwrap()])
+        .args(["--launcher", "slurm", "--results", "res"])
+        .current_dir(dir);
+    c
+}
+
+/// Starts `lab sweep <cfg> --launcher slurm --max-concurrent 1` in the background, output piped.
+fn spawn_slurm_sweep(dir: &Path, cfg: &Path) -> std::process::Child {
+    slurm_command(dir, cfg)
+        .args(["--no-fit", "--poll", "0.3", "--max-concurrent", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for sweep `name`'s submission and returns the array's job id.
+fn submitted(dir: &Path, name: &str) -> String {
+    let state = dir.join(format!("res/{name}/slurm/array.json"));
+    wait_for(60, "the submission", || state.exists());
+    array_job(dir, name)
 }
 
 fn runs_table(path: &Path) -> DataFrame {
@@ -156,16 +175,7 @@ fn dry_run_prints_the_script_and_submits_nothing() {
 fn missing_sbatch_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = sweep(dir.path(), "nosb", 4096, 2);
-    let out = Command::new(lab_bin())
-        .args([
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--launcher",
-            "slurm",
-            "--results",
-            "res",
-        ])
-        .current_dir(dir.path())
+    let out = slurm_command(dir.path(), &cfg)
         .env("PATH", "/nonexistent")
         .output()
         .unwrap();
@@ -244,24 +254,8 @@ fn a_cancelled_task_is_reported_and_reruns_on_resubmit() {
     let _g = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let cfg = sweep(dir.path(), "cancel", 600_000, 2);
-    let child = Command::new(lab_bin())
-        .args([
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--launcher",
-            "slurm",
-            "--results",
-            "res",
-        ])
-        .args(["--no-fit", "--poll", "0.3", "--max-concurrent", "1"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let state = dir.path().join("res/cancel/slurm/array.json");
-    wait_for(60, "the submission", || state.exists());
-    let job = array_job(dir.path(), "cancel");
+    let child = spawn_slurm_sweep(dir.path(), &cfg);
+    let job = submitted(dir.path(), "cancel");
     let log = dir
         .path()
         .join(format!("res/cancel/slurm/logs/{job}_0.out"));
@@ -314,26 +308,10 @@ fn a_killed_lab_reattaches_without_resubmitting() {
     let _g = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let cfg = sweep(dir.path(), "attach", 200_000, 3);
-    let mut child = Command::new(lab_bin())
-        .args([
-            "sweep",
-            cfg.to_str().unwrap(),
-            "--launcher",
-            "slurm",
-            "--results",
-            "res",
-        ])
-        .args(["--no-fit", "--poll", "0.3", "--max-concurrent", "1"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = dir.path().join("res/attach/slurm/array.json");
-    wait_for(60, "the submission", || state.exists());
+    let mut child = spawn_slurm_sweep(dir.path(), &cfg);
+    let job = submitted(dir.path(), "attach");
     child.kill().unwrap();
     child.wait().unwrap();
-    let job = array_job(dir.path(), "attach");
     assert!(
         !squeue(&job).trim().is_empty(),
         "the array should still be queued"

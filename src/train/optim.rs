@@ -22,6 +22,19 @@ pub struct AdamWSettings {
     pub decay_all: bool,
 }
 
+impl Default for AdamWSettings {
+    /// The run config's defaults: betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on matrices.
+    fn default() -> Self {
+        AdamWSettings {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.1,
+            decay_all: false,
+        }
+    }
+}
+
 /// First and second moments of one parameter, flattened.
 struct Moments {
     m: Tensor<1>,
