@@ -177,6 +177,39 @@ fn killed_sweep_resumes_without_losing_or_duplicating_runs() {
     assert!(steps.iter().all(|&t| t > 0));
 }
 
+/// SIGTERM to the sweep alone (as `kill` or a scheduler sends it) stops its children at their next
+/// step with a checkpoint, promptly (the runs stay resumable: "running" with a checkpoint).
+#[test]
+fn terminated_sweep_stops_its_children_promptly_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "term.yaml", &sweep_yaml("term", "1.0e12", ""));
+    let mut child = spawn_sweep(dir.path(), &cfg, &["--jobs", "2"]);
+    let res = dir.path().join("res/term");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_dir(res.join("runs"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .any(|e| e.path().join("curve.parquet").exists())
+        })
+        .unwrap_or(false)
+    {
+        assert!(std::time::Instant::now() < deadline, "no run progressed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    // The runs of a 1e12 budget take minutes on 2 cores; stopping takes a step and a checkpoint.
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    let listing = text(&lab(dir.path(), &["runs", "res/term"]));
+    assert!(listing.contains("running"), "{listing}");
+}
+
 /// A second sweep on the same results folder is refused while the first runs.
 #[test]
 fn concurrent_sweeps_on_one_folder_are_refused() {

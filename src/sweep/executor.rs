@@ -171,15 +171,19 @@ pub(crate) fn mark_failed(
     Ok(s)
 }
 
-/// Trains one run in a child process, relaying its progress lines to `bar`.
+/// Process ids of the running `lab train` children.
+type Children = Arc<Mutex<Vec<u32>>>;
+
+/// Trains one run in a child process, relaying its progress lines to `bar`; the child's pid is in
+/// `children` while it runs.
 fn train_child(
     run: &PlannedRun,
     rd: &RunDir,
-    backend: &str,
-    device: usize,
-    bar: &ProgressBar,
-    overall: &ProgressBar,
+    (backend, device): (&str, usize),
+    bars: (&ProgressBar, &ProgressBar),
+    children: &Children,
 ) -> LabResult<RunStatus> {
+    let (bar, overall) = bars;
     let exe = std::env::current_exe().context("locating the lab binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("train")
@@ -208,6 +212,8 @@ fn train_child(
         }
     }
     let mut child = cmd.spawn().context("starting lab train")?;
+    let pid = child.id();
+    children.lock().expect("children").push(pid);
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -220,7 +226,9 @@ fn train_child(
             }
         }
     }
-    let exit = child.wait().context("waiting for lab train")?;
+    let exit = child.wait().context("waiting for lab train");
+    children.lock().expect("children").retain(|&p| p != pid);
+    let exit = exit?;
     match rd.read_status()? {
         Some(s) if s.status != Status::Running || exit.code() == Some(130) => Ok(s),
         _ => mark_failed(
@@ -335,39 +343,68 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
     let queue = Arc::new(Mutex::new(pending.clone().into_iter()));
     let results: Arc<Mutex<Vec<(usize, RunStatus)>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let children: Children = Arc::new(Mutex::new(Vec::new()));
+    let workers = opts.jobs.max(1).min(pending.len().max(1));
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(workers));
     std::thread::scope(|scope| {
-        for worker in 0..opts.jobs.max(1).min(pending.len().max(1)) {
+        // A signal to the sweep alone (kill, a scheduler) reaches the children too: each
+        // checkpoints at its next step and stops, instead of training to the end.
+        let (watch_children, watch_active) = (children.clone(), active.clone());
+        scope.spawn(move || {
+            let mut signalled: Vec<u32> = Vec::new();
+            while watch_active.load(Ordering::SeqCst) > 0 {
+                if opts.stop.load(Ordering::SeqCst) {
+                    for &pid in watch_children.lock().expect("children").iter() {
+                        if !signalled.contains(&pid) {
+                            // SAFETY: kill(2) on a child we spawned and have not reaped yet.
+                            unsafe {
+                                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                            }
+                            signalled.push(pid);
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        for worker in 0..workers {
             let device = opts
                 .devices
                 .get(worker % opts.devices.len().max(1))
                 .copied()
                 .unwrap_or(0);
-            let (queue, results, errors, multi, overall) = (
+            let (queue, results, errors, multi, overall, children, active) = (
                 queue.clone(),
                 results.clone(),
                 errors.clone(),
                 &multi,
                 &overall,
+                children.clone(),
+                active.clone(),
             );
-            scope.spawn(move || loop {
-                if opts.stop.load(Ordering::SeqCst) {
-                    break;
+            scope.spawn(move || {
+                loop {
+                    if opts.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Some(i) = queue.lock().expect("queue").next() else {
+                        break;
+                    };
+                    let run = &plan.runs[i];
+                    let rd = RunDir(dir.join("runs").join(&run.id));
+                    let bar = run_bar(multi, run);
+                    let backend = (opts.backend.as_str(), device);
+                    match train_child(run, &rd, backend, (&bar, overall), &children) {
+                        Ok(s) => results.lock().expect("results").push((i, s)),
+                        Err(e) => errors
+                            .lock()
+                            .expect("errors")
+                            .push(format!("{}: {e}", run.id)),
+                    }
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
                 }
-                let Some(i) = queue.lock().expect("queue").next() else {
-                    break;
-                };
-                let run = &plan.runs[i];
-                let rd = RunDir(dir.join("runs").join(&run.id));
-                let bar = run_bar(multi, run);
-                match train_child(run, &rd, &opts.backend, device, &bar, overall) {
-                    Ok(s) => results.lock().expect("results").push((i, s)),
-                    Err(e) => errors
-                        .lock()
-                        .expect("errors")
-                        .push(format!("{}: {e}", run.id)),
-                }
-                bar.finish_and_clear();
-                multi.remove(&bar);
+                active.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
