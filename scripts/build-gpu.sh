@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Builds lab and its GPU test binary with the GPU backends (wgpu and CUDA) into dist/gpu/, to carry to
-# a machine with an NVIDIA GPU but no Rust toolchain (x86-64 Linux), where scripts/gpu-check.sh runs
-# them. Also fetches the Vulkan loader packages such a machine may lack (dist/gpu/debs/).
-#   scripts/build-gpu.sh            # features wgpu,cuda (the dev profile: dependencies optimised)
-#   FEATURES=wgpu scripts/build-gpu.sh
+# Builds lab and its GPU test binary with the GPU backends into dist/gpu/, to carry to a machine with
+# an NVIDIA GPU but no Rust toolchain (x86-64 Linux), where scripts/gpu-check.sh runs them. Also
+# fetches the Vulkan loader package such a machine may lack (dist/gpu/debs/).
+#   scripts/build-gpu.sh                  # wgpu (the dev profile: dependencies optimised)
+#   FEATURES=wgpu,cuda scripts/build-gpu.sh
+# The cuda feature needs network access at build time beyond the package registries: burn 0.22's
+# CUDA backend depends on cubecl-llvm, whose build script (tracel-llvm-bundler) downloads an LLVM
+# bundle from GitHub. On machines that reach only crates.io it fails; build it where GitHub is reachable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-features="${FEATURES:-wgpu,cuda}"
+features="${FEATURES:-wgpu}"
 out=dist/gpu
 mkdir -p "$out"
 cargo build --locked --features "$features" --bin lab
