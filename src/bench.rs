@@ -10,7 +10,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use clap::Args;
 use models::{account, Decoder, ModelConfig, Precision};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
@@ -161,10 +161,7 @@ pub fn train_throughput(
         if step == warmup {
             start = Instant::now();
         }
-        let rows: Vec<i64> = (0..batch * (seq + 1))
-            .map(|_| rng.random_range(0..cfg.vocab as i64))
-            .collect();
-        let b = Batch::new(&rows, &vec![0; batch], seq, &dev);
+        let b = Batch::random(&mut rng, cfg.vocab, batch, seq, &dev);
         let loss = b.forward(&model, b.loss_tokens, &[], precision).objective;
         let g = loss.backward();
         let v: f32 = loss.into_scalar();

@@ -15,7 +15,7 @@ use lab::train::batch::Batch;
 use lab::train::optim::{AdamW, AdamWSettings};
 use lab::train::params;
 use models::{Decoder, ModelConfig, Precision};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 /// The GPU backend under test (wgpu unless LAB_GPU_BACKEND names another compiled in).
@@ -46,20 +46,14 @@ fn train_steps(
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut losses = Vec::new();
     for _ in 0..steps {
-        let rows: Vec<i64> = (0..batch * (seq + 1))
-            .map(|_| rng.random_range(0..cfg.vocab as i64))
-            .collect();
-        let b = Batch::new(&rows, &vec![0; batch], seq, &dev);
+        let b = Batch::random(&mut rng, cfg.vocab, batch, seq, &dev);
         let loss = b.forward(&model, b.loss_tokens, &[], precision).objective;
         let g = loss.backward();
         losses.push(loss.into_scalar());
         let grads = GradientsParams::from_grads(g, &model);
         model = opt.step(1e-2, model, grads, 1.0);
     }
-    let rows: Vec<i64> = (0..batch * (seq + 1))
-        .map(|_| rng.random_range(0..cfg.vocab as i64))
-        .collect();
-    let b = Batch::new(&rows, &vec![0; batch], seq, device);
+    let b = Batch::random(&mut rng, cfg.vocab, batch, seq, device);
     let logits = model.valid().forward(b.x.clone());
     let logits = params::tensor_values(logits.cast(burn::tensor::FloatDType::F32));
     (losses, logits)

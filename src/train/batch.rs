@@ -75,6 +75,20 @@ impl Batch {
         }
     }
 
+    /// A causal batch of `rows` uniformly random token sequences (benchmarks and backend tests).
+    pub fn random(
+        rng: &mut impl Rng,
+        vocab: usize,
+        rows: usize,
+        seq: usize,
+        device: &Device,
+    ) -> Batch {
+        let tokens: Vec<i64> = (0..rows * (seq + 1))
+            .map(|_| rng.random_range(0..vocab as i64))
+            .collect();
+        Batch::new(&tokens, &vec![0; rows], seq, device)
+    }
+
     /// The forward pass: the objective to differentiate (cross-entropy of the loss-bearing targets
     /// summed and divided by `denominator`, the loss tokens of the whole step, plus this
     /// micro-batch's share of the MoE routing losses), the cross-entropy part alone, and the routing
