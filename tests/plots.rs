@@ -177,6 +177,23 @@ fn compare_finds_the_compute_multiplier_of_a_shifted_law() {
     // B/(2D)^beta = B/D'^beta with D' = 2D: with N fixed, the variant needs less compute for the
     // same loss; the multiplier is above 1 and below 2 (only the data term improves).
     assert!(m > 1.05 && m < 2.0, "multiplier {m}\n{md}");
+    // compare.json holds the same numbers, for notebooks.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("cmp/compare.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["approach"], "approach3", "{json}");
+    assert_eq!(json["baseline"], "base", "{json}");
+    let variants = json["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 2, "{json}");
+    assert_eq!(variants[0]["multiplier"], 1.0, "{json}");
+    let m_json = variants[1]["multiplier"].as_f64().unwrap();
+    assert!((m_json - m).abs() < 5e-4, "json {m_json} vs table {m}");
+    let a = &variants[1]["a"];
+    assert!(
+        a["lo"].as_f64().unwrap() <= a["value"].as_f64().unwrap(),
+        "{json}"
+    );
+    assert!(json["at_c"].as_f64().unwrap() > 0.0, "{json}");
     let one = lab(dir.path(), &["plot", "--compare", "res/base"]);
     assert_eq!(one.status.code(), Some(2), "{}", text(&one));
 }

@@ -3,7 +3,7 @@
 use crate::error::{LabError, LabResult};
 use crate::plot::canvas::{render, Format};
 use crate::plot::compare;
-use crate::plot::frontier::Reference;
+use crate::plot::frontier::{short_interval, Reference};
 use crate::plot::source::Source;
 use crate::plot::{plot_source, FigureKind, PlotOptions, PlotSummary};
 use crate::results::write_atomic;
@@ -151,14 +151,19 @@ fn run_compare(a: &PlotArgs, formats: &[Format], references: &[Reference]) -> La
     std::fs::create_dir_all(&out)?;
     let files = render(&cmp, &out.join("compare"), formats)?;
     write_atomic(&out.join("compare.md"), cmp.markdown().as_bytes())?;
+    let json = serde_json::to_string_pretty(&cmp.summary()).map_err(std::io::Error::other)?;
+    write_atomic(&out.join("compare.json"), json.as_bytes())?;
     for v in &cmp.variants {
         let m = v.multiplier.map_or("-".into(), |m| format!("{m:.3}x"));
-        println!("{:<24} a = {:<24} compute multiplier {m}", v.name, v.a);
+        let a = short_interval(&v.a);
+        println!("{:<24} a = {a:<24} compute multiplier {m}", v.name);
     }
     for f in &files {
         println!("wrote {}", f.display());
     }
-    println!("wrote {}", out.join("compare.md").display());
+    for name in ["compare.md", "compare.json"] {
+        println!("wrote {}", out.join(name).display());
+    }
     Ok(0)
 }
 

@@ -5,10 +5,13 @@ use super::canvas::{layout, DrawResult, Figure, Glyph, Legend, Look};
 use super::frontier::{panel, plausible, short_interval, Quantity, Reference, Series};
 use super::source::Source;
 use super::style::{self, size, INK};
+use fit::bootstrap::Estimate;
 use fit::report::{Approach, Prediction};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use serde::Serialize;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 /// One variant's fitted frontier.
 pub struct Variant {
@@ -16,8 +19,10 @@ pub struct Variant {
     pub name: String,
     /// The approach compared.
     pub approach: Approach,
-    /// Exponent a with interval, for the legend.
-    pub a: String,
+    /// Results folder (or fit folder) the variant was read from.
+    pub dir: PathBuf,
+    /// Exponent a of N_opt ~ C^a, with its interval.
+    pub a: Estimate,
     /// Its frontier.
     pub frontier: Vec<Prediction>,
     /// Both exponents in (0, 1).
@@ -39,6 +44,39 @@ pub struct Compare {
     pub variants: Vec<Variant>,
     refs: Vec<Reference>,
     notes: Vec<String>,
+}
+
+/// `compare.json`: the compute multipliers of a comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareSummary {
+    /// "a vs b (approach)".
+    pub title: String,
+    /// The approach whose frontiers are compared.
+    pub approach: Approach,
+    /// Name of the baseline (the first input).
+    pub baseline: String,
+    /// Budget at which the multipliers are measured (the baseline's largest run).
+    pub at_c: f64,
+    /// The baseline's frontier loss at `at_c`.
+    pub at_loss: f64,
+    /// Every variant, baseline first.
+    pub variants: Vec<VariantSummary>,
+}
+
+/// One variant of `compare.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VariantSummary {
+    /// Name (folder or group).
+    pub name: String,
+    /// Folder it was read from.
+    pub dir: PathBuf,
+    /// Exponent a of N_opt ~ C^a, with its interval.
+    pub a: Estimate,
+    /// Both exponents in (0, 1).
+    pub plausible: bool,
+    /// Baseline compute over the variant's compute for the same loss (1 for the baseline; null
+    /// when the loss lies outside the variant's fitted frontier).
+    pub multiplier: Option<f64>,
 }
 
 /// Interpolates y at x on a curve sorted by x, in log x.
@@ -118,8 +156,9 @@ pub fn build(
             .flatten();
         variants.push(Variant {
             name: s.name.clone(),
+            dir: s.dir.clone(),
             approach,
-            a: short_interval(&r.a),
+            a: r.a,
             frontier: r.frontier.clone(),
             plausible: plausible(r),
             multiplier,
@@ -166,10 +205,33 @@ impl Compare {
                 (Some(m), _) => format!("{m:.3}x"),
                 (None, _) => "outside the fitted range".to_string(),
             };
-            let _ = writeln!(s, "| {} | {} | {m} |", v.name, v.a);
+            let _ = writeln!(s, "| {} | {} | {m} |", v.name, short_interval(&v.a));
         }
         let _ = writeln!(s, "\n![comparison](compare.png)");
         s
+    }
+
+    /// The comparison as data (`compare.json`): what the table says, for notebooks and scripts.
+    pub fn summary(&self) -> CompareSummary {
+        CompareSummary {
+            title: self.title.clone(),
+            approach: self.variants[0].approach,
+            baseline: self.variants[0].name.clone(),
+            at_c: self.at_c,
+            at_loss: self.at_loss,
+            variants: self
+                .variants
+                .iter()
+                .enumerate()
+                .map(|(i, v)| VariantSummary {
+                    name: v.name.clone(),
+                    dir: v.dir.clone(),
+                    a: v.a,
+                    plausible: v.plausible,
+                    multiplier: if i == 0 { Some(1.0) } else { v.multiplier },
+                })
+                .collect(),
+        }
     }
 
     fn series(&self) -> Vec<Series> {
@@ -224,7 +286,7 @@ impl Figure for Compare {
                 None => "; -".into(),
             };
             legend.add(
-                format!("{}: a = {}{m}", v.name, v.a),
+                format!("{}: a = {}{m}", v.name, short_interval(&v.a)),
                 Glyph::Line(Look::solid(s.color, 3)),
             );
         }
