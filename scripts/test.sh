@@ -3,7 +3,8 @@
 # features, which include the wgpu backend), so the GPU code path is built and tested on every run.
 # Without a GPU, the wgpu tests run on Mesa's lavapipe (software Vulkan on the CPU), installed here
 # when no Vulkan driver is; the Slurm tests run on a one-machine cluster this script starts
-# (scripts/slurm-local.sh; root or sudo) and stops again. LAB_SLURM=0 skips the cluster.
+# (scripts/slurm-local.sh; root or sudo) and stops again. LAB_SLURM=0 skips the cluster. Then the
+# notebooks run headless on miniature sweeps (scripts/notebooks.sh); LAB_NOTEBOOKS=0 skips them.
 #   scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,3 +27,6 @@ if [ "${LAB_SLURM:-1}" = 1 ]; then
   export LAB_SLURM=1
 fi
 cargo test --workspace --locked "$@"
+if [ "${LAB_NOTEBOOKS:-1}" = 1 ]; then
+  scripts/notebooks.sh
+fi
