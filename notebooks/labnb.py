@@ -7,6 +7,7 @@ emergence.json, compare.json, krajewski.json) and call the `lab` binary for anyt
 Environment:
     LAB_RESULTS  results root holding one folder per sweep (default: <repo>/results)
     LAB_BIN      the lab binary (default: `lab` on PATH, else <repo>/target/{release,debug}/lab)
+    LAB_SHARED   folder of published scaling tables (default: <repo>/../shared/data/public-scaling-runs)
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ def available(names: list[str]) -> list[Path]:
     if not found:
         raise FileNotFoundError(f"none of {names} has results under {results_root()}")
     return found
+
+
+def published(table: str) -> Path | None:
+    """A published scaling table of the shared data folder (LAB_SHARED, default
+    <repo>/../shared/data/public-scaling-runs), or None with a message when it is absent."""
+    root = Path(os.environ.get("LAB_SHARED", REPO.parent / "shared/data/public-scaling-runs"))
+    path = root / table
+    if not path.is_file():
+        print(f"skipped: {path} not found (set LAB_SHARED to the folder of published tables)")
+        return None
+    return path
 
 
 def lab_binary() -> str:
