@@ -211,11 +211,33 @@ def compare(
     return read_json(out / "compare.json")
 
 
+def multiplier_table(cmp: dict) -> pl.DataFrame:
+    """compare.json as a table: each variant's exponent a and compute multiplier (1 for the
+    baseline, null where the baseline's loss lies outside the variant's frontier)."""
+    return pl.DataFrame(
+        [
+            {
+                "variant": v["name"],
+                "a (N_opt ~ C^a)": interval(v["a"], 2),
+                "multiplier": v["multiplier"],
+                "exponents plausible": v["plausible"],
+            }
+            for v in cmp["variants"]
+        ],
+        schema={
+            "variant": pl.String,
+            "a (N_opt ~ C^a)": pl.String,
+            "multiplier": pl.Float64,
+            "exponents plausible": pl.Boolean,
+        },
+    )
+
+
 def multipliers_by_approach(baseline: Path, *variants: Path, out: Path) -> pl.DataFrame:
     """The compute multipliers of every approach fitted on all inputs (one `lab plot --compare
     --approach A` each, into <out>/<approach>/), as one table: how much the answer depends on the
     fitting approach. Approaches lab cannot compare are reported and left out."""
-    rows = []
+    tables = []
     for approach in ("1", "2", "3"):
         try:
             cmp = compare(
@@ -224,19 +246,16 @@ def multipliers_by_approach(baseline: Path, *variants: Path, out: Path) -> pl.Da
         except LabFailed as why:
             print(f"approach {approach}: {str(why).splitlines()[-1]}")
             continue
-        for v in cmp["variants"][1:]:
-            rows.append(
-                {
-                    "approach": cmp["approach"],
-                    "variant": v["name"],
-                    "a (N_opt ~ C^a)": interval(v["a"], 2),
-                    "multiplier": v["multiplier"],
-                    "at C": number(cmp["at_c"]),
-                }
-            )
-    schema = {"approach": pl.String, "variant": pl.String, "a (N_opt ~ C^a)": pl.String,
-              "multiplier": pl.Float64, "at C": pl.String}  # fmt: skip
-    return pl.DataFrame(rows, schema=schema)
+        tables.append(
+            multiplier_table(cmp)
+            .slice(1)
+            .with_columns(approach=pl.lit(cmp["approach"]), at_c=pl.lit(number(cmp["at_c"])))
+        )
+    if not tables:
+        return multiplier_table({"variants": []}).with_columns(
+            approach=pl.lit(None, pl.String), at_c=pl.lit(None, pl.String)
+        )
+    return pl.concat(tables).select("approach", pl.exclude("approach"))
 
 
 def report(fit_file: dict, approach: str) -> dict | None:

@@ -10,7 +10,7 @@ use common::{lab, lab_bin, text, write};
 use polars::prelude::*;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The cluster is shared: one test at a time.
@@ -23,6 +23,15 @@ fn cluster() -> bool {
     }
     eprintln!("no Slurm cluster (LAB_SLURM unset): scripts/test.sh starts one with scripts/slurm-local.sh");
     false
+}
+
+/// When the cluster tests run: the cluster (held for this test alone) and a fresh folder.
+fn on_cluster() -> Option<(MutexGuard<'static, ()>, tempfile::TempDir)> {
+    if !cluster() {
+        return None;
+    }
+    let held = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    Some((held, tempfile::tempdir().unwrap()))
 }
 
 /// A sweep of `n` tiny runs of `tokens` tokens each (different seeds).
@@ -83,12 +92,17 @@ fn runs_table(path: &Path) -> DataFrame {
         .unwrap()
 }
 
+/// Sweep `name`'s Slurm state file, slurm/array.json.
+fn array_state(dir: &Path, name: &str) -> serde_json::Value {
+    let path = dir.join(format!("res/{name}/slurm/array.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 fn array_job(dir: &Path, name: &str) -> String {
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.join(format!("res/{name}/slurm/array.json"))).unwrap(),
-    )
-    .unwrap();
-    state["job_id"].as_str().unwrap().to_string()
+    array_state(dir, name)["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn scripts(dir: &Path, name: &str) -> usize {
@@ -189,11 +203,9 @@ fn missing_sbatch_is_a_clear_error() {
 
 #[test]
 fn an_array_completes_and_matches_the_local_executor() {
-    if !cluster() {
+    let Some((_cluster, dir)) = on_cluster() else {
         return;
-    }
-    let _g = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
+    };
     let cfg = write(
         dir.path(),
         "smoke.yaml",
@@ -248,11 +260,9 @@ fn an_array_completes_and_matches_the_local_executor() {
 
 #[test]
 fn a_cancelled_task_is_reported_and_reruns_on_resubmit() {
-    if !cluster() {
+    let Some((_cluster, dir)) = on_cluster() else {
         return;
-    }
-    let _g = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
+    };
     let cfg = sweep(dir.path(), "cancel", 600_000, 2);
     let child = spawn_slurm_sweep(dir.path(), &cfg);
     let job = submitted(dir.path(), "cancel");
@@ -293,20 +303,15 @@ fn a_cancelled_task_is_reported_and_reruns_on_resubmit() {
         .map(|v| v.unwrap_or("null"))
         .collect();
     assert_eq!(status, ["done", "done"]);
-    let second: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("res/cancel/slurm/array.json")).unwrap(),
-    )
-    .unwrap();
+    let second = array_state(dir.path(), "cancel");
     assert_eq!(second["runs"].as_array().unwrap().len(), 1, "{second}");
 }
 
 #[test]
 fn a_killed_lab_reattaches_without_resubmitting() {
-    if !cluster() {
+    let Some((_cluster, dir)) = on_cluster() else {
         return;
-    }
-    let _g = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
+    };
     let cfg = sweep(dir.path(), "attach", 200_000, 3);
     let mut child = spawn_slurm_sweep(dir.path(), &cfg);
     let job = submitted(dir.path(), "attach");
@@ -331,11 +336,9 @@ fn a_killed_lab_reattaches_without_resubmitting() {
 
 #[test]
 fn a_rejected_submission_names_slurms_reason() {
-    if !cluster() {
+    let Some((_cluster, dir)) = on_cluster() else {
         return;
-    }
-    let _g = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tempfile::tempdir().unwrap();
+    };
     let cfg = sweep(dir.path(), "reject", 4096, 2);
     let out = slurm_sweep(dir.path(), &cfg, &["--partition", "no-such-partition"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -13,21 +13,25 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// One variant's fitted frontier.
+/// One variant's fitted frontier (serialised into `compare.json` without the frontier).
+#[derive(Debug, Clone, Serialize)]
 pub struct Variant {
     /// Name (folder or group).
     pub name: String,
     /// The approach compared.
+    #[serde(skip)]
     pub approach: Approach,
     /// Results folder (or fit folder) the variant was read from.
     pub dir: PathBuf,
     /// Exponent a of N_opt ~ C^a, with its interval.
     pub a: Estimate,
     /// Its frontier.
+    #[serde(skip)]
     pub frontier: Vec<Prediction>,
     /// Both exponents in (0, 1).
     pub plausible: bool,
-    /// Compute multiplier against the first variant (None for the first, or outside the range).
+    /// Baseline compute over the variant's compute for the same loss: 1 for the baseline, None
+    /// when the loss lies outside the variant's fitted frontier.
     pub multiplier: Option<f64>,
 }
 
@@ -47,36 +51,20 @@ pub struct Compare {
 }
 
 /// `compare.json`: the compute multipliers of a comparison.
-#[derive(Debug, Clone, Serialize)]
-pub struct CompareSummary {
+#[derive(Debug, Serialize)]
+pub struct CompareSummary<'a> {
     /// "a vs b (approach)".
-    pub title: String,
+    pub title: &'a str,
     /// The approach whose frontiers are compared.
     pub approach: Approach,
     /// Name of the baseline (the first input).
-    pub baseline: String,
+    pub baseline: &'a str,
     /// Budget at which the multipliers are measured (the baseline's largest run).
     pub at_c: f64,
     /// The baseline's frontier loss at `at_c`.
     pub at_loss: f64,
     /// Every variant, baseline first.
-    pub variants: Vec<VariantSummary>,
-}
-
-/// One variant of `compare.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct VariantSummary {
-    /// Name (folder or group).
-    pub name: String,
-    /// Folder it was read from.
-    pub dir: PathBuf,
-    /// Exponent a of N_opt ~ C^a, with its interval.
-    pub a: Estimate,
-    /// Both exponents in (0, 1).
-    pub plausible: bool,
-    /// Baseline compute over the variant's compute for the same loss (1 for the baseline; null
-    /// when the loss lies outside the variant's fitted frontier).
-    pub multiplier: Option<f64>,
+    pub variants: &'a [Variant],
 }
 
 /// Interpolates y at x on a curve sorted by x, in log x.
@@ -151,9 +139,11 @@ pub fn build(
     let mut variants = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         let r = s.report(approach)?;
-        let multiplier = (i > 0)
-            .then(|| compute_for_loss(&r.frontier, at_loss).map(|c| at_c / c))
-            .flatten();
+        let multiplier = if i == 0 {
+            Some(1.0)
+        } else {
+            compute_for_loss(&r.frontier, at_loss).map(|c| at_c / c)
+        };
         variants.push(Variant {
             name: s.name.clone(),
             dir: s.dir.clone(),
@@ -212,25 +202,14 @@ impl Compare {
     }
 
     /// The comparison as data (`compare.json`): what the table says, for notebooks and scripts.
-    pub fn summary(&self) -> CompareSummary {
+    pub fn summary(&self) -> CompareSummary<'_> {
         CompareSummary {
-            title: self.title.clone(),
+            title: &self.title,
             approach: self.variants[0].approach,
-            baseline: self.variants[0].name.clone(),
+            baseline: &self.variants[0].name,
             at_c: self.at_c,
             at_loss: self.at_loss,
-            variants: self
-                .variants
-                .iter()
-                .enumerate()
-                .map(|(i, v)| VariantSummary {
-                    name: v.name.clone(),
-                    dir: v.dir.clone(),
-                    a: v.a,
-                    plausible: v.plausible,
-                    multiplier: if i == 0 { Some(1.0) } else { v.multiplier },
-                })
-                .collect(),
+            variants: &self.variants,
         }
     }
 
@@ -280,10 +259,10 @@ impl Figure for Compare {
         let mut legend = Legend::default();
         legend.add("variant: a; multiplier", Glyph::Heading);
         for (v, s) in self.variants.iter().zip(&series) {
-            let m = match v.multiplier {
-                Some(m) => format!("; {m:.2}x"),
-                None if std::ptr::eq(v, &self.variants[0]) => "; baseline".into(),
-                None => "; -".into(),
+            let m = match (v.multiplier, std::ptr::eq(v, &self.variants[0])) {
+                (_, true) => "; baseline".into(),
+                (Some(m), _) => format!("; {m:.2}x"),
+                (None, _) => "; -".into(),
             };
             legend.add(
                 format!("{}: a = {}{m}", v.name, short_interval(&v.a)),
