@@ -4,6 +4,7 @@
 use crate::allocation::{Allocation, ComputeOptimal};
 use crate::data::{validate, Obs};
 use crate::error::{FitError, FitResult};
+use crate::floor::FloorPowerLaw;
 use crate::regression::PowerLaw;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,13 +14,23 @@ use std::collections::BTreeMap;
 pub struct Approach1Settings {
     /// Number of log-spaced compute values at which the envelope is read (Chinchilla used 1,500).
     pub grid_points: usize,
+    /// The loss frontier's floor E: held at this value, or fitted when `None`.
+    #[serde(default)]
+    pub fixed_e: Option<f64>,
 }
 
 impl Default for Approach1Settings {
     fn default() -> Self {
-        Approach1Settings { grid_points: 1500 }
+        Approach1Settings {
+            grid_points: 1500,
+            fixed_e: None,
+        }
     }
 }
+
+/// Envelope points the loss frontier is fitted through (evenly spaced in log C; the full envelope's
+/// 1,500 points would only slow the bootstrap, not inform the three parameters more).
+const LOSS_LAW_POINTS: usize = 60;
 
 /// One point of the envelope: at compute `c`, run `run` (of `n` parameters, at `d` tokens) is best.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -45,8 +56,8 @@ pub struct Approach1Fit {
     pub n_law: PowerLaw,
     /// D_opt = k' C^b.
     pub d_law: PowerLaw,
-    /// Envelope loss = k'' C^g.
-    pub loss_law: PowerLaw,
+    /// Envelope loss = E + k'' C^-g.
+    pub loss_law: FloorPowerLaw,
     /// Number of distinct runs that appear on the (uncensored) envelope.
     pub runs_on_envelope: usize,
     /// Envelope points dropped because the smallest or largest model won there.
@@ -74,7 +85,8 @@ impl ComputeOptimal for Approach1Fit {
             ("k_n", self.n_law.coefficient),
             ("b", self.d_law.exponent),
             ("k_d", self.d_law.coefficient),
-            ("loss_exponent", self.loss_law.exponent),
+            ("loss_floor", self.loss_law.floor),
+            ("loss_exponent", -self.loss_law.exponent),
             ("loss_coefficient", self.loss_law.coefficient),
         ]
     }
@@ -180,10 +192,14 @@ pub fn fit(points: &[Obs], settings: &Approach1Settings) -> FitResult<Approach1F
         let ys: Vec<f64> = env.iter().map(f).collect();
         PowerLaw::fit(&cs, &ys).ok_or(FitError::NoConvergence("approach 1"))
     };
+    let stride = env.len().div_ceil(LOSS_LAW_POINTS).max(1);
+    let (lc, ll): (Vec<f64>, Vec<f64>) = env.iter().step_by(stride).map(|e| (e.c, e.loss)).unzip();
+    let loss_law = FloorPowerLaw::fit(&lc, &ll, settings.fixed_e)
+        .map_err(|why| FitError::NotFittable(format!("approach 1: loss frontier: {why}")))?;
     Ok(Approach1Fit {
         n_law: law(|e| e.n)?,
         d_law: law(|e| e.d)?,
-        loss_law: law(|e| e.loss)?,
+        loss_law,
         runs_on_envelope: runs.len(),
         censored,
         envelope: env,

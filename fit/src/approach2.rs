@@ -4,6 +4,7 @@
 use crate::allocation::{Allocation, ComputeOptimal};
 use crate::data::{budget_compute, distinct_sizes, group_budgets, validate, Obs};
 use crate::error::{FitError, FitResult};
+use crate::floor::FloorPowerLaw;
 use crate::regression::{Line, Parabola, PowerLaw};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,10 @@ pub struct Approach2Settings {
     /// Fit each parabola only to sizes within this many decades of the lowest-loss size (a parabola
     /// describes a profile only near its minimum); `None` uses every size.
     pub window_decades: Option<f64>,
+    /// The loss frontier's floor E: held at this value, or fitted when `None` (which needs four
+    /// usable budgets; with fewer, E is held at 0 with a warning).
+    #[serde(default)]
+    pub fixed_e: Option<f64>,
 }
 
 impl Default for Approach2Settings {
@@ -26,6 +31,7 @@ impl Default for Approach2Settings {
             budget_ratio: 1.25,
             drop_unbracketed: true,
             window_decades: Some(0.5),
+            fixed_e: None,
         }
     }
 }
@@ -60,8 +66,8 @@ pub struct Approach2Fit {
     pub n_law: PowerLaw,
     /// D_opt = k' C^b.
     pub d_law: PowerLaw,
-    /// L_opt = k'' C^g (a pure power law through the profile minima).
-    pub loss_law: PowerLaw,
+    /// L_opt = E + k'' C^-g through the profile minima.
+    pub loss_law: FloorPowerLaw,
     /// Things the user should know (skipped budgets, unbracketed minima).
     pub warnings: Vec<String>,
 }
@@ -87,7 +93,8 @@ impl ComputeOptimal for Approach2Fit {
             ("k_n", self.n_law.coefficient),
             ("b", self.d_law.exponent),
             ("k_d", self.d_law.coefficient),
-            ("loss_exponent", self.loss_law.exponent),
+            ("loss_floor", self.loss_law.floor),
+            ("loss_exponent", -self.loss_law.exponent),
             ("loss_coefficient", self.loss_law.coefficient),
         ]
     }
@@ -199,10 +206,24 @@ pub fn fit(points: &[Obs], settings: &Approach2Settings) -> FitResult<Approach2F
             "budgets do not span a range of compute".into(),
         ))
     };
+    let lo: Vec<f64> = profiles.iter().map(|p| p.loss_opt).collect();
+    let floor = match settings.fixed_e {
+        None if profiles.len() < 4 => {
+            warnings.push(format!(
+                "loss frontier: {} budgets cannot fit its floor E (needs 4); E held at 0, so the \
+                 predicted losses are too low far beyond the data (hold E with --fix-e)",
+                profiles.len()
+            ));
+            Some(0.0)
+        }
+        e => e,
+    };
+    let loss_law = FloorPowerLaw::fit(&cs, &lo, floor)
+        .map_err(|why| FitError::NotFittable(format!("approach 2: loss frontier: {why}")))?;
     Ok(Approach2Fit {
         n_law: law(|p| p.n_opt)?,
         d_law: law(|p| p.d_opt)?,
-        loss_law: law(|p| p.loss_opt)?,
+        loss_law,
         profiles,
         warnings,
     })
@@ -248,6 +269,38 @@ mod tests {
         let ratio = f.allocation(c).n_opt / law.allocation(c).n_opt;
         assert!((ratio - 1.0).abs() < 0.05, "ratio {ratio}");
         assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+    }
+
+    #[test]
+    fn loss_frontier_keeps_to_the_floor_far_beyond_the_data() {
+        let law = ChinchillaLaw::hoffmann2022();
+        let pts = isoflop_table(&law, &[1e18, 1e19, 1e20, 1e21], 9);
+        for fixed_e in [Some(law.e), None] {
+            let s = Approach2Settings {
+                fixed_e,
+                ..Approach2Settings::default()
+            };
+            let f = fit(&pts, &s).unwrap();
+            // At 1e26 FLOPs, 10^5 beyond the data, the true optimal loss is 1.82 (E = 1.69); a pure
+            // power law through the four minima predicts 1.56, below the floor.
+            let (pred, truth) = (f.allocation(1e26).loss, law.allocation(1e26).loss);
+            assert!(
+                pred > law.e - 0.02,
+                "{fixed_e:?}: {pred} below E = {}",
+                law.e
+            );
+            assert!(
+                (pred / truth - 1.0).abs() < 0.03,
+                "{fixed_e:?}: {pred} vs {truth}"
+            );
+            assert!(f.allocation(1e40).loss >= f.loss_law.floor);
+        }
+        let pure = crate::regression::PowerLaw::fit(
+            &[1e18, 1e19, 1e20, 1e21],
+            &[1e18, 1e19, 1e20, 1e21].map(|c| law.allocation(c).loss),
+        )
+        .unwrap();
+        assert!(pure.at(1e26) < law.e, "{}", pure.at(1e26));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use crate::allocation::{Allocation, ComputeOptimal};
 use crate::data::{pareto_frontier, validate, Obs};
 use crate::error::{FitError, FitResult};
+use crate::floor::FloorPowerLaw;
 use crate::optimize::{grid, minimize_all, LbfgsSettings, Objective};
 use crate::regression::Line;
 use serde::{Deserialize, Serialize};
@@ -187,8 +188,11 @@ pub struct KaplanFit {
     pub l_of_d: KaplanPower,
     /// The joint law.
     pub joint: KaplanJoint,
-    /// L(C_min) through the (C, loss) Pareto frontier.
+    /// L(C_min) through the (C, loss) Pareto frontier, Kaplan's pure power law: its alpha_C gives
+    /// the allocation exponent alpha_C / alpha_N.
     pub l_of_c: KaplanPower,
+    /// L(C_min) = E + k C^-g through the same frontier: the predicted loss, which cannot fall below E.
+    pub l_of_c_floor: FloorPowerLaw,
     /// Number of frontier points used for L(C_min).
     pub frontier_points: usize,
 }
@@ -204,7 +208,7 @@ impl ComputeOptimal for KaplanFit {
     fn approach(&self) -> &'static str {
         "kaplan"
     }
-    /// N_opt = N_c (C/C_c)^(alpha_C/alpha_N), D_opt = C/(6 N_opt), loss = (C_c/C)^alpha_C.
+    /// N_opt = N_c (C/C_c)^(alpha_C/alpha_N), D_opt = C/(6 N_opt), loss = E + k C^-g.
     fn allocation(&self, c: f64) -> Allocation {
         let n_opt =
             self.l_of_n.scale * (c / self.l_of_c.scale).powf(self.l_of_c.alpha / self.l_of_n.alpha);
@@ -212,7 +216,7 @@ impl ComputeOptimal for KaplanFit {
             c,
             n_opt,
             d_opt: c / (6.0 * n_opt),
-            loss: self.l_of_c.at(c),
+            loss: self.l_of_c_floor.at(c),
         }
     }
     fn exponents(&self) -> (f64, f64) {
@@ -227,6 +231,9 @@ impl ComputeOptimal for KaplanFit {
             ("alpha_D", self.l_of_d.alpha),
             ("C_c", self.l_of_c.scale),
             ("alpha_C", self.l_of_c.alpha),
+            ("loss_floor", self.l_of_c_floor.floor),
+            ("loss_exponent", -self.l_of_c_floor.exponent),
+            ("loss_coefficient", self.l_of_c_floor.coefficient),
             ("joint_N_c", self.joint.n_c),
             ("joint_alpha_N", self.joint.alpha_n),
             ("joint_D_c", self.joint.d_c),
@@ -276,14 +283,19 @@ pub fn best_per(points: &[Obs], key: fn(&Obs) -> f64) -> (Vec<f64>, Vec<f64>) {
     best.values().copied().unzip()
 }
 
-/// Fits every Kaplan law on a table.
-pub fn fit(points: &[Obs]) -> FitResult<KaplanFit> {
-    fit_from(points, &joint_grid())
+/// Fits every Kaplan law on a table; `fixed_e` holds the floor of the loss frontier (fitted when
+/// `None` and the frontier has 4 points, else held at 0).
+pub fn fit(points: &[Obs], fixed_e: Option<f64>) -> FitResult<KaplanFit> {
+    fit_from(points, &joint_grid(), fixed_e)
 }
 
 /// Fits every Kaplan law, starting the joint fit from `joint_starts` (bootstrap refits start from the
 /// full-data optimum).
-pub fn fit_from(points: &[Obs], joint_starts: &[Vec<f64>]) -> FitResult<KaplanFit> {
+pub fn fit_from(
+    points: &[Obs],
+    joint_starts: &[Vec<f64>],
+    fixed_e: Option<f64>,
+) -> FitResult<KaplanFit> {
     validate(points, "Kaplan", 4)?;
     let power = |what: &str, x: &[f64], l: &[f64]| {
         KaplanPower::fit(x, l).ok_or_else(|| {
@@ -302,12 +314,16 @@ pub fn fit_from(points: &[Obs], joint_starts: &[Vec<f64>]) -> FitResult<KaplanFi
     let cs: Vec<f64> = frontier.iter().map(|p| p.c).collect();
     let lc: Vec<f64> = frontier.iter().map(|p| p.loss).collect();
     let l_of_c = power("L(C_min)", &cs, &lc)?;
+    let floor = fixed_e.or((cs.len() < 4).then_some(0.0));
+    let l_of_c_floor = FloorPowerLaw::fit(&cs, &lc, floor)
+        .map_err(|why| FitError::NotFittable(format!("Kaplan L(C_min) with a floor: {why}")))?;
     let joint = fit_joint_from(points, joint_starts)?;
     Ok(KaplanFit {
         l_of_n,
         l_of_d,
         joint,
         l_of_c,
+        l_of_c_floor,
         frontier_points: frontier.len(),
     })
 }
@@ -372,7 +388,7 @@ mod tests {
             (j.n_c / 1e9 - 1.0).abs() < 1e-2 && (j.d_c / 5e10 - 1.0).abs() < 1e-2,
             "{j:?}"
         );
-        let f = fit(&pts).unwrap();
+        let f = fit(&pts, None).unwrap();
         assert!(f.l_of_n.alpha > 0.0 && f.l_of_c.alpha > 0.0);
     }
 }

@@ -16,6 +16,7 @@ pub mod data;
 pub mod emergence;
 pub mod error;
 pub mod extrapolate;
+pub mod floor;
 pub mod kaplan;
 pub mod krajewski;
 pub mod optimize;

@@ -81,6 +81,16 @@ pub struct FitOptions {
     pub approach3_bootstrap_starts: usize,
 }
 
+impl FitOptions {
+    /// Holds the irreducible loss E at `e` (or fits it, with `None`) in every law that has one:
+    /// approach 3's E and the loss frontiers of approaches 1 and 2 and of Kaplan's L(C_min).
+    pub fn hold_e(&mut self, e: Option<f64>) {
+        self.approach1.fixed_e = e;
+        self.approach2.fixed_e = e;
+        self.approach3.fixed_e = e;
+    }
+}
+
 impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
@@ -368,7 +378,8 @@ pub fn fit_approach(
             r
         }
         Approach::Kaplan => {
-            let law = kaplan::fit(finals)?;
+            let fixed_e = options.approach3.fixed_e;
+            let law = kaplan::fit(finals, fixed_e)?;
             let starts = vec![
                 law.joint.theta(),
                 vec![20.0, 0.1, 20.0, 0.1],
@@ -381,7 +392,7 @@ pub fn fit_approach(
                 Resample::Points,
                 finals,
                 options,
-                |p| kaplan::fit_from(p, &starts).ok(),
+                |p| kaplan::fit_from(p, &starts, fixed_e).ok(),
             );
             r.details = serde_json::json!({
                 "C_c_pf_days": law.c_c_pf_days(),
@@ -420,7 +431,7 @@ pub fn fit_law(
         }
         Approach::Approach2 => Box::new(approach2::fit(input.finals, &options.approach2)?),
         Approach::Approach3 => Box::new(approach3::fit(input.finals, &options.approach3)?.law),
-        Approach::Kaplan => Box::new(kaplan::fit(input.finals)?),
+        Approach::Kaplan => Box::new(kaplan::fit(input.finals, options.approach3.fixed_e)?),
     })
 }
 

@@ -73,7 +73,9 @@ pub struct FitArgs {
     /// Approach-3 start grid: "published" (4,500 starts) or "small" (32 starts).
     #[arg(long, default_value = "published")]
     pub grid: String,
-    /// Approach 3: hold E at this value, or at the corpus's entropy rate recorded by lab ("floor").
+    /// Hold the irreducible loss E at this value, or at the corpus's entropy rate recorded by lab
+    /// ("floor"): approach 3's E and the floors of the loss frontiers (approaches 1, 2, Kaplan L(C)).
+    /// Without it E is fitted.
     #[arg(long)]
     pub fix_e: Option<String>,
     /// Huber delta of approach 3.
@@ -322,7 +324,7 @@ fn fit_one(
     };
     options.approach3.grid = grid;
     options.approach3.huber_delta = a.huber_delta;
-    options.approach3.fixed_e = fixed_e(a, || Ok(data.entropy_floor))?;
+    options.hold_e(fixed_e(a, || Ok(data.entropy_floor))?);
     options.approach2.budget_ratio = a.budget_ratio;
     options.approach2.window_decades = (a.window > 0.0).then_some(a.window);
     let file = run_fits(&data, approaches, &options)?;
