@@ -2,6 +2,7 @@
 //! Huber loss of log L in log-sum-exp form with L-BFGS from the best of a grid of starts.
 
 use crate::allocation::{Allocation, ComputeOptimal};
+use crate::cost::CostModel;
 use crate::data::{validate, Obs};
 use crate::error::{FitError, FitResult};
 use crate::optimize::{grid, linspace, minimize_all, LbfgsSettings, Minimum, Objective};
@@ -92,6 +93,67 @@ impl ComputeOptimal for ChinchillaLaw {
 
     fn predict_loss(&self, n: f64, d: f64) -> Option<f64> {
         Some(self.loss(n, d))
+    }
+}
+
+/// A fitted law of L(N, D) with the data's compute per token, c(N) = kappa N^rho: the allocation
+/// minimises L(N, C / c(N)) over N, so that N_opt(C) is read against the same C as approaches 1 and 2.
+/// With C = 6 N D (kappa 6, rho 1) it is [`ChinchillaLaw`]'s closed form.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Approach3Law {
+    /// L(N, D).
+    pub law: ChinchillaLaw,
+    /// FLOPs per token against N.
+    pub cost: CostModel,
+}
+
+impl Approach3Law {
+    /// The law with the cost model of `points`.
+    pub fn new(law: ChinchillaLaw, points: &[Obs]) -> Self {
+        Approach3Law {
+            law,
+            cost: CostModel::fit(points),
+        }
+    }
+}
+
+impl ComputeOptimal for Approach3Law {
+    fn approach(&self) -> &'static str {
+        "approach3"
+    }
+
+    /// Setting dL/dN = 0 with D = C / (kappa N^rho):
+    /// N_opt = (alpha A / (rho beta B kappa^beta))^(1/(alpha + rho beta)) C^(beta/(alpha + rho beta)).
+    fn allocation(&self, c: f64) -> Allocation {
+        let l = &self.law;
+        let (kappa, rho) = (self.cost.kappa, self.cost.rho);
+        let s = l.alpha + rho * l.beta;
+        let n_opt = (l.alpha * l.a / (rho * l.beta * l.b * kappa.powf(l.beta))).powf(1.0 / s)
+            * c.powf(l.beta / s);
+        let d_opt = c / self.cost.per_token(n_opt);
+        Allocation {
+            c,
+            n_opt,
+            d_opt,
+            loss: l.loss(n_opt, d_opt),
+        }
+    }
+
+    fn exponents(&self) -> (f64, f64) {
+        let l = &self.law;
+        let a = l.beta / (l.alpha + self.cost.rho * l.beta);
+        (a, 1.0 - self.cost.rho * a)
+    }
+
+    fn parameters(&self) -> Vec<(&'static str, f64)> {
+        let mut p = self.law.parameters();
+        p.push(("cost_kappa", self.cost.kappa));
+        p.push(("cost_rho", self.cost.rho));
+        p
+    }
+
+    fn predict_loss(&self, n: f64, d: f64) -> Option<f64> {
+        Some(self.law.loss(n, d))
     }
 }
 
@@ -328,6 +390,42 @@ mod tests {
             n_hand
         );
         assert!((al.n_opt * al.d_opt * 6.0 / 5.76e23 - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_cost_model_allocation_minimises_the_law_at_fixed_exact_compute() {
+        let law = ChinchillaLaw::hoffmann2022();
+        // Six N D: the closed form, exactly.
+        let six = Approach3Law {
+            law,
+            cost: CostModel::six_nd(),
+        };
+        let (a, b) = (six.allocation(1e21), law.allocation(1e21));
+        assert!((a.n_opt / b.n_opt - 1.0).abs() < 1e-12 && (a.d_opt / b.d_opt - 1.0).abs() < 1e-12);
+        assert_eq!(six.exponents(), law.exponents());
+        // c(N) = 9 N^0.85: the allocation spends C exactly and no nearby N does better.
+        let bent = Approach3Law {
+            law,
+            cost: CostModel {
+                kappa: 9.0,
+                rho: 0.85,
+                max_abs_log_error: 0.0,
+            },
+        };
+        let c = 3e20;
+        let al = bent.allocation(c);
+        assert!((al.d_opt * 9.0 * al.n_opt.powf(0.85) / c - 1.0).abs() < 1e-12);
+        let at = |n: f64| law.loss(n, c / (9.0 * n.powf(0.85)));
+        for f in [0.9, 0.99, 1.01, 1.1] {
+            assert!(at(al.n_opt * f) > at(al.n_opt), "factor {f}");
+        }
+        // Hand value of the exponent: beta / (alpha + rho beta).
+        let (ea, eb) = bent.exponents();
+        assert!((ea - 0.2849083 / (0.33917084 + 0.85 * 0.2849083)).abs() < 1e-12);
+        assert!((eb - (1.0 - 0.85 * ea)).abs() < 1e-12);
+        // And it is the local slope of N_opt(C).
+        let slope = (bent.allocation(c * 1.01).n_opt / al.n_opt).ln() / 1.01f64.ln();
+        assert!((slope - ea).abs() < 1e-9);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::allocation::ComputeOptimal;
 use crate::approach1::{self, Approach1Settings};
 use crate::approach2::{self, Approach2Settings};
-use crate::approach3::{self, Approach3Settings};
+use crate::approach3::{self, Approach3Law, Approach3Settings};
 use crate::bootstrap::{self, Estimate, Resample};
 use crate::data::Obs;
 use crate::error::{FitError, FitResult};
@@ -350,9 +350,10 @@ pub fn fit_approach(
             );
             let delta = options.approach3.huber_delta;
             let fixed_e = options.approach3.fixed_e;
+            let law = Approach3Law::new(fit.law, finals);
             let mut r = with_intervals(
                 approach,
-                &fit.law,
+                &law,
                 finals,
                 Resample::Points,
                 finals,
@@ -360,7 +361,7 @@ pub fn fit_approach(
                 |p| {
                     approach3::fit_from_starts(p, delta, fixed_e, &starts)
                         .ok()
-                        .map(|f| f.law)
+                        .map(|f| Approach3Law::new(f.law, p))
                 },
             );
             if !fit.converged {
@@ -374,7 +375,17 @@ pub fn fit_approach(
                 "huber_delta": delta,
                 "fixed_e": fixed_e,
                 "converged": fit.converged,
+                "cost_model": law.cost,
             });
+            if law.cost.max_abs_log_error > 0.05 {
+                r.warnings.push(format!(
+                    "approach 3: compute per token is not a power law of N here (c(N) = {:.3} N^{:.3} \
+                     misses a point's C by up to {:.0}%), so N_opt(C) is approximate",
+                    law.cost.kappa,
+                    law.cost.rho,
+                    100.0 * law.cost.max_abs_log_error.exp_m1()
+                ));
+            }
             r
         }
         Approach::Kaplan => {
@@ -430,7 +441,10 @@ pub fn fit_law(
             Box::new(approach1::fit(curves, &options.approach1)?)
         }
         Approach::Approach2 => Box::new(approach2::fit(input.finals, &options.approach2)?),
-        Approach::Approach3 => Box::new(approach3::fit(input.finals, &options.approach3)?.law),
+        Approach::Approach3 => Box::new(Approach3Law::new(
+            approach3::fit(input.finals, &options.approach3)?.law,
+            input.finals,
+        )),
         Approach::Kaplan => Box::new(kaplan::fit(input.finals, options.approach3.fixed_e)?),
     })
 }

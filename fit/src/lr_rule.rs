@@ -1,0 +1,319 @@
+//! Learning-rate calibration: the best learning rate of each model size from a short LR sweep, and a
+//! power-law rule lr*(N) = c (N / N0)^p through them (what `lab tune` fits and a sweep's `rules` use).
+//!
+//! Each size's optimum is the vertex of a parabola in ln(lr) through the best grid point and its two
+//! neighbours (losses near an optimum are close to quadratic in ln lr); an optimum at the edge of
+//! the grid is reported as such and left out of the rule, since the grid does not bracket it.
+
+use crate::regression::{Line, Parabola};
+use serde::{Deserialize, Serialize};
+
+/// One size's LR sweep: final losses at each learning rate (None: diverged or failed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LrScan {
+    /// What the size is called in tables ("model.n_layer=2 model.d_model=32 ...").
+    pub label: String,
+    /// Parameter count the rule is a function of.
+    pub n: f64,
+    /// (learning rate, final loss) pairs.
+    pub points: Vec<(f64, Option<f64>)>,
+}
+
+/// Where a size's best learning rate lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimumKind {
+    /// Vertex of the parabola through the best point and its neighbours.
+    Bracketed,
+    /// The smallest learning rate of the grid was best: the optimum may be lower.
+    BelowGrid,
+    /// The largest learning rate of the grid was best: the optimum may be higher.
+    AboveGrid,
+    /// Fewer than two finite losses.
+    Undetermined,
+}
+
+/// A size's best learning rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LrOptimum {
+    /// The size's label.
+    pub label: String,
+    /// Its parameter count.
+    pub n: f64,
+    /// Best learning rate (the vertex when bracketed, else the best grid point).
+    pub lr: f64,
+    /// Loss there (the parabola's value when bracketed, else the best observed).
+    pub loss: f64,
+    /// How it was found.
+    pub kind: OptimumKind,
+    /// Loss at the grid point nearest the rule's prediction minus the best loss: what following the
+    /// rule costs this size (filled in by [`calibrate`]).
+    pub rule_regret: Option<f64>,
+}
+
+/// lr*(N) = coefficient (N / n0)^exponent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LrRule {
+    /// Learning rate at N = n0.
+    pub coefficient: f64,
+    /// Reference size (the geometric mean of the sizes, rounded to two significant digits).
+    pub n0: f64,
+    /// Exponent p.
+    pub exponent: f64,
+    /// Standard error of the exponent (None with two sizes).
+    pub exponent_se: Option<f64>,
+    /// Sizes the rule was fitted through.
+    pub sizes: usize,
+}
+
+impl LrRule {
+    /// The rule's learning rate at `n`.
+    pub fn at(&self, n: f64) -> f64 {
+        self.coefficient * (n / self.n0).powf(self.exponent)
+    }
+
+    /// The rule as a sweep `rules` expression in N.
+    pub fn expression(&self) -> String {
+        format!(
+            "{} * math::pow(N / {}, {:.3})",
+            sig3(self.coefficient),
+            sig3(self.n0),
+            self.exponent
+        )
+    }
+}
+
+/// A number with three significant digits, in the notation a sweep expression accepts.
+fn sig3(v: f64) -> String {
+    format!("{v:.2e}")
+}
+
+/// The calibration: every size's optimum and the rule through the bracketed ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LrCalibration {
+    /// Per size, in input order.
+    pub optima: Vec<LrOptimum>,
+    /// The rule, when at least two sizes have a bracketed optimum.
+    pub rule: Option<LrRule>,
+}
+
+/// The best learning rate of one scan. A diverged or failed point counts as worse than any finite
+/// one: the best finite point next to it is bracketed, at the grid point itself (no parabola
+/// through an infinite loss).
+pub fn optimum(scan: &LrScan) -> LrOptimum {
+    let mut pts: Vec<(f64, Option<f64>)> = scan
+        .points
+        .iter()
+        .filter(|(lr, _)| *lr > 0.0)
+        .map(|&(lr, l)| (lr, l.filter(|v| v.is_finite())))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let result = |lr: f64, loss: f64, kind| LrOptimum {
+        label: scan.label.clone(),
+        n: scan.n,
+        lr,
+        loss,
+        kind,
+        rule_regret: None,
+    };
+    let finite: Vec<usize> = (0..pts.len()).filter(|&i| pts[i].1.is_some()).collect();
+    let loss = |i: usize| pts[i].1.unwrap_or(f64::INFINITY);
+    let Some(best) = finite
+        .iter()
+        .copied()
+        .min_by(|&a, &b| loss(a).total_cmp(&loss(b)))
+    else {
+        return result(f64::NAN, f64::NAN, OptimumKind::Undetermined);
+    };
+    let (lr, l) = (pts[best].0, loss(best));
+    if finite.len() < 2 {
+        return result(lr, l, OptimumKind::Undetermined);
+    }
+    if best == 0 {
+        return result(lr, l, OptimumKind::BelowGrid);
+    }
+    if best == pts.len() - 1 {
+        return result(lr, l, OptimumKind::AboveGrid);
+    }
+    let window = &pts[best - 1..=best + 1];
+    if window.iter().any(|p| p.1.is_none()) {
+        return result(lr, l, OptimumKind::Bracketed);
+    }
+    let x: Vec<f64> = window.iter().map(|p| p.0.ln()).collect();
+    let y: Vec<f64> = window
+        .iter()
+        .map(|p| p.1.unwrap_or(f64::INFINITY))
+        .collect();
+    match Parabola::fit(&x, &y) {
+        // The best point is lower than both neighbours, so the parabola opens upwards and its
+        // vertex lies between them.
+        Some(p) if p.coef[2] > 0.0 => {
+            let v = p.vertex().clamp(x[0], x[2]);
+            result(v.exp(), p.at(v), OptimumKind::Bracketed)
+        }
+        _ => result(lr, l, OptimumKind::Bracketed),
+    }
+}
+
+/// Every scan's optimum and the power-law rule through the bracketed optima (least squares in
+/// log-log space), with each size's regret under the rule.
+pub fn calibrate(scans: &[LrScan]) -> LrCalibration {
+    let mut optima: Vec<LrOptimum> = scans.iter().map(optimum).collect();
+    let used: Vec<&LrOptimum> = optima
+        .iter()
+        .filter(|o| o.kind == OptimumKind::Bracketed && o.n > 0.0)
+        .collect();
+    let x: Vec<f64> = used.iter().map(|o| o.n.ln()).collect();
+    let y: Vec<f64> = used.iter().map(|o| o.lr.ln()).collect();
+    let rule = Line::fit(&x, &y).map(|line| {
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        let n0 = round_sig(mean.exp(), 2);
+        let exponent_se = (x.len() > 2).then(|| {
+            let sse: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| (b - line.at(*a)).powi(2))
+                .sum();
+            let sxx: f64 = x.iter().map(|a| (a - mean).powi(2)).sum();
+            (sse / (x.len() - 2) as f64 / sxx).sqrt()
+        });
+        LrRule {
+            coefficient: line.at(n0.ln()).exp(),
+            n0,
+            exponent: line.slope,
+            exponent_se,
+            sizes: x.len(),
+        }
+    });
+    if let Some(rule) = &rule {
+        for (o, scan) in optima.iter_mut().zip(scans) {
+            let target = rule.at(scan.n).ln();
+            o.rule_regret = scan
+                .points
+                .iter()
+                .filter_map(|&(lr, l)| l.filter(|v| v.is_finite()).map(|v| (lr, v)))
+                .min_by(|a, b| {
+                    (a.0.ln() - target)
+                        .abs()
+                        .total_cmp(&(b.0.ln() - target).abs())
+                })
+                .map(|(_, l)| l - o.loss);
+        }
+    }
+    LrCalibration { optima, rule }
+}
+
+/// `v` rounded to `digits` significant digits.
+fn round_sig(v: f64, digits: i32) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let scale = 10f64.powi(digits - 1 - v.abs().log10().floor() as i32);
+    (v * scale).round() / scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A size whose loss is quadratic in ln lr with its minimum at `best`.
+    fn scan(n: f64, best: f64, grid: &[f64]) -> LrScan {
+        LrScan {
+            label: format!("n={n}"),
+            n,
+            points: grid
+                .iter()
+                .map(|&lr| (lr, Some(2.0 + 0.05 * (lr / best).ln().powi(2))))
+                .collect(),
+        }
+    }
+
+    const GRID: [f64; 5] = [0.001, 0.002, 0.004, 0.008, 0.016];
+
+    #[test]
+    fn a_quadratic_optimum_is_found_exactly() {
+        let o = optimum(&scan(1e4, 0.005, &GRID));
+        assert_eq!(o.kind, OptimumKind::Bracketed);
+        assert!((o.lr / 0.005 - 1.0).abs() < 1e-9, "{}", o.lr);
+        assert!((o.loss - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_optimum_off_the_grid_is_flagged_not_guessed() {
+        let below = optimum(&scan(1e4, 0.0002, &GRID));
+        assert_eq!(below.kind, OptimumKind::BelowGrid);
+        assert_eq!(below.lr, 0.001);
+        let above = optimum(&scan(1e4, 0.1, &GRID));
+        assert_eq!(above.kind, OptimumKind::AboveGrid);
+        assert_eq!(above.lr, 0.016);
+    }
+
+    #[test]
+    fn diverged_points_bound_the_optimum_from_above() {
+        // Best finite point 0.004 (true optimum 0.003); 0.008 and 0.016 diverged: the optimum is
+        // bracketed, at the grid point, since no parabola passes through a diverged run.
+        let mut s = scan(1e4, 0.003, &GRID);
+        s.points[4].1 = None;
+        s.points[3].1 = Some(f64::NAN);
+        let o = optimum(&s);
+        assert_eq!(o.kind, OptimumKind::Bracketed);
+        assert_eq!(o.lr, 0.004);
+        // A diverged point away from the optimum does not change the vertex.
+        let mut far = scan(1e4, 0.003, &GRID);
+        far.points[4].1 = None;
+        let o = optimum(&far);
+        assert_eq!(o.kind, OptimumKind::Bracketed);
+        assert!((o.lr / 0.003 - 1.0).abs() < 1e-9);
+        let mut dead = scan(1e4, 0.003, &GRID);
+        for p in &mut dead.points[1..] {
+            p.1 = None;
+        }
+        assert_eq!(optimum(&dead).kind, OptimumKind::Undetermined);
+    }
+
+    #[test]
+    fn the_rule_recovers_a_power_law_and_ignores_unbracketed_sizes() {
+        // lr* = 0.004 (N / 2e4)^-0.4 on four sizes, plus one size whose optimum is off the grid.
+        let truth = |n: f64| 0.004 * (n / 2e4f64).powf(-0.4);
+        let sizes = [5e3, 1e4, 4e4, 8e4];
+        let mut scans: Vec<LrScan> = sizes.iter().map(|&n| scan(n, truth(n), &GRID)).collect();
+        scans.push(scan(1e6, 1e-5, &GRID));
+        let cal = calibrate(&scans);
+        let rule = cal.rule.expect("rule");
+        assert_eq!(rule.sizes, 4);
+        assert!((rule.exponent + 0.4).abs() < 1e-9, "{}", rule.exponent);
+        assert!(rule.exponent_se.unwrap() < 1e-9);
+        // n0 is the geometric mean of the sizes, to two digits: (5e3 1e4 4e4 8e4)^(1/4) = 2e4.
+        assert_eq!(rule.n0, 2.0e4);
+        for n in sizes {
+            assert!((rule.at(n) / truth(n) - 1.0).abs() < 1e-9);
+        }
+        assert_eq!(cal.optima[4].kind, OptimumKind::BelowGrid);
+        // Regret: the grid point nearest the rule's lr, against the best loss.
+        let o = &cal.optima[0];
+        let nearest = GRID
+            .iter()
+            .min_by(|a, b| {
+                (a.ln() - truth(5e3).ln())
+                    .abs()
+                    .total_cmp(&(b.ln() - truth(5e3).ln()).abs())
+            })
+            .unwrap();
+        let expected = 0.05 * (nearest / truth(5e3)).ln().powi(2);
+        assert!((o.rule_regret.unwrap() - expected).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_expression_evaluates_to_the_rule() {
+        let rule = LrRule {
+            coefficient: 0.0123,
+            n0: 2.1e4,
+            exponent: -0.4321,
+            exponent_se: None,
+            sizes: 3,
+        };
+        assert_eq!(rule.expression(), "1.23e-2 * math::pow(N / 2.10e4, -0.432)");
+        assert_eq!(round_sig(23456.0, 2), 23000.0);
+        assert_eq!(round_sig(0.0012345, 2), 0.0012);
+    }
+}
