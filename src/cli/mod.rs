@@ -6,6 +6,7 @@ mod models_cmd;
 pub mod plot_cmd;
 mod sweep_cmd;
 mod train_cmd;
+mod tune_cmd;
 
 use crate::error::LabError;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -15,6 +16,7 @@ use std::io::IsTerminal;
 const EXAMPLES: &str = "Examples:
   lab sweep sweeps/chinchilla.yaml             train a grid, collect, fit (the main job; rerun to resume)
   lab plan sweeps/chinchilla.yaml              the runs a sweep expands to, with a time estimate
+  lab tune sweeps/chinchilla.yaml              calibrate the sweep's learning-rate rule on its shapes
   lab train sweeps/run-s.yaml                  train one run on the built-in synthetic corpus
   lab models sweeps/run-s.yaml                 parameter and FLOP accounting, no training
   lab fit ../shared/data/public-scaling-runs/chinchilla_epoch_svg_extracted.csv \\
@@ -37,6 +39,9 @@ struct Cli {
 enum Cmd {
     /// Train every run of a sweep YAML, collect the results and fit scaling laws.
     Sweep(sweep_cmd::SweepArgs),
+    /// Calibrate a sweep's learning-rate rule: each shape at a grid of learning rates, the best per
+    /// size, and the power law through them.
+    Tune(tune_cmd::TuneArgs),
     /// Show the runs a sweep expands to, with N, D, C and an estimated wall time.
     Plan(sweep_cmd::PlanArgs),
     /// Aggregate a sweep's runs into runs.parquet, curves.parquet and evals.parquet.
@@ -89,6 +94,7 @@ pub fn main() -> i32 {
     let result = match cli.cmd {
         Cmd::Sweep(a) => sweep_cmd::run_sweep(a),
         Cmd::Plan(a) => sweep_cmd::run_plan(a),
+        Cmd::Tune(a) => tune_cmd::run(a),
         Cmd::Collect(a) => collect_cmd::run_collect(a),
         Cmd::Runs(a) => collect_cmd::run_runs(a),
         Cmd::Train(a) => train_cmd::run(a),

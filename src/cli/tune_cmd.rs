@@ -1,0 +1,193 @@
+//! `lab tune`: calibrate a sweep's learning-rate rule on its own shapes and data.
+
+use crate::backend;
+use crate::error::{LabError, LabResult};
+use crate::fitreport::sci;
+use crate::results::write_atomic;
+use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions};
+use crate::sweep::spec::load;
+use crate::sweep::tune::{plan, scans, ShapeScan};
+use clap::Args;
+use fit::lr_rule::{calibrate, LrCalibration, OptimumKind};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Arguments of `lab tune`.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  lab tune sweeps/chinchilla.yaml                  5 learning rates (x1/4 .. x4 the sweep's) per shape
+  lab tune sweeps/chinchilla.yaml --factors 0.5,0.7,1,1.4,2 --jobs 2
+                                                   a finer grid once the rule is close
+
+Each shape of the sweep is trained at its median isoFLOP budget (other sweeps: every run) with the
+sweep's learning rate (after its rules) times each factor. The best rate of each shape is the vertex
+of a parabola in ln(lr) through the best point and its neighbours; a power law lr* = c (N / N0)^p is
+fitted through the shapes whose optimum the grid brackets, and printed as the line to put under the
+sweep's `rules:`. Results: results/<name>-tune/{runs/, tune.json, tune.md}; rerun to resume.")]
+pub struct TuneArgs {
+    /// Sweep YAML whose shapes (and rules) to calibrate.
+    pub sweep: PathBuf,
+    /// Multiples of the sweep's learning rate to try.
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,2,4")]
+    pub factors: Vec<f64>,
+    /// Concurrent runs (default: one per CPU core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
+    /// or cuda, as compiled in (see `lab backends`).
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Results root folder.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// What `tune.json` holds.
+#[derive(Serialize)]
+struct TuneFile<'a> {
+    sweep: String,
+    factors: &'a [f64],
+    shapes: Vec<ShapeSummary<'a>>,
+    calibration: &'a LrCalibration,
+    /// The rule as a sweep `rules:` expression.
+    rule_expression: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ShapeSummary<'a> {
+    label: &'a str,
+    n: f64,
+    budget: Option<f64>,
+    tokens: u64,
+    sweep_lr: f64,
+}
+
+/// Runs `lab tune`.
+pub fn run(mut a: TuneArgs) -> LabResult<i32> {
+    if a.factors.len() < 3 || a.factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+        return Err(LabError::input(
+            "--factors",
+            None,
+            "needs at least three positive factors (a parabola through the best and its neighbours)",
+        ));
+    }
+    a.factors.sort_by(f64::total_cmp);
+    a.factors.dedup();
+    let sweep = load(&a.sweep)?;
+    a.backend = backend::resolve(&a.backend);
+    backend::device(&a.backend, 0)?;
+    let tune = plan(&sweep, &a.factors);
+    let dir = sweep_dir(&a.results, &tune.plan);
+    let _lock = lock_results(&dir)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let opts = ExecOptions {
+        jobs: a.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        backend: a.backend.clone(),
+        devices: vec![0],
+        retry_failed: false,
+        only: Vec::new(),
+        filter: Vec::new(),
+        stop: stop.clone(),
+    };
+    eprintln!(
+        "tune {}: {} shapes x {} learning rates = {} runs, {} jobs -> {}",
+        sweep.spec.name,
+        tune.scans.len(),
+        a.factors.len(),
+        tune.plan.runs.len(),
+        opts.jobs,
+        dir.display()
+    );
+    let outcomes = execute(&tune.plan, &dir, &opts)?;
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("interrupted: rerun the same command to resume");
+        return Ok(130);
+    }
+    let cal = calibrate(&scans(&tune, &outcomes));
+    let md = markdown(&sweep.spec.name, &tune.scans, &cal);
+    print!("{md}");
+    let file = TuneFile {
+        sweep: sweep.spec.name.clone(),
+        factors: &a.factors,
+        shapes: tune
+            .scans
+            .iter()
+            .map(|s| ShapeSummary {
+                label: &s.label,
+                n: s.n,
+                budget: s.budget,
+                tokens: s.tokens,
+                sweep_lr: s.sweep_lr,
+            })
+            .collect(),
+        calibration: &cal,
+        rule_expression: cal.rule.as_ref().map(|r| r.expression()),
+    };
+    write_atomic(
+        &dir.join("tune.json"),
+        &serde_json::to_vec_pretty(&file).map_err(|e| anyhow::anyhow!("tune.json: {e}"))?,
+    )?;
+    write_atomic(&dir.join("tune.md"), md.as_bytes())?;
+    println!("wrote {}", dir.join("tune.md").display());
+    Ok(if cal.rule.is_some() { 0 } else { 1 })
+}
+
+/// The calibration as markdown: one row per shape, then the rule.
+fn markdown(name: &str, shapes: &[ShapeScan], cal: &LrCalibration) -> String {
+    let mut s = format!(
+        "# Learning-rate calibration of {name}\n\n\
+         | shape | N | budget | tokens | sweep lr | best lr | best / sweep | loss | rule's regret | optimum |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    for (shape, o) in shapes.iter().zip(&cal.optima) {
+        let kind = match o.kind {
+            OptimumKind::Bracketed => "bracketed",
+            OptimumKind::BelowGrid => "below the grid: add smaller factors",
+            OptimumKind::AboveGrid => "above the grid: add larger factors",
+            OptimumKind::Undetermined => "undetermined (runs diverged or failed)",
+        };
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.4} | {} | {kind} |\n",
+            shape.label,
+            shape.n,
+            shape.budget.map(sci).unwrap_or_else(|| "-".into()),
+            shape.tokens,
+            sci(shape.sweep_lr),
+            sci(o.lr),
+            o.lr / shape.sweep_lr,
+            o.loss,
+            o.rule_regret
+                .map(|r| format!("{r:.4}"))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    match &cal.rule {
+        Some(r) => {
+            s += &format!(
+                "\nRule through {} bracketed optima: lr* = {} (N / {})^{:.3}{}\n\n\
+                 Put it in the sweep file:\n\n```yaml\nrules:\n  train.lr: \"{}\"\n```\n",
+                r.sizes,
+                sci(r.coefficient),
+                r.n0,
+                r.exponent,
+                r.exponent_se
+                    .map(|se| format!(" (exponent standard error {se:.3})"))
+                    .unwrap_or_default(),
+                r.expression()
+            );
+        }
+        None => {
+            s += "\nNo rule: fewer than two shapes have an optimum the grid brackets; widen --factors.\n";
+        }
+    }
+    s
+}
