@@ -25,6 +25,10 @@ pub struct FitFile {
     pub failed: Vec<(Approach, String)>,
     /// Wall seconds of all fits.
     pub seconds: f64,
+    /// The corpus's known irreducible loss (lab's synthetic corpus), against which a fitted E is
+    /// checked; absent for other data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_floor: Option<f64>,
 }
 
 /// Fits every requested approach; an approach that cannot be fitted is reported, not fatal, unless
@@ -65,6 +69,7 @@ pub fn run_fits(
         reports,
         failed,
         seconds: start.elapsed().as_secs_f64(),
+        known_floor: data.entropy_floor,
     })
 }
 
@@ -145,6 +150,13 @@ pub fn markdown(f: &FitFile) -> String {
             let _ = writeln!(
                 s,
                 "\nE held at {e:.4} (known irreducible loss); A, B, alpha, beta fitted."
+            );
+        } else if let (Some(floor), Some(e)) = (f.known_floor, r.parameters.get("E")) {
+            let _ = writeln!(
+                s,
+                "\nE fitted free: {} against the corpus's known entropy floor {floor:.4} ({:+.4} nats).",
+                with_interval(e),
+                e.value - floor
             );
         }
         if let Some(res) = &r.residuals {

@@ -16,7 +16,7 @@ pub use text::{TextConfig, TokenShard};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
-    /// The built-in synthetic corpus (known entropy rate).
+    /// The built-in synthetic corpus (known entropy rate and window floor).
     #[default]
     Synthetic,
     /// A text corpus.
@@ -112,12 +112,30 @@ impl Corpus {
         }
     }
 
-    /// The irreducible loss, when known (nats per token).
-    pub fn entropy_floor(&self) -> Option<f64> {
-        match self {
-            Corpus::Synthetic(s) => Some(s.entropy_rate),
-            Corpus::Text(_) => None,
+    /// The loss of the exact predictor of the corpus's generating process on `windows` (each
+    /// `seq + 1` tokens with its prefix length: targets t = 1..=seq count when t >= prefix), in nats
+    /// per loss-bearing token. On the synthetic corpus this is the floor of a model that sees only
+    /// its window, which lies above the entropy rate (unlimited context); `None` for text, whose
+    /// process is unknown.
+    pub fn ideal_loss<'a>(
+        &self,
+        windows: impl IntoIterator<Item = (&'a [i64], usize)>,
+    ) -> Option<f64> {
+        let Corpus::Synthetic(s) = self else {
+            return None;
+        };
+        let predictor = s.window_predictor();
+        let (mut nats, mut count) = (0.0, 0usize);
+        for (w, prefix) in windows {
+            let tokens: Vec<u32> = w.iter().map(|&t| t as u32).collect();
+            for (i, l) in predictor.losses(&tokens).into_iter().enumerate() {
+                if i + 1 >= prefix {
+                    nats += l;
+                    count += 1;
+                }
+            }
         }
+        (count > 0).then(|| nats / count as f64)
     }
 
     /// `rows` windows of `seq + 1` tokens: the training batch of step `step`.

@@ -21,6 +21,9 @@ use rand_distr::{Distribution, Gamma};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
+mod window;
+pub use window::{WindowFloor, WindowPredictor};
+
 /// Parameters of the synthetic source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +164,8 @@ pub struct SyntheticSource {
     /// Transition probabilities of the next class, indexed by c1 * K + c2.
     trans: Vec<Vec<f64>>,
     trans_cdf: Vec<Cdf>,
+    /// Stationary distribution of the class-pair chain, indexed c1 * K + c2.
+    stationary: Vec<f64>,
     stationary_cdf: Cdf,
     classes: usize,
     max_word_len: usize,
@@ -254,6 +259,7 @@ impl SyntheticSource {
             class_cdf: class_probs.iter().map(|p| Cdf::new(p)).collect(),
             trans_cdf: trans.iter().map(|p| Cdf::new(p)).collect(),
             stationary_cdf: Cdf::new(&pi),
+            stationary: pi,
             lexicon,
             class_words,
             class_probs,

@@ -64,13 +64,10 @@ pub fn evaluate(
     device: &Device,
 ) -> (f64, Vec<LayerStats>) {
     let (mb, seq) = (cfg.train.micro_batch(), cfg.model.seq_len);
-    let val_seed = cfg.data.seed ^ 0x005E_ED0F_7A11;
     let mut total = 0.0;
     let mut count = 0;
     let mut stats = Vec::new();
-    for i in 0..cfg.train.eval_batches {
-        let batch = corpus.val_rows(val_seed, i, cfg.train.batch_size, seq);
-        let prefix = prefix_lengths(&cfg.model, val_seed, i as u64, cfg.train.batch_size);
+    for (batch, prefix) in validation_batches(corpus, cfg) {
         for (rows, lens) in batch.chunks_exact(mb * (seq + 1)).zip(prefix.chunks(mb)) {
             let b = Batch::new(rows, lens, seq, device);
             let pass = b.forward(model, 1, biases, cfg.train.precision());
@@ -81,6 +78,33 @@ pub fn evaluate(
         }
     }
     (total / count as f64, stats)
+}
+
+/// The run's validation batches (rows of `seq + 1` tokens and their prefix lengths): `eval_batches`
+/// batches of `batch_size` sequences drawn from the data seed, the same for every run of a sweep.
+fn validation_batches(corpus: &Corpus, cfg: &RunConfig) -> Vec<(Vec<i64>, Vec<usize>)> {
+    let val_seed = cfg.data.seed ^ 0x005E_ED0F_7A11;
+    (0..cfg.train.eval_batches)
+        .map(|i| {
+            (
+                corpus.val_rows(val_seed, i, cfg.train.batch_size, cfg.model.seq_len),
+                prefix_lengths(&cfg.model, val_seed, i as u64, cfg.train.batch_size),
+            )
+        })
+        .collect()
+}
+
+/// The run's irreducible validation loss, when the corpus's process is known: the exact predictor's
+/// loss on the very windows and targets the validation loss is measured on, so that a fitted E can
+/// be compared with it free of the validation set's sampling noise.
+fn validation_floor(corpus: &Corpus, cfg: &RunConfig) -> Option<f64> {
+    let batches = validation_batches(corpus, cfg);
+    let seq = cfg.model.seq_len;
+    corpus.ideal_loss(
+        batches
+            .iter()
+            .flat_map(|(rows, prefix)| rows.chunks_exact(seq + 1).zip(prefix.iter().copied())),
+    )
 }
 
 /// Seed of step `step`'s dropout masks: a fixed function of the run seed and the step, so that a
@@ -253,7 +277,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         state.wall_seconds,
     );
     status.best_val_loss = state.curve.iter().map(|r| r.val_loss).reduce(f64::min);
-    status.entropy_floor = corpus.entropy_floor();
+    status.entropy_floor = validation_floor(&corpus, cfg);
     status.device = backend::describe(&device);
     dir.write_status(&status)?;
 
