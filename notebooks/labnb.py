@@ -136,8 +136,8 @@ def curves(folder: Path) -> pl.DataFrame:
 
 
 def fit(folder: Path) -> dict:
-    """fit/fit.json of a results folder (written by `lab sweep`), or fitted now as `lab sweep`
-    fits (E held at the corpus's entropy floor when the runs recorded one) when there is none."""
+    """fit/fit.json of a results folder (written by `lab sweep`), or, when there is none, fitted
+    now with E held at the corpus's entropy floor in every law (when the runs recorded one)."""
     path = folder / "fit" / "fit.json"
     if not path.is_file():
         floor = runs(folder)["entropy_floor"].drop_nulls()
