@@ -22,6 +22,7 @@ pub enum Resample {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// Estimate on the full data.
+    #[serde(deserialize_with = "null_as_nan")]
     pub value: f64,
     /// Lower bound of the interval (NaN without bootstrap; null in JSON).
     #[serde(deserialize_with = "null_as_nan")]
@@ -32,7 +33,7 @@ pub struct Estimate {
 }
 
 /// Reads a JSON null (how serde_json writes NaN) back as NaN.
-fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 

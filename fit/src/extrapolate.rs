@@ -6,24 +6,32 @@ use crate::regression::Parabola;
 use crate::report::{fit_law, Approach, FitInput, FitOptions};
 use serde::{Deserialize, Serialize};
 
-/// Prediction against observation at one held-out budget.
+/// Prediction against observation at one held-out budget (a law that predicts no finite value
+/// leaves NaN, written as null in JSON and read back as NaN).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldOutBudget {
     /// Budget compute.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub c: f64,
     /// Observed optimum N (parabola vertex when bracketed, else the best run's N).
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub observed_n_opt: f64,
     /// Observed optimal loss.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub observed_loss: f64,
     /// How the observed optimum was read: "parabola" or "best run".
     pub observed_from: String,
     /// Predicted N_opt at this budget.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub predicted_n_opt: f64,
     /// Predicted optimal loss at this budget.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub predicted_loss: f64,
     /// predicted / observed - 1 for N_opt.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub n_opt_rel_error: f64,
     /// predicted / observed - 1 for the optimal loss.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub loss_rel_error: f64,
 }
 
@@ -147,4 +155,28 @@ pub fn check(
             .as_ref()
             .map(|e| e.iter().fold(0.0, |m: f64, v| m.max(*v))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_without_a_finite_prediction_survives_json() {
+        let b = HeldOutBudget {
+            c: 1e12,
+            observed_n_opt: 8e4,
+            observed_loss: 1.46,
+            observed_from: "parabola".into(),
+            predicted_n_opt: 1.5e7,
+            predicted_loss: f64::NAN,
+            n_opt_rel_error: 182.0,
+            loss_rel_error: f64::NAN,
+        };
+        let text = serde_json::to_string(&b).unwrap();
+        assert!(text.contains("\"predicted_loss\":null"), "{text}");
+        let back: HeldOutBudget = serde_json::from_str(&text).unwrap();
+        assert!(back.predicted_loss.is_nan() && back.loss_rel_error.is_nan());
+        assert_eq!(back.predicted_n_opt, 1.5e7);
+    }
 }
