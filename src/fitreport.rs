@@ -95,6 +95,19 @@ pub fn with_interval(e: &Estimate) -> String {
     }
 }
 
+/// The value E was held at in this report, if it was.
+fn held_e(r: &ApproachReport) -> Option<f64> {
+    r.details.get("fixed_e").and_then(|v| v.as_f64())
+}
+
+/// A fitted (not held) E with the known floor it should recover, when the input has one.
+pub fn free_e_and_floor<'a>(f: &FitFile, r: &'a ApproachReport) -> Option<(&'a Estimate, f64)> {
+    match (held_e(r), r.parameters.get("E"), f.known_floor) {
+        (None, Some(e), Some(floor)) => Some((e, floor)),
+        _ => None,
+    }
+}
+
 /// Markdown tables of a fit file.
 pub fn markdown(f: &FitFile) -> String {
     let mut s = String::new();
@@ -146,12 +159,12 @@ pub fn markdown(f: &FitFile) -> String {
                 );
             }
         }
-        if let Some(e) = r.details.get("fixed_e").and_then(|v| v.as_f64()) {
+        if let Some(e) = held_e(r) {
             let _ = writeln!(
                 s,
                 "\nE held at {e:.4} (known irreducible loss); A, B, alpha, beta fitted."
             );
-        } else if let (Some(floor), Some(e)) = (f.known_floor, r.parameters.get("E")) {
+        } else if let Some((e, floor)) = free_e_and_floor(f, r) {
             let _ = writeln!(
                 s,
                 "\nE fitted free: {} against the corpus's known entropy floor {floor:.4} ({:+.4} nats).",

@@ -12,6 +12,8 @@ use crate::error::LabError;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 const EXAMPLES: &str = "Examples:
   lab sweep sweeps/chinchilla.yaml             train a grid, collect, fit (the main job; rerun to resume)
@@ -62,6 +64,16 @@ enum Cmd {
     Bench(crate::bench::BenchArgs),
     /// List the compute backends compiled into this binary and the devices each one sees.
     Backends,
+}
+
+/// A flag that SIGINT and SIGTERM set: the executors stop launching runs and let the running ones
+/// checkpoint.
+pub(crate) fn stop_on_signals() -> crate::error::LabResult<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
 }
 
 /// A progress bar with the given template, drawn only on a terminal.

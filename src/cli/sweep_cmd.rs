@@ -4,7 +4,7 @@ use crate::backend;
 use crate::bench::train_throughput;
 use crate::collect::collect;
 use crate::error::{LabError, LabResult};
-use crate::fitreport::{run_fits, sci, with_interval, write};
+use crate::fitreport::{free_e_and_floor, run_fits, sci, with_interval, write};
 use crate::results::Status;
 use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions, RunOutcome};
 use crate::sweep::slurm::{execute_slurm, SlurmOptions};
@@ -15,12 +15,15 @@ use fit::report::{default_predictions, Approach, FitOptions};
 use models::account;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// Concurrent runs: `--jobs` if given, else `--jobs-per-device` on each of `--devices` on a GPU,
 /// else one per CPU core.
-fn jobs(explicit: Option<usize>, backend: &str, devices: &[usize], per_device: usize) -> usize {
+pub(super) fn jobs(
+    explicit: Option<usize>,
+    backend: &str,
+    devices: &[usize],
+    per_device: usize,
+) -> usize {
     explicit.unwrap_or_else(|| {
         if backend::is_gpu(backend) {
             devices.len().max(1) * per_device.max(1)
@@ -151,10 +154,7 @@ pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
     };
     let dir = sweep_dir(&a.results, &plan);
     let _lock = lock_results(&dir)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    let stop = super::stop_on_signals()?;
     for i in &plan.infeasible {
         eprintln!(
             "skipped: budget {:.3e} [{}]: {}",
@@ -280,11 +280,7 @@ fn fit_sweep(dir: &Path, bootstrap: usize) {
                     r.approach.name(),
                     with_interval(&r.a)
                 );
-                if let (Some(floor), Some(e), None) = (
-                    f.known_floor,
-                    r.parameters.get("E"),
-                    r.details.get("fixed_e").and_then(|v| v.as_f64()),
-                ) {
+                if let Some((e, floor)) = free_e_and_floor(&f, r) {
                     println!(
                         "fit {}: E = {} against the corpus's entropy floor {floor:.4}",
                         r.approach.name(),

@@ -6,8 +6,6 @@ use crate::results::Status;
 use crate::train::{train, TrainOptions};
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 /// Arguments of `lab train`.
 #[derive(Args)]
@@ -51,10 +49,7 @@ pub fn run(mut a: TrainArgs) -> LabResult<i32> {
             .join("runs")
             .join(cfg.id())
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    let stop = super::stop_on_signals()?;
     let opts = TrainOptions {
         backend: a.backend,
         device_index: a.device,

@@ -1,5 +1,7 @@
 //! `lab tune`: calibrate a sweep's learning-rate rule on its own shapes and data.
 
+use super::stop_on_signals;
+use super::sweep_cmd::jobs;
 use crate::backend;
 use crate::error::{LabError, LabResult};
 use crate::fitreport::sci;
@@ -11,8 +13,7 @@ use clap::Args;
 use fit::lr_rule::{calibrate, LrCalibration, OptimumKind};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Arguments of `lab tune`.
 #[derive(Args)]
@@ -32,7 +33,7 @@ pub struct TuneArgs {
     /// Multiples of the sweep's learning rate to try.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,2,4")]
     pub factors: Vec<f64>,
-    /// Concurrent runs (default: one per CPU core).
+    /// Concurrent runs (default: one per CPU core, one on a GPU).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
@@ -47,21 +48,12 @@ pub struct TuneArgs {
 /// What `tune.json` holds.
 #[derive(Serialize)]
 struct TuneFile<'a> {
-    sweep: String,
+    sweep: &'a str,
     factors: &'a [f64],
-    shapes: Vec<ShapeSummary<'a>>,
+    shapes: &'a [ShapeScan],
     calibration: &'a LrCalibration,
     /// The rule as a sweep `rules:` expression.
     rule_expression: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ShapeSummary<'a> {
-    label: &'a str,
-    n: f64,
-    budget: Option<f64>,
-    tokens: u64,
-    sweep_lr: f64,
 }
 
 /// Runs `lab tune`.
@@ -81,16 +73,9 @@ pub fn run(mut a: TuneArgs) -> LabResult<i32> {
     let tune = plan(&sweep, &a.factors);
     let dir = sweep_dir(&a.results, &tune.plan);
     let _lock = lock_results(&dir)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    let stop = stop_on_signals()?;
     let opts = ExecOptions {
-        jobs: a.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        }),
+        jobs: jobs(a.jobs, &a.backend, &[0], 1),
         backend: a.backend.clone(),
         devices: vec![0],
         retry_failed: false,
@@ -116,19 +101,9 @@ pub fn run(mut a: TuneArgs) -> LabResult<i32> {
     let md = markdown(&sweep.spec.name, &tune.scans, &cal);
     print!("{md}");
     let file = TuneFile {
-        sweep: sweep.spec.name.clone(),
+        sweep: &sweep.spec.name,
         factors: &a.factors,
-        shapes: tune
-            .scans
-            .iter()
-            .map(|s| ShapeSummary {
-                label: &s.label,
-                n: s.n,
-                budget: s.budget,
-                tokens: s.tokens,
-                sweep_lr: s.sweep_lr,
-            })
-            .collect(),
+        shapes: &tune.scans,
         calibration: &cal,
         rule_expression: cal.rule.as_ref().map(|r| r.expression()),
     };

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 mod window;
-pub use window::{WindowFloor, WindowPredictor};
+pub use window::WindowPredictor;
 
 /// Parameters of the synthetic source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

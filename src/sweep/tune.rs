@@ -9,8 +9,8 @@ use fit::lr_rule::LrScan;
 use models::account;
 use std::collections::BTreeMap;
 
-/// One shape of the sweep and its LR grid.
-#[derive(Debug, Clone)]
+/// One shape of the sweep and its LR grid (as `tune.json` lists it).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ShapeScan {
     /// The shape's label in the sweep (its axes).
     pub label: String,

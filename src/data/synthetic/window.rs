@@ -9,8 +9,6 @@
 //! of the word before) on sampled windows and averages its log-loss per position.
 
 use super::SyntheticSource;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -34,34 +32,6 @@ struct InWord {
 struct Belief {
     words: FixedMap<InWord, f64>,
     fresh: Vec<f64>,
-}
-
-/// Per-position floors of windows of a given length.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WindowFloor {
-    /// Mean -ln p(x_t | x_0..x_(t-1)) of the exact predictor, for t = 1..=seq (index t - 1).
-    pub per_position: Vec<f64>,
-    /// Windows sampled.
-    pub windows: usize,
-}
-
-impl WindowFloor {
-    /// The floor of a loss averaged over positions with the given weights (one per target position
-    /// t = 1..=seq; they need not sum to 1).
-    pub fn weighted(&self, weights: &[f64]) -> f64 {
-        let total: f64 = weights.iter().sum();
-        self.per_position
-            .iter()
-            .zip(weights)
-            .map(|(h, w)| h * w)
-            .sum::<f64>()
-            / total
-    }
-
-    /// The floor of a causal model: every position carries loss.
-    pub fn mean(&self) -> f64 {
-        self.weighted(&vec![1.0; self.per_position.len()])
-    }
 }
 
 /// Precomputed tables of the filter.
@@ -259,46 +229,46 @@ impl SyntheticSource {
         }
         WindowPredictor { filter: f, start }
     }
-
-    /// The floor of a model trained on windows of `seq + 1` tokens, per target position, estimated on
-    /// `windows` windows drawn as training draws them (deterministic in `seed`).
-    pub fn window_floor(&self, seq: usize, windows: usize, seed: u64) -> WindowFloor {
-        let predictor = self.window_predictor();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut row = Vec::with_capacity(seq + 1);
-        let mut sums = vec![0.0; seq];
-        for _ in 0..windows {
-            self.fill(&mut rng, &mut row, seq + 1);
-            for (sum, l) in sums.iter_mut().zip(predictor.losses(&row)) {
-                *sum += l;
-            }
-        }
-        WindowFloor {
-            per_position: sums.iter().map(|s| s / windows as f64).collect(),
-            windows,
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::SyntheticConfig;
     use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// The exact predictor's mean loss per target position over `windows` windows of `seq + 1`
+    /// tokens drawn as training draws them.
+    fn per_position(src: &SyntheticSource, seq: usize, windows: usize, seed: u64) -> Vec<f64> {
+        let predictor = src.window_predictor();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut row = Vec::with_capacity(seq + 1);
+        let mut sums = vec![0.0; seq];
+        for _ in 0..windows {
+            src.fill(&mut rng, &mut row, seq + 1);
+            for (sum, l) in sums.iter_mut().zip(predictor.losses(&row)) {
+                *sum += l;
+            }
+        }
+        sums.iter().map(|s| s / windows as f64).collect()
+    }
 
     #[test]
     fn the_window_floor_starts_high_and_settles_at_the_entropy_rate() {
         let src = SyntheticSource::new(&SyntheticConfig::default(), 0);
-        let wf = src.window_floor(64, 3000, 7);
+        let floor = per_position(&src, 64, 3000, 7);
         let h = src.entropy_rate;
         // The first targets cannot know where words start or which classes came before.
-        assert!(wf.per_position[0] > h + 1.0, "{:?}", &wf.per_position[..4]);
-        let early: f64 = wf.per_position[..4].iter().sum::<f64>() / 4.0;
-        let late: f64 = wf.per_position[32..].iter().sum::<f64>() / 32.0;
+        assert!(floor[0] > h + 1.0, "{:?}", &floor[..4]);
+        let early: f64 = floor[..4].iter().sum::<f64>() / 4.0;
+        let late: f64 = floor[32..].iter().sum::<f64>() / 32.0;
         assert!(early > late + 0.5, "early {early} late {late}");
         // Once the context holds a few words, the exact predictor is the entropy rate's.
         assert!((late / h - 1.0).abs() < 0.02, "late {late} vs rate {h}");
         // So the window's floor lies above the rate.
-        assert!(wf.mean() > h, "{} vs {h}", wf.mean());
+        let mean = floor.iter().sum::<f64>() / floor.len() as f64;
+        assert!(mean > h, "{mean} vs {h}");
     }
 
     #[test]
@@ -311,15 +281,5 @@ mod tests {
         let b = src.window_predictor().losses(&row);
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
-    }
-
-    #[test]
-    fn weights_select_positions() {
-        let wf = WindowFloor {
-            per_position: vec![3.0, 2.0, 1.0],
-            windows: 1,
-        };
-        assert_eq!(wf.mean(), 2.0);
-        assert_eq!(wf.weighted(&[0.0, 1.0, 1.0]), 1.5);
     }
 }
