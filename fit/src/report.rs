@@ -83,7 +83,8 @@ pub struct FitOptions {
 
 impl FitOptions {
     /// Holds the irreducible loss E at `e` (or fits it, with `None`) in every law that has one:
-    /// approach 3's E and the loss frontiers of approaches 1 and 2 and of Kaplan's L(C_min).
+    /// approach 3's E and the loss frontiers of approaches 1 and 2 and of Kaplan's L(C_min) (which
+    /// follows approach 2's setting).
     pub fn hold_e(&mut self, e: Option<f64>) {
         self.approach1.fixed_e = e;
         self.approach2.fixed_e = e;
@@ -389,7 +390,8 @@ pub fn fit_approach(
             r
         }
         Approach::Kaplan => {
-            let fixed_e = options.approach3.fixed_e;
+            // Kaplan's E is its L(C) frontier's floor: held or fitted like the other frontiers.
+            let fixed_e = options.approach2.fixed_e;
             let law = kaplan::fit(finals, fixed_e)?;
             let starts = vec![
                 law.joint.theta(),
@@ -445,7 +447,7 @@ pub fn fit_law(
             approach3::fit(input.finals, &options.approach3)?.law,
             input.finals,
         )),
-        Approach::Kaplan => Box::new(kaplan::fit(input.finals, options.approach3.fixed_e)?),
+        Approach::Kaplan => Box::new(kaplan::fit(input.finals, options.approach2.fixed_e)?),
     })
 }
 
