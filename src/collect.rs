@@ -167,6 +167,27 @@ pub fn collect(dir: &Path) -> LabResult<Counts> {
     Ok(counts)
 }
 
+/// What a run is in a branched sweep: `trunk` (constant LR, saves branch points; not a point of
+/// any law), `branch` (a cooldown forked from a trunk) or `run`.
+pub fn role(c: &RunConfig) -> &'static str {
+    match (&c.train.branch, c.train.save_at.is_empty()) {
+        (Some(_), _) => "branch",
+        (None, false) => "trunk",
+        (None, true) => "run",
+    }
+}
+
+/// FLOPs a run spent itself: a branch's `compute` counts its trunk up to the fork (so that it is
+/// the C of its (N, D) point), but only its cooldown was trained for it.
+fn compute_spent(st: &RunStatus, c: &RunConfig) -> f64 {
+    let forked = c
+        .train
+        .branch
+        .as_ref()
+        .map_or(0, |b| b.step * c.tokens_per_step());
+    st.compute - st.accounting.flops_per_token as f64 * forked.min(st.tokens) as f64
+}
+
 fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabResult<DataFrame> {
     let s = |f: &dyn Fn(&RunStatus, &RunConfig) -> String| {
         rows.iter()
@@ -205,6 +226,19 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         .iter()
         .map(|(r, _, _)| r.plan.as_ref().and_then(|p| p.budget))
         .collect();
+    let trunk: Vec<Option<String>> = rows
+        .iter()
+        .map(|(_, _, c)| c.train.branch.as_ref().map(|b| b.trunk.clone()))
+        .collect();
+    let fork_tokens: Vec<Option<u64>> = rows
+        .iter()
+        .map(|(_, _, c)| {
+            c.train
+                .branch
+                .as_ref()
+                .map(|b| b.step * c.tokens_per_step())
+        })
+        .collect();
     let df = df!(
         "id" => s(&|st, _| st.id.clone()),
         "sweep" => vec![sweep.to_string(); rows.len()],
@@ -233,6 +267,10 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "compute" => x(&|st, _| st.compute),
         "compute_6nd" => x(&|st, _| st.compute_6nd),
         "isoflop_budget" => budget,
+        "role" => s(&|_, c| role(c).to_string()),
+        "trunk" => trunk,
+        "branch_tokens" => fork_tokens,
+        "compute_spent" => x(&|st, c| compute_spent(st, c)),
         "final_train_loss" => o(&|st, _| st.final_train_loss),
         "final_val_loss" => o(&|st, _| st.final_val_loss),
         "best_val_loss" => o(&|st, _| st.best_val_loss),

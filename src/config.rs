@@ -98,6 +98,31 @@ pub struct TrainConfig {
     /// when unset, so run ids of f32 runs do not change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<Precision>,
+    /// Warmup length in optimizer steps, for runs of different lengths that must share one warmup
+    /// (a WSD trunk and its cooldown branches); replaces `warmup` (a fraction of the run) when set.
+    /// Omitted from the saved config when unset, so existing run ids do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_steps: Option<u64>,
+    /// A cooldown branch: the run starts from the checkpoint its trunk saved at `step`, and its WSD
+    /// cooldown starts there (see [`BranchFrom`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchFrom>,
+    /// Steps at which this run (a trunk) saves a branch-point checkpoint under
+    /// `branch-points/<step>/` of its folder, for cooldown branches to start from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub save_at: Vec<u64>,
+}
+
+/// Where a cooldown branch starts: its trunk's run id (the trunk's folder is a sibling of the
+/// branch's, as in a sweep's `runs/`) and the trunk step it forks at. Everything before the step is
+/// the trunk's, bit for bit, so a branch equals an independent WSD run with the same schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchFrom {
+    /// Run id of the trunk.
+    pub trunk: String,
+    /// The trunk step the branch starts from: the first step of its cooldown.
+    pub step: u64,
 }
 
 fn d_batch() -> usize {
@@ -237,6 +262,24 @@ impl RunConfig {
         }
         if t.eval_batches == 0 {
             return err("eval_batches", "must be at least 1".into());
+        }
+        let steps = self.steps();
+        if let Some(b) = &t.branch {
+            if t.schedule != Schedule::Wsd {
+                return err("branch", "a cooldown branch needs schedule: wsd".into());
+            }
+            if b.step == 0 || b.step >= steps {
+                return err(
+                    "branch.step",
+                    format!("must be in 1..{steps} (the run's steps), got {}", b.step),
+                );
+            }
+        }
+        if let Some(s) = t.save_at.iter().find(|&&s| s == 0 || s > steps) {
+            return err(
+                "save_at",
+                format!("step {s} is outside the run's 1..={steps} steps"),
+            );
         }
         if let Some(tasks) = &self.tasks {
             tasks

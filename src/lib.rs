@@ -15,6 +15,7 @@ pub mod fitreport;
 pub mod plot;
 pub mod report;
 pub mod results;
+pub mod schedule_fit;
 pub mod sweep;
 pub mod table;
 pub mod tasks;

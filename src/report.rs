@@ -16,9 +16,76 @@ use std::path::{Path, PathBuf};
 /// Counts and totals of a sweep's runs.
 struct RunsSummary {
     by_status: BTreeMap<String, usize>,
+    branching: Option<Branching>,
     compute: f64,
     wall_seconds: f64,
     backends: Vec<String>,
+}
+
+/// What WSD cooldown branches saved: the compute spent on a branched sweep's finished points
+/// (trunks and cooldowns) against what independent runs for the same points would have cost.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Branching {
+    /// Finished branches (the (N, D) points).
+    pub branches: usize,
+    /// Trunks.
+    pub trunks: usize,
+    /// FLOPs spent: every trunk, plus every branch's cooldown.
+    pub spent: f64,
+    /// FLOPs the same points cost as independent runs (the sum of their C).
+    pub independent: f64,
+}
+
+impl Branching {
+    /// One line for a summary.
+    pub fn line(&self) -> String {
+        format!(
+            "{} cooldown branches from {} trunks: {} FLOPs spent for points that cost {} as independent runs ({:.2}x fewer FLOPs per point)",
+            self.branches,
+            self.trunks,
+            sci(self.spent),
+            sci(self.independent),
+            self.independent / self.spent
+        )
+    }
+}
+
+/// The branching figures of a runs table, when it has branches.
+pub(crate) fn branching(df: &polars::prelude::DataFrame, path: &Path) -> Option<Branching> {
+    let text = |name: &str| -> Option<Vec<String>> {
+        let c = df.column(name).ok()?.cast(&DataType::String).ok()?;
+        Some(
+            c.str()
+                .ok()?
+                .iter()
+                .map(|v| v.unwrap_or("").to_string())
+                .collect(),
+        )
+    };
+    let (role, status) = (text("role")?, text("status")?);
+    let spent = numbers(df, "compute_spent", path).ok()?;
+    let compute = numbers(df, "compute", path).ok()?;
+    let mut b = Branching {
+        branches: 0,
+        trunks: 0,
+        spent: 0.0,
+        independent: 0.0,
+    };
+    for i in 0..df.height() {
+        match role[i].as_str() {
+            "trunk" => {
+                b.trunks += 1;
+                b.spent += spent[i].unwrap_or(0.0);
+            }
+            "branch" if status[i] == "done" => {
+                b.branches += 1;
+                b.spent += spent[i].unwrap_or(0.0);
+                b.independent += compute[i].unwrap_or(0.0);
+            }
+            _ => {}
+        }
+    }
+    (b.branches > 0).then_some(b)
 }
 
 fn runs_summary(dir: &Path) -> Option<RunsSummary> {
@@ -47,9 +114,15 @@ fn runs_summary(dir: &Path) -> Option<RunsSummary> {
     let mut backends = strings("backend");
     backends.sort();
     backends.dedup();
+    let spent = sum("compute_spent");
     Some(RunsSummary {
         by_status,
-        compute: sum("compute"),
+        branching: branching(&df, &path),
+        compute: if spent.is_nan() {
+            sum("compute")
+        } else {
+            spent
+        },
         wall_seconds: sum("wall_seconds"),
         backends,
     })
@@ -93,6 +166,9 @@ pub fn render(src: &Source, plots: &PlotSummary) -> String {
                 r.wall_seconds / 60.0,
                 r.backends.join(", ")
             );
+            if let Some(b) = r.branching {
+                let _ = writeln!(s, "\n{}.", b.line());
+            }
             if let Ok(d) = data {
                 range_line(&mut s, d);
             }

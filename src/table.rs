@@ -198,7 +198,7 @@ fn require_column(
 }
 
 /// Row mask from `col op value` filters.
-fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> LabResult<Vec<bool>> {
+pub(crate) fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> LabResult<Vec<bool>> {
     let mut mask = vec![true; df.height()];
     for f in filters {
         let (col, op, value) = ["!=", "<=", ">=", "=", "<", ">"]
@@ -423,6 +423,10 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         })
         .map_err(|e| LabError::input(&runs_path, None, format!("column 'id': {e}")))?;
     let mut status_filter = vec!["status=done".to_string()];
+    // A branched sweep's trunks end at constant LR, mid-training: their branches are the points.
+    if runs.column("role").is_ok() {
+        status_filter.push("role!=trunk".to_string());
+    }
     status_filter.extend(spec.filters.iter().cloned());
     let mask = filter_mask(&runs, &status_filter, &runs_path)?;
     // C per token: exact FLOPs, or 6N with the chosen N.

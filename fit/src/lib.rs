@@ -1,8 +1,9 @@
 //! # fit — scaling-law fitting for lab
 //!
 //! Chinchilla approaches 1-3 and the Kaplan laws on any table of (N, D, C, loss), with bootstrap
-//! intervals and an extrapolation check. No burn dependency: it builds in seconds and can be used on
-//! published tables as well as on lab's own results.
+//! intervals and an extrapolation check, and Tissue et al.'s schedule-aware law on loss curves. No
+//! burn dependency: it builds in seconds and can be used on published tables as well as on lab's
+//! own results.
 //!
 //! Definitions follow `DESIGN.md`; approach 3 minimises the summed Huber(delta = 1e-3) loss of
 //! log L in log-sum-exp form with L-BFGS from the published grid of 4,500 starts.
@@ -24,6 +25,7 @@ pub mod lr_rule;
 pub mod optimize;
 pub mod regression;
 pub mod report;
+pub mod schedule_law;
 
 pub use allocation::{Allocation, ComputeOptimal};
 pub use bootstrap::Estimate;

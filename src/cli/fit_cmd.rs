@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
   lab fit results/emergence --emergence --emergence-x params
                                    jumps in task metrics, and whether the metric explains them
   lab fit results/prefix-vs-causal --group-by arch --fix-e floor
-                                   one fit per arch, in results/prefix-vs-causal/fit/groups/arch-<value>/")]
+                                   one fit per arch, in results/prefix-vs-causal/fit/groups/arch-<value>/
+  lab fit results/schedules --schedule-fit schedule=wsd
+                                   Tissue et al.'s law on each shape's WSD curve, predicting its other runs")]
 pub struct FitArgs {
     /// A lab results folder (runs.parquet [+ curves.parquet]) or a .csv / .parquet table.
     pub input: PathBuf,
@@ -111,6 +113,12 @@ pub struct FitArgs {
     /// Column holding the granularity G for --krajewski.
     #[arg(long, default_value = "granularity")]
     pub g_column: String,
+    /// Fit Tissue et al. 2024's schedule-aware law, L = L0 + A S1^-alpha - C S2, per model shape on
+    /// the training curves of the runs matching this filter (col=value, e.g. schedule=wsd), and
+    /// predict every other finished run of the shape from its schedule; writes
+    /// <out>/schedule.{json,md}.
+    #[arg(long)]
+    pub schedule_fit: Option<String>,
 }
 
 /// Parses the --approach list.
@@ -182,6 +190,13 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     });
     if a.krajewski {
         return fit_krajewski(&a, &spec, &out);
+    }
+    if let Some(filter) = &a.schedule_fit {
+        let f = crate::schedule_fit::analyse(&a.input, filter, a.bootstrap.min(500), a.seed)?;
+        crate::schedule_fit::write(&out, &f)?;
+        print!("{}", crate::schedule_fit::markdown(&f));
+        println!("wrote {}", out.join("schedule.json").display());
+        return Ok(0);
     }
     if a.emergence {
         let f = crate::emergence::analyse(&a.input, a.emergence_x)?;

@@ -6,7 +6,9 @@ use crate::collect::collect;
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{free_e_and_floor, run_fits, sci, with_interval, write};
 use crate::results::Status;
-use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions, RunOutcome};
+use crate::sweep::executor::{
+    execute, lock_results, own_steps, sweep_dir, ExecOptions, RunOutcome,
+};
 use crate::sweep::slurm::{execute_slurm, SlurmOptions};
 use crate::sweep::spec::{load, Plan};
 use crate::table::{read, TableSpec};
@@ -198,6 +200,13 @@ pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
         start.elapsed().as_secs_f64(),
         dir.join("runs.parquet").display()
     );
+    let runs_path = dir.join("runs.parquet");
+    if let Some(b) = crate::table::read_frame(&runs_path)
+        .ok()
+        .and_then(|df| crate::report::branching(&df, &runs_path))
+    {
+        println!("{}", b.line());
+    }
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
         eprintln!("interrupted: rerun the same command to resume");
         return Ok(130);
@@ -360,13 +369,15 @@ fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<f64>> {
                     t
                 }
             };
-            // Evaluations: forward passes cost about a third of a training step.
-            let evals = 20.0f64.min(r.cfg.steps() as f64);
+            // Evaluations (20 per run, a branch's share of them in its cooldown): forward passes
+            // cost about a third of a training step.
+            let (steps, own) = (r.cfg.steps() as f64, own_steps(r) as f64);
+            let evals = 20.0f64.min(steps) * own / steps;
             let eval_tokens = evals
                 * (r.cfg.train.eval_batches * r.cfg.train.micro_batch() * r.cfg.model.seq_len)
                     as f64
                 / 3.0;
-            Ok((r.cfg.steps() as f64 * r.cfg.tokens_per_step() as f64 + eval_tokens) / t)
+            Ok((own * r.cfg.tokens_per_step() as f64 + eval_tokens) / t)
         })
         .collect()
 }

@@ -5,6 +5,7 @@
 //! cannot be drawn (no fit yet, an approach that failed, a table without curves), then
 //! [`canvas::render`] draws it. A figure that cannot be drawn is reported, never written empty.
 
+pub mod branches;
 pub mod canvas;
 pub mod compare;
 pub mod curves;
@@ -38,17 +39,20 @@ pub enum FigureKind {
     Kaplan,
     /// Task metrics against compute with detected jumps.
     Tasks,
+    /// Trunks and cooldown branches of a branched sweep.
+    Branches,
 }
 
 impl FigureKind {
     /// Every figure, in report order.
-    pub const ALL: [FigureKind; 6] = [
+    pub const ALL: [FigureKind; 7] = [
         FigureKind::Curves,
         FigureKind::Isoflop,
         FigureKind::Frontier,
         FigureKind::Approach3,
         FigureKind::Kaplan,
         FigureKind::Tasks,
+        FigureKind::Branches,
     ];
 
     /// File stem and `--only` name.
@@ -60,6 +64,7 @@ impl FigureKind {
             FigureKind::Approach3 => "approach3",
             FigureKind::Kaplan => "kaplan",
             FigureKind::Tasks => "tasks",
+            FigureKind::Branches => "branches",
         }
     }
 
@@ -79,6 +84,7 @@ impl FigureKind {
             FigureKind::Approach3 => "Approach-3 fit quality: predicted against observed loss, and residuals against N and D",
             FigureKind::Kaplan => "Kaplan views: L(N), L(D) and L(C_min) with their power-law fits",
             FigureKind::Tasks => "Task metrics: exact match beside per-token and continuous metrics on the same outputs, with detected jumps and the mirage check",
+            FigureKind::Branches => "WSD trunks (constant learning rate, dashed) and their cooldown branches (solid), each branch's final loss marked: the points the laws are fitted on",
         }
     }
 }
@@ -153,6 +159,17 @@ pub fn plot_source(src: &Source, opts: &PlotOptions) -> LabResult<PlotSummary> {
             FigureKind::Approach3 => draw_one(fitquality::build(src), kind, &out, f, &mut summary)?,
             FigureKind::Kaplan => draw_one(kaplan::build(src), kind, &out, f, &mut summary)?,
             FigureKind::Tasks => draw_one(tasks::build(src), kind, &out, f, &mut summary)?,
+            // Only branched sweeps have this figure; elsewhere it is not missing, it does not apply.
+            FigureKind::Branches => match branches::build(src) {
+                Ok(None) => {}
+                built => draw_one(
+                    built.map(|b| b.expect("matched above")),
+                    kind,
+                    &out,
+                    f,
+                    &mut summary,
+                )?,
+            },
         }
     }
     Ok(summary)

@@ -284,16 +284,57 @@ pub(crate) fn gflop_per_step(run: &PlannedRun) -> f64 {
     run.cfg.tokens_per_step() as f64 * account(&run.cfg.model).flops_per_token as f64 / 1e9
 }
 
+/// Optimizer steps a run trains itself: a cooldown branch starts at its fork step.
+pub(crate) fn own_steps(run: &PlannedRun) -> u64 {
+    let from = run.cfg.train.branch.as_ref().map_or(0, |b| b.step);
+    run.cfg.steps().saturating_sub(from)
+}
+
+/// GFLOP a run trains itself (a branch: its cooldown only).
+pub(crate) fn own_gflop(run: &PlannedRun) -> f64 {
+    own_steps(run) as f64 * gflop_per_step(run)
+}
+
+/// The pending runs as units of work: a trunk followed by its pending branches (they start from
+/// its checkpoints), every other run alone; the costliest units first, so that the longest do
+/// not start last.
+pub(crate) fn work_units(plan: &Plan, pending: &[usize]) -> Vec<Vec<usize>> {
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    for &i in pending {
+        let trunk = plan.runs[i].cfg.train.branch.as_ref().map(|b| &b.trunk);
+        match trunk.and_then(|t| units.iter_mut().find(|u| &plan.runs[u[0]].id == t)) {
+            Some(unit) => unit.push(i),
+            None => units.push(vec![i]),
+        }
+    }
+    let cost = |u: &Vec<usize>| u.iter().map(|&i| own_gflop(&plan.runs[i])).sum::<f64>();
+    units.sort_by(|a, b| cost(b).total_cmp(&cost(a)));
+    units
+}
+
+/// Why a branch cannot start: its trunk has not finished (None when it has, or for other runs).
+fn trunk_unfinished(run: &PlannedRun, dir: &Path) -> LabResult<Option<String>> {
+    let Some(b) = &run.cfg.train.branch else {
+        return Ok(None);
+    };
+    let status = RunDir(dir.join("runs").join(&b.trunk)).read_status()?;
+    Ok(match status.map(|s| s.status) {
+        Some(Status::Done) => None,
+        other => Some(format!(
+            "its trunk {} is {}; the branch was not trained",
+            b.trunk,
+            other.map_or("not started", |s| s.as_str())
+        )),
+    })
+}
+
 /// The multi-bar display: an overall bar in GFLOP over the `pending` runs, with an ETA.
 pub(crate) fn overall_progress(plan: &Plan, pending: &[usize]) -> (MultiProgress, ProgressBar) {
     let multi = MultiProgress::new();
     if !std::io::stderr().is_terminal() {
         multi.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let total_gflop: f64 = pending
-        .iter()
-        .map(|&i| plan.runs[i].cfg.steps() as f64 * gflop_per_step(&plan.runs[i]))
-        .sum();
+    let total_gflop: f64 = pending.iter().map(|&i| own_gflop(&plan.runs[i])).sum();
     let overall = multi.add(ProgressBar::new(total_gflop.ceil() as u64));
     overall.set_style(style(
         "{prefix} [{elapsed_precise}] {bar:30} {percent}% of {len} GFLOP, eta {eta}",
@@ -340,11 +381,12 @@ pub(crate) fn apply_progress(
 pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<RunOutcome>> {
     let (mut outcomes, pending) = pending_runs(plan, dir, opts)?;
     let (multi, overall) = overall_progress(plan, &pending);
-    let queue = Arc::new(Mutex::new(pending.clone().into_iter()));
+    let queue = Arc::new(Mutex::new(work_units(plan, &pending).into_iter()));
     let results: Arc<Mutex<Vec<(usize, RunStatus)>>> = Arc::new(Mutex::new(Vec::new()));
     let errors: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let children: Children = Arc::new(Mutex::new(Vec::new()));
-    let workers = opts.jobs.max(1).min(pending.len().max(1));
+    let units = queue.lock().expect("queue").len();
+    let workers = opts.jobs.max(1).min(units.max(1));
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(workers));
     std::thread::scope(|scope| {
         // A signal to the sweep alone (kill, a scheduler) reaches the children too: each
@@ -387,22 +429,35 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
                     if opts.stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Some(i) = queue.lock().expect("queue").next() else {
+                    let Some(unit) = queue.lock().expect("queue").next() else {
                         break;
                     };
-                    let run = &plan.runs[i];
-                    let rd = RunDir(dir.join("runs").join(&run.id));
-                    let bar = run_bar(multi, run);
-                    let backend = (opts.backend.as_str(), device);
-                    match train_child(run, &rd, backend, (&bar, overall), &children) {
-                        Ok(s) => results.lock().expect("results").push((i, s)),
-                        Err(e) => errors
-                            .lock()
-                            .expect("errors")
-                            .push(format!("{}: {e}", run.id)),
+                    for i in unit {
+                        if opts.stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let run = &plan.runs[i];
+                        let rd = RunDir(dir.join("runs").join(&run.id));
+                        let outcome = match trunk_unfinished(run, dir) {
+                            Ok(Some(why)) => mark_failed(&rd, run, why, &opts.backend),
+                            Ok(None) => {
+                                let bar = run_bar(multi, run);
+                                let backend = (opts.backend.as_str(), device);
+                                let s = train_child(run, &rd, backend, (&bar, overall), &children);
+                                bar.finish_and_clear();
+                                multi.remove(&bar);
+                                s
+                            }
+                            Err(e) => Err(e),
+                        };
+                        match outcome {
+                            Ok(s) => results.lock().expect("results").push((i, s)),
+                            Err(e) => errors
+                                .lock()
+                                .expect("errors")
+                                .push(format!("{}: {e}", run.id)),
+                        }
                     }
-                    bar.finish_and_clear();
-                    multi.remove(&bar);
                 }
                 active.fetch_sub(1, Ordering::SeqCst);
             });

@@ -8,7 +8,8 @@
 use crate::error::{LabError, LabResult};
 use crate::results::{write_atomic, RunDir, Status};
 use crate::sweep::executor::{
-    apply_progress, mark_failed, overall_progress, pending_runs, run_bar, ExecOptions, RunOutcome,
+    apply_progress, mark_failed, overall_progress, pending_runs, run_bar, work_units, ExecOptions,
+    RunOutcome,
 };
 use crate::sweep::spec::{Plan, PlannedRun};
 use anyhow::Context;
@@ -63,7 +64,8 @@ pub struct SlurmOptions {
 pub struct ArrayState {
     /// Slurm's job id of the array.
     pub job_id: String,
-    /// Run id of each task, by task index.
+    /// Run ids of each task, by task index, separated by spaces: one run, or a trunk followed by
+    /// its cooldown branches (trained in order by the task).
     pub runs: Vec<String>,
     /// The submitted script.
     pub script: PathBuf,
@@ -89,11 +91,12 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The sbatch script of an array over `runs`, training with the binary `exe`.
+/// The sbatch script of an array over `units` (one task each: a run, or a trunk and its branches,
+/// trained in order), training with the binary `exe`.
 pub fn sbatch_script(
     name: &str,
     dir: &Path,
-    runs: &[&PlannedRun],
+    units: &[Vec<&PlannedRun>],
     exe: &Path,
     so: &SlurmOptions,
 ) -> String {
@@ -106,7 +109,7 @@ pub fn sbatch_script(
         .unwrap_or_default();
     opt(format!(
         "--array=0-{}{throttle}",
-        runs.len().saturating_sub(1)
+        units.len().saturating_sub(1)
     ));
     opt(format!(
         "--output={}",
@@ -127,7 +130,7 @@ pub fn sbatch_script(
     for a in &so.sbatch_args {
         opt(a.clone());
     }
-    s.push_str("# Written by `lab sweep --launcher slurm`: one task per run, `lab train` resumes from the run's checkpoint.\n");
+    s.push_str("# Written by `lab sweep --launcher slurm`: one task per run (or per trunk and its cooldown branches, in order); `lab train` resumes from the run's checkpoint.\n");
     s.push_str("set -eo pipefail\n");
     for line in &so.setup {
         s.push_str(line);
@@ -137,14 +140,18 @@ pub fn sbatch_script(
     s.push_str(
         "[ -n \"${SLURM_CPUS_PER_TASK:-}\" ] && export RAYON_NUM_THREADS=$SLURM_CPUS_PER_TASK\n",
     );
-    s.push_str("RUNS=(\n");
-    for r in runs {
-        s.push_str(&format!("  {}  # {}\n", r.id, r.label.replace('\n', " ")));
+    s.push_str("TASKS=(\n");
+    for unit in units {
+        let ids: Vec<&str> = unit.iter().map(|r| r.id.as_str()).collect();
+        let label = unit
+            .first()
+            .map_or(String::new(), |r| r.label.replace('\n', " "));
+        s.push_str(&format!("  '{}'  # {label}\n", ids.join(" ")));
     }
-    s.push_str(")\nID=${RUNS[$SLURM_ARRAY_TASK_ID]}\n");
+    s.push_str(")\nfor ID in ${TASKS[$SLURM_ARRAY_TASK_ID]}; do\n");
     let runs_dir = dir.join("runs");
     s.push_str(&format!(
-        "exec {} train {}/\"$ID\"/run.yaml --out {}/\"$ID\" --resume --backend {}\n",
+        "  {} train {}/\"$ID\"/run.yaml --out {}/\"$ID\" --resume --backend {}\ndone\n",
         quote(&exe.display().to_string()),
         quote(&runs_dir.display().to_string()),
         quote(&runs_dir.display().to_string()),
@@ -262,7 +269,8 @@ fn follow(
     let members: Vec<usize> = state
         .runs
         .iter()
-        .filter_map(|id| index.get(id.as_str()).copied())
+        .flat_map(|ids| ids.split(' '))
+        .filter_map(|id| index.get(id).copied())
         .collect();
     let (multi, overall) = overall_progress(plan, &members);
     let mut bars: HashMap<usize, (ProgressBar, Option<u64>, u64)> = HashMap::new();
@@ -272,7 +280,10 @@ fn follow(
         }
         let active = active_tasks(&state.job_id)?;
         for (&task, st) in &active {
-            let Some(&i) = state.runs.get(task).and_then(|id| index.get(id.as_str())) else {
+            // A task's progress lines are its running member's; the members of a trunk's task
+            // share one shape, so the first stands for them.
+            let first = state.runs.get(task).and_then(|ids| ids.split(' ').next());
+            let Some(&i) = first.and_then(|id| index.get(id)) else {
                 continue;
             };
             if st != "RUNNING" && !bars.contains_key(&task) {
@@ -332,14 +343,19 @@ pub fn execute_slurm(
         if pending.is_empty() {
             return Ok(outcomes);
         }
-        let runs: Vec<&PlannedRun> = pending.iter().map(|&i| &plan.runs[i]).collect();
+        let units: Vec<Vec<&PlannedRun>> = work_units(plan, &pending)
+            .into_iter()
+            .map(|u| u.into_iter().map(|i| &plan.runs[i]).collect())
+            .collect();
         let exe = std::env::current_exe().context("locating the lab binary")?;
-        let script = sbatch_script(&plan.spec.name, dir, &runs, &exe, so);
+        let script = sbatch_script(&plan.spec.name, dir, &units, &exe, so);
         if so.dry_run {
             println!("{script}");
             println!("task  run           label");
-            for (t, r) in runs.iter().enumerate() {
-                println!("{t:<5} {:<13} {}", r.id, r.label);
+            for (t, unit) in units.iter().enumerate() {
+                for r in unit {
+                    println!("{t:<5} {:<13} {}", r.id, r.label);
+                }
             }
             println!("(dry run: nothing submitted)");
             return Ok(outcomes);
@@ -353,7 +369,15 @@ pub fn execute_slurm(
         let job_id = submit(&path)?;
         let st = ArrayState {
             job_id,
-            runs: runs.iter().map(|r| r.id.clone()).collect(),
+            runs: units
+                .iter()
+                .map(|u| {
+                    u.iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect(),
             script: path,
         };
         write_atomic(
@@ -376,8 +400,13 @@ pub fn execute_slurm(
         return Ok(outcomes);
     }
     let finals = final_states(&state.job_id);
-    for (task, id) in state.runs.iter().enumerate() {
-        let Some(i) = plan.runs.iter().position(|r| &r.id == id) else {
+    let members = state
+        .runs
+        .iter()
+        .enumerate()
+        .flat_map(|(task, ids)| ids.split(' ').map(move |id| (task, id)));
+    for (task, id) in members {
+        let Some(i) = plan.runs.iter().position(|r| r.id == id) else {
             continue;
         };
         let run = &plan.runs[i];

@@ -64,6 +64,76 @@ pub struct SweepSpec {
     /// Site-specific lines for `--launcher slurm` (setup commands, extra #SBATCH options).
     #[serde(default)]
     pub slurm: Option<crate::sweep::slurm::SlurmSite>,
+    /// WSD cooldown branches: one constant-LR trunk per model, a short cooldown per token count.
+    #[serde(default)]
+    pub branches: Option<BranchSpec>,
+}
+
+/// WSD cooldown branches (Hägele et al. 2024): the runs of a sweep that differ only in their token
+/// count become one constant-learning-rate trunk, trained to the last branch point, and one short
+/// cooldown run per token count forked from the trunk's checkpoint; each branch is a run of its own
+/// (its own D and C) with the schedule an independent WSD run of that length would have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchSpec {
+    /// Fraction of each branch's steps spent cooling down (shape: `train.cooldown_shape`).
+    pub cooldown: f64,
+    /// isoFLOP sweeps: extra budgets spaced geometrically between consecutive listed budgets, so
+    /// every model gets more token counts at the price of their cooldowns.
+    #[serde(default)]
+    pub between: usize,
+    /// Other sweeps: token counts as fractions of each run's `train.tokens` (1.0 is the run's own).
+    #[serde(default)]
+    pub at: Vec<f64>,
+}
+
+impl BranchSpec {
+    /// Checks the section against the sweep's design; the message names the key.
+    fn validate(&self, isoflop: bool) -> Result<(), String> {
+        if !(self.cooldown > 0.0 && self.cooldown < 1.0) {
+            return Err(format!(
+                "branches.cooldown: must be in (0, 1), got {}",
+                self.cooldown
+            ));
+        }
+        if self.between > 16 {
+            return Err(format!(
+                "branches.between: at most 16 extra budgets per interval, got {}",
+                self.between
+            ));
+        }
+        match (isoflop, self.at.is_empty()) {
+            (true, false) => Err(
+                "branches.at: an isoFLOP sweep branches at its budgets; use branches.between for more"
+                    .into(),
+            ),
+            (false, true) => Err(
+                "branches.at: list the token counts to branch at, as fractions of train.tokens"
+                    .into(),
+            ),
+            _ => match self.at.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+                Some(f) => Err(format!("branches.at: {f} is not in (0, 1]")),
+                None if self.between > 0 && !isoflop => {
+                    Err("branches.between: only for isoFLOP sweeps".into())
+                }
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// `budgets` with `between` extra budgets spaced geometrically inside each interval.
+fn densify(budgets: &[f64], between: usize) -> Vec<f64> {
+    let mut sorted = budgets.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    let mut out = Vec::new();
+    for w in sorted.windows(2) {
+        let r = (w[1] / w[0]).powf(1.0 / (between + 1) as f64);
+        out.extend((0..=between).map(|j| w[0] * r.powi(j as i32)));
+    }
+    out.extend(sorted.last());
+    out
 }
 
 fn d_seeds() -> Vec<u64> {
@@ -297,6 +367,10 @@ pub fn load(path: &Path) -> LabResult<Plan> {
             .map(|i| zip.iter().map(|(k, v)| (k.clone(), v[i].clone())).collect())
             .collect(),
     };
+    if let Some(b) = &spec.branches {
+        b.validate(spec.isoflop.is_some())
+            .map_err(|m| LabError::input(path, locate_key(&text, "branches"), m))?;
+    }
     let shapes: Vec<(Option<f64>, Overrides)> = match &spec.isoflop {
         None => vec![(None, Vec::new())],
         Some(iso) => {
@@ -315,9 +389,10 @@ pub fn load(path: &Path) -> LabResult<Plan> {
                     format!("isoflop.budgets: {b} is not a positive number"),
                 ));
             }
-            iso.budgets
-                .iter()
-                .flat_map(|&b| {
+            let between = spec.branches.as_ref().map_or(0, |b| b.between);
+            densify(&iso.budgets, between)
+                .into_iter()
+                .flat_map(|b| {
                     iso.shapes.iter().map(move |s| {
                         (
                             Some(b),
@@ -448,12 +523,113 @@ pub fn load(path: &Path) -> LabResult<Plan> {
     if runs.is_empty() {
         return Err(LabError::input(path, None, "the sweep expands to no runs"));
     }
+    if let Some(b) = &spec.branches {
+        runs = branched(runs, b, &mut infeasible);
+    }
     Ok(Plan {
         spec,
         file: path.to_path_buf(),
         runs,
         infeasible,
     })
+}
+
+/// One trunk and its branches: the planned runs that differ only in their token count.
+struct Family {
+    /// A member's config (token count aside).
+    cfg: RunConfig,
+    label: String,
+    /// (steps, isoFLOP budget) of every token count to branch at.
+    points: Vec<(u64, Option<f64>)>,
+}
+
+/// Replaces the runs that differ only in `train.tokens` by a trunk and cooldown branches: the trunk
+/// trains at constant LR to the last fork step and saves a checkpoint at each; a branch of S steps
+/// forks at S - round(cooldown x S), the step an independent WSD run of S steps starts cooling down.
+/// Warmup is shared (`train.warmup_steps`, else `warmup` x the shortest branch). A branch point
+/// inside the warmup is infeasible.
+fn branched(
+    runs: Vec<PlannedRun>,
+    b: &BranchSpec,
+    infeasible: &mut Vec<Infeasible>,
+) -> Vec<PlannedRun> {
+    let mut families: Vec<Family> = Vec::new();
+    for r in runs {
+        let mut key = r.cfg.clone();
+        key.train.tokens = 1;
+        let steps = r.cfg.steps();
+        let points: Vec<(u64, Option<f64>)> = if b.at.is_empty() {
+            vec![(steps, r.budget)]
+        } else {
+            b.at.iter()
+                .map(|f| (((f * steps as f64).round() as u64).max(1), None))
+                .collect()
+        };
+        match families.iter_mut().find(|f| f.cfg == key) {
+            Some(f) => f.points.extend(points),
+            None => families.push(Family {
+                cfg: key,
+                label: r.label,
+                points,
+            }),
+        }
+    }
+    let mut out = Vec::new();
+    for mut fam in families {
+        fam.points.sort_by_key(|p| p.0);
+        fam.points.dedup_by_key(|p| p.0);
+        let tps = fam.cfg.tokens_per_step();
+        let shortest = fam.points[0].0;
+        let warmup = fam
+            .cfg
+            .train
+            .warmup_steps
+            .unwrap_or((fam.cfg.train.warmup * shortest as f64).round() as u64);
+        let fork = |steps: u64| steps - (b.cooldown * steps as f64).round() as u64;
+        let (ok, late): (Vec<_>, Vec<_>) = fam.points.iter().partition(|p| fork(p.0) > warmup);
+        for (steps, budget) in late {
+            infeasible.push(Infeasible {
+                budget: budget.unwrap_or(f64::NAN),
+                shape: fam.label.clone(),
+                reason: format!(
+                    "a {steps}-step branch forks at step {} inside the {warmup}-step warmup",
+                    fork(steps)
+                ),
+            });
+        }
+        let Some(last) = ok.last() else { continue };
+        let mut trunk = fam.cfg.clone();
+        trunk.train.tokens = fork(last.0) * tps;
+        trunk.train.schedule = crate::config::Schedule::Constant;
+        trunk.train.warmup_steps = Some(warmup);
+        trunk.train.save_at = ok.iter().map(|p| fork(p.0)).collect();
+        trunk.train.save_at.dedup();
+        let trunk_id = trunk.id();
+        out.push(PlannedRun {
+            id: trunk_id.clone(),
+            cfg: trunk,
+            budget: None,
+            label: format!("trunk {}", fam.label),
+        });
+        for &(steps, budget) in &ok {
+            let mut cfg = fam.cfg.clone();
+            cfg.train.tokens = steps * tps;
+            cfg.train.schedule = crate::config::Schedule::Wsd;
+            cfg.train.cooldown = b.cooldown;
+            cfg.train.warmup_steps = Some(warmup);
+            cfg.train.branch = Some(crate::config::BranchFrom {
+                trunk: trunk_id.clone(),
+                step: fork(steps),
+            });
+            out.push(PlannedRun {
+                id: cfg.id(),
+                cfg,
+                budget,
+                label: fam.label.clone(),
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -509,6 +685,107 @@ mod tests {
             assert!(
                 (spent - c).abs() <= step_cost / 2.0 + 1.0,
                 "spent {spent} of {c}"
+            );
+        }
+    }
+
+    #[test]
+    fn densified_budgets_keep_the_listed_ones_exactly() {
+        let d = densify(&[1e11, 1e10, 1e12], 1);
+        assert_eq!(d.len(), 5);
+        assert_eq!((d[0], d[2], d[4]), (1e10, 1e11, 1e12));
+        assert!((d[1] / 1e10 - 10f64.sqrt()).abs() < 1e-9);
+        assert_eq!(densify(&[3e10], 2), vec![3e10]);
+    }
+
+    #[test]
+    fn isoflop_branches_share_one_trunk_per_shape() {
+        let yaml = format!(
+            "{BASE}isoflop:\n  budgets: [1.0e11, 4.0e11]\n  shapes:\n    - {{n_layer: 1, d_model: 32, n_head: 2}}\n    \
+             - {{n_layer: 2, d_model: 64, n_head: 4}}\n  min_steps: 5\nbranches: {{cooldown: 0.2, between: 1}}\n"
+        );
+        let p = plan(&yaml).unwrap();
+        let trunks: Vec<&PlannedRun> = p
+            .runs
+            .iter()
+            .filter(|r| !r.cfg.train.save_at.is_empty())
+            .collect();
+        assert_eq!(trunks.len(), 2, "one trunk per shape");
+        // Three budgets (1e11, 2e11, 4e11) per shape.
+        assert_eq!(p.runs.len(), 2 + 2 * 3);
+        for t in &trunks {
+            assert_eq!(t.cfg.train.schedule, crate::config::Schedule::Constant);
+            assert_eq!(t.budget, None);
+            let branches: Vec<&PlannedRun> = p
+                .runs
+                .iter()
+                .filter(|r| r.cfg.train.branch.as_ref().is_some_and(|b| b.trunk == t.id))
+                .collect();
+            assert_eq!(branches.len(), 3);
+            let mut forks = Vec::new();
+            for b in &branches {
+                let steps = b.cfg.steps();
+                let fork = b.cfg.train.branch.as_ref().unwrap().step;
+                // The fork step is where an independent WSD run of this length cools down.
+                assert_eq!(
+                    fork,
+                    crate::train::schedule::cooldown_start(
+                        &{
+                            let mut c = b.cfg.train.clone();
+                            c.branch = None;
+                            c
+                        },
+                        steps
+                    )
+                );
+                assert_eq!(b.cfg.train.warmup_steps, t.cfg.train.warmup_steps);
+                assert!(t.cfg.train.save_at.contains(&fork));
+                // The branch spends its budget to within a step, like an independent run.
+                let fpt = account(&b.cfg.model).flops_per_token as f64;
+                let step_cost = fpt * b.cfg.tokens_per_step() as f64;
+                let c = b.budget.unwrap();
+                assert!((fpt * b.cfg.train.tokens as f64 - c).abs() <= step_cost / 2.0 + 1.0);
+                forks.push(fork);
+            }
+            forks.sort();
+            assert_eq!(t.cfg.steps(), *forks.last().unwrap());
+            // The trunk precedes its branches.
+            let ti = p.runs.iter().position(|r| r.id == t.id).unwrap();
+            assert!(branches
+                .iter()
+                .all(|b| p.runs.iter().position(|r| r.id == b.id).unwrap() > ti));
+        }
+    }
+
+    #[test]
+    fn grid_branches_fork_at_fractions_and_bad_sections_name_the_key() {
+        let ok = format!("{BASE}branches: {{cooldown: 0.1, at: [0.25, 0.5, 1.0]}}\n");
+        let p = plan(&ok).unwrap();
+        assert_eq!(p.runs.len(), 4);
+        let steps: Vec<u64> = p.runs[1..].iter().map(|r| r.cfg.steps()).collect();
+        // 100,000 tokens of 256 per step: 391 steps.
+        assert_eq!(steps, vec![98, 196, 391]);
+        assert_eq!(p.runs[0].cfg.steps(), 391 - 39);
+        for (yaml, want) in [
+            (
+                format!("{BASE}branches: {{cooldown: 1.5, at: [1.0]}}\n"),
+                "branches.cooldown",
+            ),
+            (
+                format!("{BASE}branches: {{cooldown: 0.2}}\n"),
+                "branches.at",
+            ),
+            (
+                format!("{BASE}branches: {{cooldown: 0.2, at: [0.0]}}\n"),
+                "branches.at",
+            ),
+        ] {
+            let e = plan(&yaml).err().expect("refused").to_string();
+            let line = e.split("s.yaml:").nth(1);
+            assert!(
+                e.contains(want)
+                    && line.is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())),
+                "{e}"
             );
         }
     }

@@ -36,12 +36,17 @@ pub struct TunePlan {
 
 /// The representative run of each shape (first seed only): for an isoFLOP sweep, the run at the
 /// median of the budgets the shape is trained at (the lower one of two), so every shape is tuned near
-/// the middle of its own range of D; for other sweeps, every run is its own shape.
+/// the middle of its own range of D; for other sweeps, every run is its own shape. A branched
+/// sweep's trunks are not shapes of their own (their branches are).
 fn representatives(sweep: &Plan) -> Vec<&PlannedRun> {
     let first_seed = sweep.spec.seeds.first().copied().unwrap_or(0);
     let mut by_label: BTreeMap<&str, Vec<&PlannedRun>> = BTreeMap::new();
     let mut order: Vec<&str> = Vec::new();
-    for r in sweep.runs.iter().filter(|r| r.cfg.train.seed == first_seed) {
+    let points = sweep
+        .runs
+        .iter()
+        .filter(|r| r.cfg.train.seed == first_seed && r.cfg.train.save_at.is_empty());
+    for r in points {
         let list = by_label.entry(r.label.as_str()).or_default();
         if list.is_empty() {
             order.push(r.label.as_str());
@@ -59,7 +64,8 @@ fn representatives(sweep: &Plan) -> Vec<&PlannedRun> {
 }
 
 /// Expands `sweep` into an LR scan per shape: each shape's representative run with its learning
-/// rate multiplied by every factor.
+/// rate multiplied by every factor. A cooldown branch is scanned as the independent WSD run it
+/// equals (same warmup, cooldown from the same step), since its trunk's rate changes with it.
 pub fn plan(sweep: &Plan, factors: &[f64]) -> TunePlan {
     let mut runs = Vec::new();
     let mut scans = Vec::new();
@@ -76,6 +82,7 @@ pub fn plan(sweep: &Plan, factors: &[f64]) -> TunePlan {
             let mut cfg = rep.cfg.clone();
             cfg.name = format!("{}-tune", sweep.spec.name);
             cfg.train.lr = rep.cfg.train.lr * f;
+            cfg.train.branch = None;
             let id = cfg.id();
             scan.runs.push((f, id.clone()));
             runs.push(PlannedRun {

@@ -172,6 +172,50 @@ fn progress_lines() -> bool {
     std::env::var("LAB_PROGRESS").is_ok_and(|v| v == "lines")
 }
 
+/// The folder of the branch-point checkpoint a trunk in `run_dir` saves at `step`.
+pub fn branch_point(run_dir: &std::path::Path, step: u64) -> PathBuf {
+    run_dir.join("branch-points").join(step.to_string())
+}
+
+/// A cooldown branch's starting state: its trunk's checkpoint at the fork step (the trunk's folder
+/// is a sibling of the branch's), taken over under the branch's id with the trunk's wall time
+/// left behind (it is the trunk's).
+fn fork(
+    dir: &RunDir,
+    b: &crate::config::BranchFrom,
+    id: &str,
+    config_file: &std::path::Path,
+) -> LabResult<Checkpoint> {
+    let trunk_dir = dir.0.parent().unwrap_or(&dir.0).join(&b.trunk);
+    let at = branch_point(&trunk_dir, b.step);
+    let Some(mut ck) = checkpoint::load(&at)? else {
+        return Err(LabError::input(
+            config_file,
+            None,
+            format!(
+                "train.branch: trunk {} has no checkpoint at step {} ({} is missing); train the trunk first",
+                b.trunk,
+                b.step,
+                at.display()
+            ),
+        ));
+    };
+    if ck.state.id != b.trunk || ck.state.step != b.step {
+        return Err(anyhow::anyhow!(
+            "{} holds run {} at step {}, not trunk {} at step {}",
+            at.display(),
+            ck.state.id,
+            ck.state.step,
+            b.trunk,
+            b.step
+        )
+        .into());
+    }
+    ck.state.id = id.to_string();
+    ck.state.wall_seconds = 0.0;
+    Ok(ck)
+}
+
 /// Trains one run. Returns its final status (`Running` when stopped by a signal or a step limit,
 /// with a checkpoint to resume from).
 pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
@@ -209,8 +253,8 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             return Ok(s);
         }
     }
-    let prior = checkpoint::load(&dir.ckpt())?;
-    if prior.is_some() && !opts.resume {
+    let own = checkpoint::load(&dir.ckpt())?;
+    if own.is_some() && !opts.resume {
         return Err(LabError::input(
             &opts.config_file,
             None,
@@ -220,6 +264,11 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             ),
         ));
     }
+    let prior = match (own, &cfg.train.branch) {
+        (Some(ck), _) => Some(ck),
+        (None, Some(b)) => Some(fork(&dir, b, &id, &opts.config_file)?),
+        (None, None) => None,
+    };
     write_atomic(&dir.config(), yaml.as_bytes())?;
 
     let device = backend::device(&opts.backend, opts.device_index)?;
@@ -403,6 +452,18 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             }
             message = format!("loss {step_loss:.4} val {val:.4}");
             pb.set_message(message.clone());
+        }
+        if t.save_at.contains(&state.step) {
+            let mut s = state.clone();
+            s.wall_seconds += started.elapsed().as_secs_f64();
+            checkpoint::save(
+                &branch_point(&dir.0, state.step),
+                &Checkpoint {
+                    state: s,
+                    model: params::export(&model),
+                    optim: optim.export(),
+                },
+            )?;
         }
         pb.set_position(state.step);
         if lines && (state.step.is_multiple_of(line_every) || state.step == steps) {

@@ -1,0 +1,285 @@
+//! `lab fit --schedule-fit FILTER`: Tissue et al.'s schedule-aware law (`fit::schedule_law`) on the
+//! training curves of a results folder. For every model shape, the law is fitted on the curves of
+//! the runs that match the filter (e.g. `schedule=wsd`) and predicts the curve of every other
+//! finished run of that shape from its schedule alone; the errors say whether one schedule's curve
+//! can stand for another's. Writes `<out>/schedule.{json,md}`.
+
+use crate::collect::find_runs;
+use crate::config::RunConfig;
+use crate::error::{LabError, LabResult};
+use crate::results::write_atomic;
+use crate::table::{filter_mask, numbers, read_frame};
+use crate::train::schedule::{lr_at, warmup_end};
+use anyhow::Context;
+use fit::schedule_law::{self, areas, Areas, CurvePoint, ScheduleFit, LAMBDA};
+use fit::Estimate;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// A run's curve: (step, validation loss) after its warmup, and its schedule's areas per step.
+struct RunCurve {
+    id: String,
+    cfg: RunConfig,
+    points: Vec<(u64, f64)>,
+    areas: Vec<Areas>,
+}
+
+impl RunCurve {
+    /// The curve's points with the areas at their steps.
+    fn curve_points(&self) -> Vec<CurvePoint> {
+        self.points
+            .iter()
+            .map(|&(step, loss)| CurvePoint {
+                areas: self.areas[step as usize - 1],
+                loss,
+            })
+            .collect()
+    }
+}
+
+/// A predicted run: how well the law fitted elsewhere foretells its curve.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// Run id.
+    pub id: String,
+    /// Its schedule.
+    pub schedule: String,
+    /// Observed final validation loss.
+    pub final_loss: f64,
+    /// Predicted final loss, with the bootstrap interval.
+    pub predicted_final: Estimate,
+    /// predicted / observed - 1 at the last evaluation.
+    pub final_rel_error: f64,
+    /// Mean |predicted / observed - 1| over the evaluations after warmup.
+    pub curve_mean_abs_rel_error: f64,
+    /// (step, observed, predicted) at each evaluation after warmup.
+    pub curve: Vec<(u64, f64, f64)>,
+}
+
+/// The fit of one shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShapeFit {
+    /// The shape (`n_layer`, `d_model`, `n_head`) and its non-embedding parameters.
+    pub shape: String,
+    /// Runs fitted on.
+    pub fitted_on: Vec<String>,
+    /// The law.
+    pub fit: ScheduleFit,
+    /// Every other finished run of the shape.
+    pub predictions: Vec<Prediction>,
+}
+
+/// The content of schedule.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleFile {
+    /// The filter that chose the fitted runs.
+    pub filter: String,
+    /// The momentum of the annealing area.
+    pub lambda: f64,
+    /// One fit per shape with fitted runs.
+    pub shapes: Vec<ShapeFit>,
+}
+
+/// Reads every finished run's curve (after warmup) and schedule; `fitted[i]` says whether run i
+/// matches the filter.
+fn read_curves(dir: &Path, filter: &str) -> LabResult<(Vec<RunCurve>, Vec<bool>)> {
+    let runs_path = dir.join("runs.parquet");
+    let runs = read_frame(&runs_path)?;
+    let mut conditions = vec!["status=done".to_string()];
+    if runs.column("role").is_ok() {
+        conditions.push("role!=trunk".to_string());
+    }
+    let done = filter_mask(&runs, &conditions, &runs_path)?;
+    conditions.push(filter.to_string());
+    let matched = filter_mask(&runs, &conditions, &runs_path)?;
+    let ids: Vec<Option<String>> = runs
+        .column("id")
+        .and_then(|c| {
+            c.str()
+                .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
+        })
+        .map_err(|e| LabError::input(&runs_path, None, format!("column 'id': {e}")))?;
+    let wanted: HashMap<String, bool> = (0..runs.height())
+        .filter(|&i| done[i])
+        .filter_map(|i| Some((ids[i].clone()?, matched[i])))
+        .collect();
+    let curves_path = dir.join("curves.parquet");
+    let cdf = read_frame(&curves_path)?;
+    let cid: Vec<Option<String>> = cdf
+        .column("id")
+        .and_then(|c| {
+            c.str()
+                .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
+        })
+        .map_err(|e| LabError::input(&curves_path, None, format!("column 'id': {e}")))?;
+    let step = numbers(&cdf, "step", &curves_path)?;
+    let val = numbers(&cdf, "val_loss", &curves_path)?;
+    let mut by_id: HashMap<&str, Vec<(u64, f64)>> = HashMap::new();
+    for i in 0..cdf.height() {
+        if let (Some(id), Some(s), Some(l)) = (&cid[i], step[i], val[i]) {
+            by_id.entry(id.as_str()).or_default().push((s as u64, l));
+        }
+    }
+    let mut curves = Vec::new();
+    let mut fitted = Vec::new();
+    for r in find_runs(dir)? {
+        let (Some(&m), Some(cfg)) = (wanted.get(&r.id), r.cfg) else {
+            continue;
+        };
+        let steps = cfg.steps();
+        let lrs: Vec<f64> = (0..steps).map(|s| lr_at(&cfg.train, s, steps)).collect();
+        let after = warmup_end(&cfg.train, steps);
+        let mut points: Vec<(u64, f64)> = by_id
+            .get(r.id.as_str())
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|&(s, _)| s > after && s <= steps)
+                    .collect()
+            })
+            .unwrap_or_default();
+        points.sort_by_key(|p| p.0);
+        points.dedup_by_key(|p| p.0);
+        if points.is_empty() {
+            continue;
+        }
+        curves.push(RunCurve {
+            id: r.id,
+            cfg,
+            points,
+            areas: areas(&lrs, LAMBDA),
+        });
+        fitted.push(m);
+    }
+    Ok((curves, fitted))
+}
+
+/// Fits the law per shape on the runs matching `filter` and predicts the others.
+pub fn analyse(dir: &Path, filter: &str, replicates: usize, seed: u64) -> LabResult<ScheduleFile> {
+    let (curves, fitted) = read_curves(dir, filter)?;
+    let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, c) in curves.iter().enumerate() {
+        let m = &c.cfg.model;
+        let n = models::account(m).params_nonembedding;
+        let key = format!(
+            "n_layer {} d_model {} n_head {} (N = {n})",
+            m.n_layer, m.d_model, m.n_head
+        );
+        shapes.entry(key).or_default().push(i);
+    }
+    let mut out = Vec::new();
+    for (shape, members) in shapes {
+        let (fit_on, others): (Vec<usize>, Vec<usize>) =
+            members.into_iter().partition(|&i| fitted[i]);
+        if fit_on.is_empty() {
+            continue;
+        }
+        let points: Vec<CurvePoint> = fit_on
+            .iter()
+            .flat_map(|&i| curves[i].curve_points())
+            .collect();
+        let fit = schedule_law::fit(&points, replicates, 0.95, seed)
+            .map_err(|e| LabError::input(dir, None, format!("{shape}: {e}")))?;
+        let predictions = others.iter().map(|&i| predict(&curves[i], &fit)).collect();
+        out.push(ShapeFit {
+            shape,
+            fitted_on: fit_on.iter().map(|&i| curves[i].id.clone()).collect(),
+            fit,
+            predictions,
+        });
+    }
+    if out.is_empty() {
+        return Err(LabError::input(
+            dir,
+            None,
+            format!("--schedule-fit {filter}: no finished run matches"),
+        ));
+    }
+    Ok(ScheduleFile {
+        filter: filter.to_string(),
+        lambda: LAMBDA,
+        shapes: out,
+    })
+}
+
+fn predict(run: &RunCurve, fit: &ScheduleFit) -> Prediction {
+    let curve: Vec<(u64, f64, f64)> = run
+        .curve_points()
+        .iter()
+        .zip(&run.points)
+        .map(|(p, &(step, _))| (step, p.loss, fit.law.at(p.areas)))
+        .collect();
+    let &(_, last_obs, last_pred) = curve.last().expect("curves are not empty");
+    let last_areas = run.areas[run.points.last().expect("not empty").0 as usize - 1];
+    let samples: Vec<f64> = fit.replicates.iter().map(|l| l.at(last_areas)).collect();
+    Prediction {
+        id: run.id.clone(),
+        schedule: format!("{:?}", run.cfg.train.schedule).to_lowercase(),
+        final_loss: last_obs,
+        predicted_final: Estimate::from_samples(last_pred, &samples, 0.95),
+        final_rel_error: last_pred / last_obs - 1.0,
+        curve_mean_abs_rel_error: curve.iter().map(|c| (c.2 / c.1 - 1.0).abs()).sum::<f64>()
+            / curve.len() as f64,
+        curve,
+    }
+}
+
+/// The analysis as markdown.
+pub fn markdown(f: &ScheduleFile) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Schedule-aware law (Tissue et al. 2024): L = L0 + A S1^-alpha - C S2, lambda {}\n\nFitted per shape on the runs with `{}`; every other finished run of the shape is predicted from its schedule alone (evaluations after warmup).\n",
+        f.lambda, f.filter
+    );
+    for sh in &f.shapes {
+        let e = |x: &Estimate| crate::fitreport::with_interval(x);
+        let _ = writeln!(
+            s,
+            "## {}\n\nFitted on {} ({} points, RMS relative residual {:.2}%): L0 = {}, A = {}, alpha = {}, C = {}.\n",
+            sh.shape,
+            sh.fitted_on.join(", "),
+            sh.fit.points,
+            100.0 * sh.fit.rms_rel_error,
+            e(&sh.fit.l0),
+            e(&sh.fit.a),
+            e(&sh.fit.alpha),
+            e(&sh.fit.c)
+        );
+        if sh.predictions.is_empty() {
+            let _ = writeln!(s, "No other finished run of this shape to predict.\n");
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "| run | schedule | final loss | predicted | error | mean curve error |\n|---|---|---|---|---|---|"
+        );
+        for p in &sh.predictions {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.4} | {} | {:+.2}% | {:.2}% |",
+                p.id,
+                p.schedule,
+                p.final_loss,
+                e(&p.predicted_final),
+                100.0 * p.final_rel_error,
+                100.0 * p.curve_mean_abs_rel_error
+            );
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
+/// Writes schedule.json and schedule.md into `out`.
+pub fn write(out: &Path, f: &ScheduleFile) -> LabResult<()> {
+    std::fs::create_dir_all(out)?;
+    write_atomic(
+        &out.join("schedule.json"),
+        &serde_json::to_vec_pretty(f).context("schedule.json")?,
+    )?;
+    write_atomic(&out.join("schedule.md"), markdown(f).as_bytes())?;
+    Ok(())
+}
