@@ -349,3 +349,47 @@ fn a_rejected_submission_names_slurms_reason() {
     );
     assert!(!dir.path().join("res/reject/slurm/array.json").exists());
 }
+
+#[test]
+fn a_branched_sweep_runs_each_trunk_and_its_branches_in_one_task() {
+    let Some((_cluster, dir)) = on_cluster() else {
+        return;
+    };
+    let cfg = write(
+        dir.path(),
+        "brs.yaml",
+        "name: brs\nbase:\n  model: {n_layer: 1, d_model: 16, n_head: 2, vocab: 64, seq_len: 32}\n  \
+         data: {source: synthetic}\n  train: {tokens: 1, batch_size: 8, eval_batches: 1}\n\
+         isoflop:\n  budgets: [1.0e10, 2.0e10]\n  shapes:\n    - {n_layer: 1, d_model: 16, n_head: 2}\n    \
+         - {n_layer: 1, d_model: 24, n_head: 2}\n  min_steps: 5\nbranches: {cooldown: 0.2}\n",
+    );
+    let out = slurm_sweep(dir.path(), &cfg, &["--max-concurrent", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Two tasks (one per trunk), each listing its trunk and two branches.
+    let tasks = array_state(dir.path(), "brs")["runs"].clone();
+    let tasks: Vec<String> = serde_json::from_value(tasks).unwrap();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert!(tasks.iter().all(|t| t.split(' ').count() == 3), "{tasks:?}");
+    let local = lab(
+        dir.path(),
+        &["sweep", cfg.to_str().unwrap(), "--results", "local", "--no-fit"],
+    );
+    assert!(local.status.success(), "{}", text(&local));
+    let a = runs_table(&dir.path().join("res/brs/runs.parquet"));
+    let b = runs_table(&dir.path().join("local/brs/runs.parquet"));
+    assert_eq!(a.height(), 6);
+    for col in ["id", "status", "role", "tokens"] {
+        assert_eq!(a.column(col).unwrap(), b.column(col).unwrap(), "{col}");
+    }
+    let loss = |df: &DataFrame| -> Vec<f64> {
+        df.column("final_val_loss")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    for (x, y) in loss(&a).iter().zip(loss(&b)) {
+        assert!((x - y).abs() < 1e-5 * y, "slurm {x} vs local {y}");
+    }
+}
