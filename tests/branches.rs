@@ -212,7 +212,6 @@ fn branches_equal_independent_wsd_runs_and_survive_sigkill() {
     let keys: Vec<(Option<String>, Option<f64>)> = strings(&curves, "id")
         .into_iter()
         .zip(floats(&curves, "step"))
-        .map(|(a, b)| (a, b))
         .collect();
     let unique: HashSet<String> = keys.iter().map(|(a, b)| format!("{a:?}{b:?}")).collect();
     assert_eq!(unique.len(), keys.len(), "duplicated curve rows");

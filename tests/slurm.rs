@@ -372,7 +372,13 @@ fn a_branched_sweep_runs_each_trunk_and_its_branches_in_one_task() {
     assert!(tasks.iter().all(|t| t.split(' ').count() == 3), "{tasks:?}");
     let local = lab(
         dir.path(),
-        &["sweep", cfg.to_str().unwrap(), "--results", "local", "--no-fit"],
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "local",
+            "--no-fit",
+        ],
     );
     assert!(local.status.success(), "{}", text(&local));
     let a = runs_table(&dir.path().join("res/brs/runs.parquet"));
