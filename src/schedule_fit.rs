@@ -11,7 +11,7 @@ use crate::results::write_atomic;
 use crate::table::{filter_mask, numbers, read_frame};
 use crate::train::schedule::{lr_at, warmup_end};
 use anyhow::Context;
-use fit::schedule_law::{self, areas, Areas, CurvePoint, ScheduleFit, LAMBDA};
+use fit::schedule_law::{self, areas, Areas, CurvePoint, ScheduleFit};
 use fit::Estimate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -84,7 +84,7 @@ pub struct ScheduleFile {
 
 /// Reads every finished run's curve (after warmup) and schedule; `fitted[i]` says whether run i
 /// matches the filter.
-fn read_curves(dir: &Path, filter: &str) -> LabResult<(Vec<RunCurve>, Vec<bool>)> {
+fn read_curves(dir: &Path, filter: &str, lambda: f64) -> LabResult<(Vec<RunCurve>, Vec<bool>)> {
     let runs_path = dir.join("runs.parquet");
     let runs = read_frame(&runs_path)?;
     let mut conditions = vec!["status=done".to_string()];
@@ -149,16 +149,30 @@ fn read_curves(dir: &Path, filter: &str) -> LabResult<(Vec<RunCurve>, Vec<bool>)
             id: r.id,
             cfg,
             points,
-            areas: areas(&lrs, LAMBDA),
+            areas: areas(&lrs, lambda),
         });
         fitted.push(m);
     }
     Ok((curves, fitted))
 }
 
-/// Fits the law per shape on the runs matching `filter` and predicts the others.
-pub fn analyse(dir: &Path, filter: &str, replicates: usize, seed: u64) -> LabResult<ScheduleFile> {
-    let (curves, fitted) = read_curves(dir, filter)?;
+/// Fits the law per shape on the runs matching `filter` (annealing momentum `lambda`) and predicts
+/// the others.
+pub fn analyse(
+    dir: &Path,
+    filter: &str,
+    lambda: f64,
+    replicates: usize,
+    seed: u64,
+) -> LabResult<ScheduleFile> {
+    if !(0.0..1.0).contains(&lambda) {
+        return Err(LabError::input(
+            "--schedule-lambda",
+            None,
+            format!("must be in [0, 1), got {lambda}"),
+        ));
+    }
+    let (curves, fitted) = read_curves(dir, filter, lambda)?;
     let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, c) in curves.iter().enumerate() {
         let m = &c.cfg.model;
@@ -199,7 +213,7 @@ pub fn analyse(dir: &Path, filter: &str, replicates: usize, seed: u64) -> LabRes
     }
     Ok(ScheduleFile {
         filter: filter.to_string(),
-        lambda: LAMBDA,
+        lambda,
         shapes: out,
     })
 }

@@ -168,6 +168,44 @@ fn branches_equal_independent_wsd_runs_and_survive_sigkill() {
     }
     assert_eq!(checked, 2);
 
+    // The schedule-aware law, fitted on each shape's two shorter branches, predicts its longest.
+    let fit_dir = res.to_str().unwrap();
+    let o = lab(
+        dir.path(),
+        &[
+            "fit",
+            fit_dir,
+            "--schedule-fit",
+            "isoflop_budget<1e11",
+            "--bootstrap",
+            "20",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let sched: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(res.join("fit/schedule.json")).unwrap()).unwrap();
+    let shapes = sched["shapes"].as_array().unwrap();
+    assert_eq!(shapes.len(), 2, "{sched}");
+    for sh in shapes {
+        assert_eq!(sh["fitted_on"].as_array().unwrap().len(), 2, "{sh}");
+        let p = &sh["predictions"].as_array().unwrap()[0];
+        let err = p["final_rel_error"].as_f64().unwrap();
+        assert!(err.abs() < 0.2, "{p}");
+    }
+    let bad = lab(
+        dir.path(),
+        &[
+            "fit",
+            fit_dir,
+            "--schedule-fit",
+            "schedule=wsd",
+            "--schedule-lambda",
+            "1.5",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("--schedule-lambda"), "{}", text(&bad));
+
     // Killed during a trunk, then during a branch, then finished: the same results, bit for bit.
     let runs_dir = dir.path().join("b/br/runs");
     for during_branch in [false, true] {

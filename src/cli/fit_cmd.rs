@@ -119,6 +119,9 @@ pub struct FitArgs {
     /// <out>/schedule.{json,md}.
     #[arg(long)]
     pub schedule_fit: Option<String>,
+    /// Momentum lambda of the annealing area S2 for --schedule-fit (Tissue et al.: 0.999).
+    #[arg(long, default_value_t = fit::schedule_law::LAMBDA)]
+    pub schedule_lambda: f64,
 }
 
 /// Parses the --approach list.
@@ -192,7 +195,13 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
         return fit_krajewski(&a, &spec, &out);
     }
     if let Some(filter) = &a.schedule_fit {
-        let f = crate::schedule_fit::analyse(&a.input, filter, a.bootstrap.min(500), a.seed)?;
+        let f = crate::schedule_fit::analyse(
+            &a.input,
+            filter,
+            a.schedule_lambda,
+            a.bootstrap.min(500),
+            a.seed,
+        )?;
         crate::schedule_fit::write(&out, &f)?;
         print!("{}", crate::schedule_fit::markdown(&f));
         println!("wrote {}", out.join("schedule.json").display());
