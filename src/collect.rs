@@ -180,12 +180,16 @@ pub fn role(c: &RunConfig) -> &'static str {
 /// FLOPs a run spent itself: a branch's `compute` counts its trunk up to the fork (so that it is
 /// the C of its (N, D) point), but only its cooldown was trained for it.
 fn compute_spent(st: &RunStatus, c: &RunConfig) -> f64 {
-    let forked = c
-        .train
+    let forked = fork_tokens(c).unwrap_or(0).min(st.tokens);
+    st.compute - st.accounting.flops_per_token as f64 * forked as f64
+}
+
+/// Tokens at a branch's fork from its trunk (None for other runs).
+fn fork_tokens(c: &RunConfig) -> Option<u64> {
+    c.train
         .branch
         .as_ref()
-        .map_or(0, |b| b.step * c.tokens_per_step());
-    st.compute - st.accounting.flops_per_token as f64 * forked.min(st.tokens) as f64
+        .map(|b| b.step * c.tokens_per_step())
 }
 
 fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabResult<DataFrame> {
@@ -230,15 +234,7 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         .iter()
         .map(|(_, _, c)| c.train.branch.as_ref().map(|b| b.trunk.clone()))
         .collect();
-    let fork_tokens: Vec<Option<u64>> = rows
-        .iter()
-        .map(|(_, _, c)| {
-            c.train
-                .branch
-                .as_ref()
-                .map(|b| b.step * c.tokens_per_step())
-        })
-        .collect();
+    let forks: Vec<Option<u64>> = rows.iter().map(|(_, _, c)| fork_tokens(c)).collect();
     let df = df!(
         "id" => s(&|st, _| st.id.clone()),
         "sweep" => vec![sweep.to_string(); rows.len()],
@@ -269,7 +265,7 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "isoflop_budget" => budget,
         "role" => s(&|_, c| role(c).to_string()),
         "trunk" => trunk,
-        "branch_tokens" => fork_tokens,
+        "branch_tokens" => forks,
         "compute_spent" => x(&|st, c| compute_spent(st, c)),
         "final_train_loss" => o(&|st, _| st.final_train_loss),
         "final_val_loss" => o(&|st, _| st.final_val_loss),

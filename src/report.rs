@@ -7,7 +7,7 @@ use crate::plot::source::Source;
 use crate::plot::style::{sci_label, si_label};
 use crate::plot::PlotSummary;
 use crate::results::write_atomic;
-use crate::table::{numbers, read_frame};
+use crate::table::{numbers, read_frame, texts};
 use polars::prelude::DataType;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,17 +52,10 @@ impl Branching {
 
 /// The branching figures of a runs table, when it has branches.
 pub(crate) fn branching(df: &polars::prelude::DataFrame, path: &Path) -> Option<Branching> {
-    let text = |name: &str| -> Option<Vec<String>> {
-        let c = df.column(name).ok()?.cast(&DataType::String).ok()?;
-        Some(
-            c.str()
-                .ok()?
-                .iter()
-                .map(|v| v.unwrap_or("").to_string())
-                .collect(),
-        )
-    };
-    let (role, status) = (text("role")?, text("status")?);
+    let (role, status) = (
+        texts(df, "role", path).ok()?,
+        texts(df, "status", path).ok()?,
+    );
     let spent = numbers(df, "compute_spent", path).ok()?;
     let compute = numbers(df, "compute", path).ok()?;
     let mut b = Branching {
@@ -72,12 +65,12 @@ pub(crate) fn branching(df: &polars::prelude::DataFrame, path: &Path) -> Option<
         independent: 0.0,
     };
     for i in 0..df.height() {
-        match role[i].as_str() {
+        match role[i].as_deref().unwrap_or("") {
             "trunk" => {
                 b.trunks += 1;
                 b.spent += spent[i].unwrap_or(0.0);
             }
-            "branch" if status[i] == "done" => {
+            "branch" if status[i].as_deref() == Some("done") => {
                 b.branches += 1;
                 b.spent += spent[i].unwrap_or(0.0);
                 b.independent += compute[i].unwrap_or(0.0);

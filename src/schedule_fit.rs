@@ -8,7 +8,7 @@ use crate::collect::find_runs;
 use crate::config::RunConfig;
 use crate::error::{LabError, LabResult};
 use crate::results::write_atomic;
-use crate::table::{filter_mask, numbers, read_frame};
+use crate::table::{filter_mask, numbers, read_frame, texts};
 use crate::train::schedule::{lr_at, warmup_end};
 use anyhow::Context;
 use fit::schedule_law::{self, areas, Areas, CurvePoint, ScheduleFit};
@@ -94,26 +94,14 @@ fn read_curves(dir: &Path, filter: &str, lambda: f64) -> LabResult<(Vec<RunCurve
     let done = filter_mask(&runs, &conditions, &runs_path)?;
     conditions.push(filter.to_string());
     let matched = filter_mask(&runs, &conditions, &runs_path)?;
-    let ids: Vec<Option<String>> = runs
-        .column("id")
-        .and_then(|c| {
-            c.str()
-                .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
-        })
-        .map_err(|e| LabError::input(&runs_path, None, format!("column 'id': {e}")))?;
+    let ids = texts(&runs, "id", &runs_path)?;
     let wanted: HashMap<String, bool> = (0..runs.height())
         .filter(|&i| done[i])
         .filter_map(|i| Some((ids[i].clone()?, matched[i])))
         .collect();
     let curves_path = dir.join("curves.parquet");
     let cdf = read_frame(&curves_path)?;
-    let cid: Vec<Option<String>> = cdf
-        .column("id")
-        .and_then(|c| {
-            c.str()
-                .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
-        })
-        .map_err(|e| LabError::input(&curves_path, None, format!("column 'id': {e}")))?;
+    let cid = texts(&cdf, "id", &curves_path)?;
     let step = numbers(&cdf, "step", &curves_path)?;
     let val = numbers(&cdf, "val_loss", &curves_path)?;
     let mut by_id: HashMap<&str, Vec<(u64, f64)>> = HashMap::new();

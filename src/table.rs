@@ -158,6 +158,22 @@ pub(crate) fn numbers(df: &DataFrame, name: &str, path: &Path) -> LabResult<Vec<
         .collect())
 }
 
+/// A column as text (any type, cast), with nulls as None.
+pub(crate) fn texts(df: &DataFrame, name: &str, path: &Path) -> LabResult<Vec<Option<String>>> {
+    let col = df
+        .column(name)
+        .map_err(|_| LabError::input(path, None, format!("no column '{name}'")))?;
+    let cast = col
+        .cast(&DataType::String)
+        .map_err(|e| LabError::input(path, None, format!("column '{name}': {e}")))?;
+    Ok(cast
+        .str()
+        .map_err(|e| LabError::input(path, None, format!("column '{name}': {e}")))?
+        .iter()
+        .map(|v| v.map(str::to_owned))
+        .collect())
+}
+
 fn column_names(df: &DataFrame) -> Vec<String> {
     df.get_column_names()
         .iter()
@@ -415,13 +431,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let fpt = numbers(&runs, "flops_per_token", &runs_path)?;
     let loss = numbers(&runs, "final_val_loss", &runs_path)?;
     let floors = numbers(&runs, "entropy_floor", &runs_path)?;
-    let ids: Vec<Option<String>> = runs
-        .column("id")
-        .and_then(|c| {
-            c.str()
-                .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
-        })
-        .map_err(|e| LabError::input(&runs_path, None, format!("column 'id': {e}")))?;
+    let ids = texts(&runs, "id", &runs_path)?;
     let mut status_filter = vec!["status=done".to_string()];
     // A branched sweep's trunks end at constant LR, mid-training: their branches are the points.
     if runs.column("role").is_ok() {
@@ -468,13 +478,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let curves = if curves_path.exists() {
         paths.push(curves_path.clone());
         let cdf = read_frame(&curves_path)?;
-        let cid: Vec<Option<String>> = cdf
-            .column("id")
-            .and_then(|c| {
-                c.str()
-                    .map(|s| s.iter().map(|v| v.map(str::to_owned)).collect())
-            })
-            .map_err(|e| LabError::input(&curves_path, None, format!("column 'id': {e}")))?;
+        let cid = texts(&cdf, "id", &curves_path)?;
         let tokens = numbers(&cdf, "tokens", &curves_path)?;
         let val = numbers(&cdf, "val_loss", &curves_path)?;
         let kept: std::collections::HashSet<u32> = finals.iter().map(|p| p.run).collect();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{lab, lab_bin, status, text, write};
+use common::{float_column, lab, lab_bin, status, text, write};
 use polars::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -34,23 +34,12 @@ fn strings(df: &DataFrame, col: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-fn floats(df: &DataFrame, col: &str) -> Vec<Option<f64>> {
-    df.column(col)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .collect()
-}
-
 /// Final validation loss by run id.
 fn finals(res: &Path) -> HashMap<String, f64> {
     let runs = frame(&res.join("runs.parquet"));
     strings(&runs, "id")
         .into_iter()
-        .zip(floats(&runs, "final_val_loss"))
+        .zip(float_column(&runs, "final_val_loss"))
         .map(|(id, l)| (id.unwrap(), l.unwrap()))
         .collect()
 }
@@ -112,9 +101,9 @@ fn branches_equal_independent_wsd_runs_and_survive_sigkill() {
     );
     // A branch's C is its whole point's (trunk part included); it spent only its cooldown.
     let (c, spent, fork) = (
-        floats(&runs, "compute"),
-        floats(&runs, "compute_spent"),
-        floats(&runs, "branch_tokens"),
+        float_column(&runs, "compute"),
+        float_column(&runs, "compute_spent"),
+        float_column(&runs, "branch_tokens"),
     );
     let trunk_ids: HashSet<String> = strings(&runs, "trunk").into_iter().flatten().collect();
     assert_eq!(trunk_ids.len(), 2);
@@ -249,7 +238,7 @@ fn branches_equal_independent_wsd_runs_and_survive_sigkill() {
     let curves = frame(&dir.path().join("b/br/curves.parquet"));
     let keys: Vec<(Option<String>, Option<f64>)> = strings(&curves, "id")
         .into_iter()
-        .zip(floats(&curves, "step"))
+        .zip(float_column(&curves, "step"))
         .collect();
     let unique: HashSet<String> = keys.iter().map(|(a, b)| format!("{a:?}{b:?}")).collect();
     assert_eq!(unique.len(), keys.len(), "duplicated curve rows");

@@ -92,6 +92,25 @@ fn runs_table(path: &Path) -> DataFrame {
         .unwrap()
 }
 
+/// Two runs tables (sorted by id) agree: `columns` exactly, final losses within 1e-5 (Slurm tasks
+/// may use another thread count).
+fn assert_same_runs(a: &DataFrame, b: &DataFrame, columns: &[&str]) {
+    for col in columns {
+        assert_eq!(a.column(col).unwrap(), b.column(col).unwrap(), "{col}");
+    }
+    let loss = |df: &DataFrame| -> Vec<f64> {
+        df.column("final_val_loss")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
+    };
+    for (x, y) in loss(a).iter().zip(loss(b)) {
+        assert!((x - y).abs() < 1e-5 * y, "slurm {x} vs local {y}");
+    }
+}
+
 /// Sweep `name`'s Slurm state file, slurm/array.json.
 fn array_state(dir: &Path, name: &str) -> serde_json::Value {
     let path = dir.join(format!("res/{name}/slurm/array.json"));
@@ -233,20 +252,7 @@ fn an_array_completes_and_matches_the_local_executor() {
     let a = runs_table(&dir.path().join("res/smoke/runs.parquet"));
     let b = runs_table(&dir.path().join("local/smoke/runs.parquet"));
     assert_eq!(a.height(), 6);
-    for col in ["id", "status", "tokens", "params_total"] {
-        assert_eq!(a.column(col).unwrap(), b.column(col).unwrap(), "{col}");
-    }
-    let loss = |df: &DataFrame| -> Vec<f64> {
-        df.column("final_val_loss")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect()
-    };
-    for (x, y) in loss(&a).iter().zip(loss(&b)) {
-        assert!((x - y).abs() < 1e-5 * y, "slurm {x} vs local {y}");
-    }
+    assert_same_runs(&a, &b, &["id", "status", "tokens", "params_total"]);
     // A second submission finds nothing to do and submits nothing.
     let again = slurm_sweep(dir.path(), &cfg, &[]);
     assert!(again.status.success(), "{}", text(&again));
@@ -384,18 +390,5 @@ fn a_branched_sweep_runs_each_trunk_and_its_branches_in_one_task() {
     let a = runs_table(&dir.path().join("res/brs/runs.parquet"));
     let b = runs_table(&dir.path().join("local/brs/runs.parquet"));
     assert_eq!(a.height(), 6);
-    for col in ["id", "status", "role", "tokens"] {
-        assert_eq!(a.column(col).unwrap(), b.column(col).unwrap(), "{col}");
-    }
-    let loss = |df: &DataFrame| -> Vec<f64> {
-        df.column("final_val_loss")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect()
-    };
-    for (x, y) in loss(&a).iter().zip(loss(&b)) {
-        assert!((x - y).abs() < 1e-5 * y, "slurm {x} vs local {y}");
-    }
+    assert_same_runs(&a, &b, &["id", "status", "role", "tokens"]);
 }

@@ -12,7 +12,7 @@ fn curve(run_dir: &std::path::Path) -> DataFrame {
 }
 
 fn column(df: &DataFrame, name: &str) -> Vec<f64> {
-    optional_column(df, name)
+    common::float_column(df, name)
         .into_iter()
         .map(|v| v.unwrap_or_else(|| panic!("null in {name}")))
         .collect()
@@ -270,17 +270,6 @@ fn prefix_decoder_trains_resumes_and_counts_loss_tokens() {
     }
 }
 
-fn optional_column(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .collect()
-}
-
 /// An MoE decoder with bias balancing trains, records its load figures at every evaluation, keeps
 /// its selection biases in the checkpoint (resume is exact) and counts all experts in params_total.
 #[test]
@@ -299,14 +288,14 @@ fn moe_decoder_trains_records_loads_and_resumes_exactly() {
     let df = curve(&dir.path().join("full"));
     let val = column(&df, "val_loss");
     assert!(val[val.len() - 1] < val[0] - 0.3, "{val:?}");
-    let load: Vec<f64> = optional_column(&df, "max_mean_expert_load")
+    let load: Vec<f64> = common::float_column(&df, "max_mean_expert_load")
         .into_iter()
         .map(|v| v.expect("MoE runs record their load"))
         .collect();
     assert!(load.iter().all(|&l| (1.0..=8.0).contains(&l)), "{load:?}");
-    let bias = optional_column(&df, "router_bias_mean_abs");
+    let bias = common::float_column(&df, "router_bias_mean_abs");
     assert!(bias.iter().all(|b| b.is_some_and(|b| b > 0.0)), "{bias:?}");
-    assert!(optional_column(&df, "dropped_fraction")
+    assert!(common::float_column(&df, "dropped_fraction")
         .iter()
         .all(|d| *d == Some(0.0)));
     stop_and_resume(dir.path(), c, "29");
@@ -318,8 +307,8 @@ fn moe_decoder_trains_records_loads_and_resumes_exactly() {
         "router_bias_mean_abs",
     ] {
         assert_eq!(
-            optional_column(&df, col),
-            optional_column(&b, col),
+            common::float_column(&df, col),
+            common::float_column(&b, col),
             "column {col} differs after resume"
         );
     }

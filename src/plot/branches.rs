@@ -5,10 +5,9 @@
 use super::canvas::{self, chart, layout, DrawResult, Figure, Glyph, Legend, Look, Points, Shape};
 use super::source::Source;
 use super::style::{self, size, Axis, Units, INK};
-use crate::table::{numbers, read_frame};
+use crate::table::{numbers, read_frame, texts};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use polars::prelude::{DataFrame, DataType};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -28,21 +27,10 @@ pub struct Branches {
     floor: Option<f64>,
 }
 
-fn texts(df: &DataFrame, name: &str) -> Option<Vec<Option<String>>> {
-    let c = df.column(name).ok()?.cast(&DataType::String).ok()?;
-    Some(
-        c.str()
-            .ok()?
-            .iter()
-            .map(|v| v.map(str::to_string))
-            .collect(),
-    )
-}
-
 /// Each run's curve as (tokens, validation loss), by id.
 fn curves(path: &Path) -> Result<HashMap<String, Points>, String> {
     let df = read_frame(path).map_err(|e| e.to_string())?;
-    let ids = texts(&df, "id").ok_or("curves.parquet has no id column")?;
+    let ids = texts(&df, "id", path).map_err(|e| e.to_string())?;
     let tokens = numbers(&df, "tokens", path).map_err(|e| e.to_string())?;
     let loss = numbers(&df, "val_loss", path).map_err(|e| e.to_string())?;
     let mut by_id: HashMap<String, Points> = HashMap::new();
@@ -64,15 +52,14 @@ pub fn build(src: &Source) -> Result<Option<Branches>, String> {
     let Ok(runs) = read_frame(&runs_path) else {
         return Ok(None);
     };
-    let Some(role) = texts(&runs, "role") else {
+    let Ok(role) = texts(&runs, "role", &runs_path) else {
         return Ok(None);
     };
     if !role.iter().any(|r| r.as_deref() == Some("branch")) {
         return Ok(None);
     }
-    let ids = texts(&runs, "id").ok_or("runs.parquet has no id column")?;
-    let trunk_of = texts(&runs, "trunk").ok_or("runs.parquet has no trunk column")?;
-    let status = texts(&runs, "status").ok_or("runs.parquet has no status column")?;
+    let column = |name: &str| texts(&runs, name, &runs_path).map_err(|e| e.to_string());
+    let (ids, trunk_of, status) = (column("id")?, column("trunk")?, column("status")?);
     let n = numbers(&runs, "params_nonembedding", &runs_path).map_err(|e| e.to_string())?;
     let fork = numbers(&runs, "branch_tokens", &runs_path).map_err(|e| e.to_string())?;
     let floor = numbers(&runs, "entropy_floor", &runs_path)

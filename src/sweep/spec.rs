@@ -585,7 +585,10 @@ fn branched(
             .train
             .warmup_steps
             .unwrap_or((fam.cfg.train.warmup * shortest as f64).round() as u64);
-        let fork = |steps: u64| steps - (b.cooldown * steps as f64).round() as u64;
+        // A branch forks where an independent WSD run of its length starts cooling down.
+        let mut wsd = fam.cfg.train.clone();
+        wsd.cooldown = b.cooldown;
+        let fork = |steps: u64| crate::train::schedule::cooldown_start(&wsd, steps);
         let (ok, late): (Vec<_>, Vec<_>) = fam.points.iter().partition(|p| fork(p.0) > warmup);
         for (steps, budget) in late {
             infeasible.push(Infeasible {

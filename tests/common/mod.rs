@@ -50,3 +50,16 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn status(run_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap()
 }
+
+/// A numeric column of a Parquet frame as f64, nulls as None.
+pub fn float_column(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<f64>> {
+    use polars::prelude::DataType;
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect()
+}
