@@ -4,6 +4,7 @@ use crate::error::{LabError, LabResult};
 use crate::results::write_atomic;
 use crate::table::{FitData, InputInfo};
 use anyhow::Context;
+use fit::design::Design;
 use fit::report::{fit_approach, Approach, ApproachReport, FitInput, FitOptions};
 use fit::Estimate;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,9 @@ pub struct FitFile {
     pub failed: Vec<(Approach, String)>,
     /// Wall seconds of all fits.
     pub seconds: f64,
+    /// What the design of the runs can identify (distinct values, spreads, usable budgets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design: Option<Design>,
     /// The corpus's known irreducible loss (lab's synthetic corpus), against which a fitted E is
     /// checked; absent for other data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,9 +56,18 @@ pub fn run_fits(
         }
     }
     if reports.is_empty() {
-        let why: Vec<String> = failed
+        // One clause per reason, naming every approach it applies to.
+        let mut reasons: Vec<(String, Vec<&str>)> = Vec::new();
+        for (a, e) in &failed {
+            let e = e.to_string();
+            match reasons.iter_mut().find(|(w, _)| *w == e) {
+                Some((_, names)) => names.push(a.name()),
+                None => reasons.push((e, vec![a.name()])),
+            }
+        }
+        let why: Vec<String> = reasons
             .iter()
-            .map(|(a, e)| format!("{}: {e}", a.name()))
+            .map(|(e, names)| format!("{}: {e}", names.join(", ")))
             .collect();
         return Err(LabError::input(
             &data.info.path,
@@ -69,6 +82,7 @@ pub fn run_fits(
         reports,
         failed,
         seconds: start.elapsed().as_secs_f64(),
+        design: Some(Design::of(&data.finals, options.approach2.budget_ratio)),
         known_floor: data.entropy_floor,
     })
 }
@@ -88,7 +102,9 @@ pub fn sci(x: f64) -> String {
 
 /// "value [lo, hi]".
 pub fn with_interval(e: &Estimate) -> String {
-    if e.lo.is_finite() {
+    if e.is_unbounded() {
+        format!("{} [unbounded]", sci(e.value))
+    } else if e.lo.is_finite() {
         format!("{} [{}, {}]", sci(e.value), sci(e.lo), sci(e.hi))
     } else {
         sci(e.value)
@@ -129,6 +145,9 @@ pub fn markdown(f: &FitFile) -> String {
         f.options.bootstrap,
         f.options.seed,
     );
+    if let Some(d) = &f.design {
+        let _ = writeln!(s, "Design: {}.\n", d.summary());
+    }
     for r in &f.reports {
         let _ = writeln!(s, "## {}\n", r.approach.name());
         let _ = writeln!(
@@ -138,6 +157,31 @@ pub fn markdown(f: &FitFile) -> String {
             with_interval(&r.a),
             with_interval(&r.b)
         );
+        if let Some(p) = &r.a_profile {
+            let _ = writeln!(
+                s,
+                "Profile interval of a (least squares on ln L): {} [{}{:.4}, {:.4}{}]; a's interval \
+                 above covers it and the bootstrap's.\n",
+                sci(p.a.value),
+                if p.open_below { "open: " } else { "" },
+                p.a.lo,
+                p.a.hi,
+                if p.open_above { " (open)" } else { "" },
+            );
+        }
+        if r.bootstrap.degenerate > 0 {
+            let _ = writeln!(
+                s,
+                "Bootstrap: {} of {} refits failed or were degenerate{}.\n",
+                r.bootstrap.degenerate,
+                r.bootstrap.requested,
+                if r.bootstrap.unbounded {
+                    ": intervals unbounded"
+                } else {
+                    ""
+                }
+            );
+        }
         let _ = writeln!(s, "| parameter | value [{level:.0}% interval] |\n|---|---|");
         for (k, v) in &r.parameters {
             let _ = writeln!(s, "| {k} | {} |", with_interval(v));

@@ -3,6 +3,7 @@
 //! The library behind the `lab` binary: run configuration, data, trainer, results store, table
 //! reading, fit reports, figures and the markdown report. See README.md for the CLI.
 
+pub mod analyses;
 pub mod backend;
 pub mod bench;
 pub mod cli;

@@ -244,7 +244,10 @@ pub fn render(src: &Source, plots: &PlotSummary) -> String {
     for (kind, why) in &plots.skipped {
         let _ = writeln!(s, "- {} not drawn: {why}", kind.name());
     }
-    // The emergence analysis, when `lab fit --emergence` has run.
+    if src.dir.join("runs.parquet").exists() {
+        let _ = write!(s, "\n{}", crate::analyses::markdown(&src.dir));
+    }
+    // The emergence analysis, when `lab sweep` or `lab fit --emergence` has run.
     if let Ok(text) = std::fs::read_to_string(src.dir.join("fit").join("emergence.md")) {
         for line in text.lines() {
             let _ = writeln!(s, "{}{line}", if line.starts_with('#') { "#" } else { "" });

@@ -163,3 +163,41 @@ fn emergence_finds_a_planted_jump_and_plots_it() {
             > 20_000
     );
 }
+
+/// A size sweep at one token budget with a task suite: `lab sweep` writes and prints the emergence
+/// verdict itself, and reports no compute-optimal exponent (one D cannot separate N's effect from
+/// D's), saying why in one line.
+#[test]
+fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "name: sizes\nbase:\n  model: {n_layer: 1, d_model: 16, n_head: 2, vocab: 64, seq_len: 32}\n  \
+                data: {source: synthetic}\n  train: {tokens: 16384, batch_size: 8, lr: 0.003, eval_batches: 1}\n  \
+                tasks:\n    suite:\n      - {kind: add, digits: 2}\n    n_eval: 24\n\
+                zip:\n  model.d_model: [8, 12, 16, 20, 24, 32]\nseeds: [0]\n";
+    let spec = write(dir.path(), "sizes.yaml", spec);
+    let out = lab(
+        dir.path(),
+        &["sweep", spec.to_str().unwrap(), "--bootstrap", "50"],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains(" a = "), "an exponent was reported:\n{log}");
+    let skipped = log
+        .lines()
+        .find(|l| l.starts_with("fit approach1, approach3, kaplan: skipped:"))
+        .unwrap_or_else(|| panic!("no skip line:\n{log}"));
+    assert!(skipped.contains("every run has D = 1.638e4"), "{skipped}");
+    assert!(log.contains("fit approach2: skipped:"), "{log}");
+    assert!(
+        log.lines().any(|l| l.starts_with("emergence add2: ")),
+        "{log}"
+    );
+    let res = dir.path().join("results/sizes");
+    assert!(res.join("fit/emergence.json").exists() && !res.join("fit/fit.json").exists());
+    let report = std::fs::read_to_string(res.join("report.md")).unwrap();
+    assert!(
+        report.contains("- emergence (against N): run")
+            && report.contains("- fit approach3: skipped"),
+        "{report}"
+    );
+}

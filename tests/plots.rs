@@ -118,17 +118,24 @@ fn only_and_format_select_figures() {
 }
 
 #[test]
-fn one_budget_only_gives_a_clear_message_not_an_empty_isoflop_figure() {
+fn too_few_budgets_give_a_clear_message_not_an_empty_isoflop_figure() {
     let dir = tempfile::tempdir().unwrap();
-    fit_table(dir.path(), "one", &isoflop_csv(&[1e19], 1.0));
-    let out = lab(dir.path(), &["plot", "res/one", "--only", "isoflop"]);
+    // One budget: N and D move together exactly, so no law is identified and nothing is written.
+    write(dir.path(), "one.csv", &isoflop_csv(&[1e19], 1.0));
+    let out = lab(dir.path(), &["fit", "one.csv", "--out", "res/one"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not identified"), "{}", text(&out));
+    assert!(!dir.path().join("res/one/fit.json").exists());
+    // Two budgets identify approach 3, not approach 2's slope: the isoFLOP figure says why.
+    fit_table(dir.path(), "two", &isoflop_csv(&[1e19, 1e20], 1.0));
+    let out = lab(dir.path(), &["plot", "res/two", "--only", "isoflop"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let said = text(&out);
     assert!(
         said.contains("isoflop") && said.contains("approach2 was not fitted"),
         "{said}"
     );
-    assert!(!dir.path().join("res/one/plots/isoflop.png").exists());
+    assert!(!dir.path().join("res/two/plots/isoflop.png").exists());
 }
 
 #[test]

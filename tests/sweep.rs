@@ -332,3 +332,45 @@ fn shipped_sweeps_and_runs_are_valid() {
     }
     assert!(checked >= 7, "{checked} files");
 }
+
+/// A sweep over two architectures on one isoFLOP grid: `lab sweep` fits each architecture apart
+/// (only the laws each group's design identifies) and compares them, without being asked.
+#[test]
+fn a_sweep_over_architectures_fits_and_compares_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "zip:\n  model.arch: [causal, prefix]\n  model.prefix: [null, {min: 0, max: 16}]\n\
+                 seeds: [0]\n";
+    let yaml = sweep_yaml("archs", "2.0e9, 4.0e9, 8.0e9", extra).replace(
+        "  min_steps: 5\n",
+        "    - {n_layer: 2, d_model: 48, n_head: 2}\n  min_steps: 5\n",
+    );
+    let cfg = write(dir.path(), "archs.yaml", &yaml);
+    let out = lab(
+        dir.path(),
+        &[
+            "sweep",
+            cfg.to_str().unwrap(),
+            "--results",
+            "res",
+            "--bootstrap",
+            "20",
+        ],
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let groups = dir.path().join("res/archs/fit/groups");
+    for arch in ["causal", "prefix"] {
+        assert!(
+            groups.join(format!("arch-{arch}/fit.json")).exists(),
+            "{arch}:\n{log}"
+        );
+        // Runs this short are far from converged: which laws fit is not the point, only that each
+        // group is fitted on its own.
+        assert!(
+            log.contains(&format!("fit arch={arch} approach3: ")),
+            "{log}"
+        );
+    }
+    assert!(groups.join("compare.md").exists(), "{log}");
+    assert!(log.contains("compute multiplier"), "{log}");
+}

@@ -36,4 +36,10 @@ pub trait ComputeOptimal {
     fn predict_loss(&self, _n: f64, _d: f64) -> Option<f64> {
         None
     }
+    /// Whether this fit (typically a bootstrap refit) sits on a degenerate solution: by default,
+    /// when N_opt does not grow with C or D_opt does not (a outside (0, 1)).
+    fn degenerate(&self) -> bool {
+        let (a, b) = self.exponents();
+        !(a.is_finite() && b.is_finite() && a > 0.0 && b > 0.0)
+    }
 }

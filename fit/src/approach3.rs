@@ -155,7 +155,20 @@ impl ComputeOptimal for Approach3Law {
     fn predict_loss(&self, n: f64, d: f64) -> Option<f64> {
         Some(self.law.loss(n, d))
     }
+
+    /// An exponent at the edge of the plausible: one of the two terms has vanished from the data's
+    /// range (alpha or beta above [`MAX_EXPONENT`] or near 0), or a is outside (0, 1/rho).
+    fn degenerate(&self) -> bool {
+        let l = &self.law;
+        let (a, _) = self.exponents();
+        let plausible = |x: f64| x.is_finite() && x > 1e-3 && x < MAX_EXPONENT;
+        !(plausible(l.alpha) && plausible(l.beta) && a > 0.0 && a < 1.0 / self.cost.rho)
+    }
 }
+
+/// Largest plausible alpha or beta: beyond it a bootstrap refit has let one term vanish (published
+/// fits give 0.3-0.4; lab's small models up to about 1).
+pub const MAX_EXPONENT: f64 = 4.0;
 
 /// Starting grid for approach 3, one list of values per coordinate [log A, log B, log E, alpha, beta].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,7 +234,8 @@ impl Default for Approach3Settings {
     }
 }
 
-/// The approach-3 objective: sum over points of Huber(log Lhat - log L).
+/// The approach-3 objective: sum over points of Huber(log Lhat - log L). With an infinite delta it
+/// is half the residual sum of squares of log L.
 pub struct HuberObjective {
     log_n: Vec<f64>,
     log_d: Vec<f64>,
@@ -241,6 +255,11 @@ impl HuberObjective {
             delta,
             fixed_e: false,
         }
+    }
+
+    /// Holds log E where the parameters put it (its gradient is zeroed).
+    pub fn set_fixed_e(&mut self, fixed: bool) {
+        self.fixed_e = fixed;
     }
 
     /// Value and gradient together (one pass over the data).
@@ -343,7 +362,7 @@ pub fn fit_from_starts(
         )));
     }
     let mut objective = HuberObjective::new(points, delta);
-    objective.fixed_e = fixed_e.is_some();
+    objective.set_fixed_e(fixed_e.is_some());
     let optima = minimize_all(&objective, starts, &LbfgsSettings::default());
     let best = optima
         .iter()

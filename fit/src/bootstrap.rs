@@ -66,6 +66,20 @@ impl Estimate {
         }
     }
 
+    /// A value whose interval the data do not bound.
+    pub fn unbounded(value: f64) -> Self {
+        Estimate {
+            value,
+            lo: f64::NEG_INFINITY,
+            hi: f64::INFINITY,
+        }
+    }
+
+    /// Whether the interval is unbounded on both sides.
+    pub fn is_unbounded(&self) -> bool {
+        self.lo == f64::NEG_INFINITY && self.hi == f64::INFINITY
+    }
+
     /// Whether `x` lies inside the interval.
     pub fn contains(&self, x: f64) -> bool {
         x >= self.lo && x <= self.hi

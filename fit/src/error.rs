@@ -34,6 +34,9 @@ pub enum FitError {
     /// The data do not follow the law (e.g. loss does not fall with size).
     #[error("{0}")]
     NotFittable(String),
+    /// The design of the runs cannot pin the law's parameters down (see `design`).
+    #[error("not identified by this design: {0}")]
+    NotIdentified(String),
     /// Settings that cannot work.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),

@@ -7,9 +7,11 @@ use crate::approach2::{self, Approach2Settings};
 use crate::approach3::{self, Approach3Law, Approach3Settings};
 use crate::bootstrap::{self, Estimate, Resample};
 use crate::data::Obs;
+use crate::design::Design;
 use crate::error::{FitError, FitResult};
 use crate::extrapolate::{self, Extrapolation};
 use crate::kaplan;
+use crate::profile::{exponent_profile, ExponentProfile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -147,6 +149,12 @@ pub struct BootstrapInfo {
     pub level: f64,
     /// What was resampled.
     pub unit: Resample,
+    /// Replicates that failed or landed on a degenerate solution (an exponent at a bound).
+    #[serde(default)]
+    pub degenerate: usize,
+    /// More than half the replicates were degenerate: every interval of the report is unbounded.
+    #[serde(default)]
+    pub unbounded: bool,
 }
 
 /// The full result of one approach.
@@ -168,6 +176,9 @@ pub struct ApproachReport {
     /// largest (or the largest requested prediction), with intervals: what plots draw as bands.
     #[serde(default)]
     pub frontier: Vec<Prediction>,
+    /// Profile-likelihood interval of a (approach 3); `a`'s interval covers it and the bootstrap's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_profile: Option<ExponentProfile>,
     /// Residuals (laws of L(N, D) only).
     pub residuals: Option<Residuals>,
     /// Fit on the smaller budgets, predict the held-out largest.
@@ -240,7 +251,10 @@ fn assemble<L: ComputeOptimal>(
         .into_iter()
         .map(predict)
         .collect();
-    ApproachReport {
+    let requested = options.bootstrap;
+    let degenerate =
+        requested.saturating_sub(boots.len()) + boots.iter().filter(|l| l.degenerate()).count();
+    let mut report = ApproachReport {
         approach,
         points: points.len(),
         parameters,
@@ -248,17 +262,80 @@ fn assemble<L: ComputeOptimal>(
         b: est(b, &|l: &L| l.exponents().1),
         predictions,
         frontier,
+        a_profile: None,
         residuals: residuals(law, points),
         extrapolation: None,
         bootstrap: BootstrapInfo {
-            requested: options.bootstrap,
+            requested,
             succeeded: boots.len(),
             seed: options.seed,
             level,
             unit,
+            degenerate,
+            unbounded: requested > 0 && 2 * degenerate > requested,
         },
         warnings: Vec::new(),
         details: serde_json::Value::Null,
+    };
+    if report.bootstrap.unbounded {
+        report.open_intervals();
+        report.warnings.push(format!(
+            "{}: {degenerate} of {requested} bootstrap refits failed or landed on a degenerate \
+             solution (an exponent at a bound), so every interval is reported as unbounded",
+            approach.name()
+        ));
+    } else if degenerate > 0 {
+        report.warnings.push(format!(
+            "{}: {degenerate} of {requested} bootstrap refits failed or were degenerate \
+             (an exponent at a bound); they are kept in the intervals where finite",
+            approach.name()
+        ));
+    }
+    report
+}
+
+impl ApproachReport {
+    /// Reports every interval as unbounded (the bootstrap could not bound them).
+    fn open_intervals(&mut self) {
+        let open = |e: &mut Estimate| *e = Estimate::unbounded(e.value);
+        self.parameters.values_mut().for_each(open);
+        open(&mut self.a);
+        open(&mut self.b);
+        for p in self.predictions.iter_mut().chain(self.frontier.iter_mut()) {
+            for e in [
+                &mut p.n_opt,
+                &mut p.d_opt,
+                &mut p.tokens_per_param,
+                &mut p.loss,
+            ] {
+                open(e);
+            }
+        }
+    }
+
+    /// Widens a's interval (and b = 1 - rho a's) to cover the profile interval, with a warning where
+    /// the profile is open.
+    fn cover_profile(&mut self, profile: ExponentProfile, rho: f64) {
+        let (lo, hi) = (profile.a.lo, profile.a.hi);
+        let widen = |e: &mut Estimate, lo: f64, hi: f64| {
+            e.lo = if e.lo.is_nan() { lo } else { e.lo.min(lo) };
+            e.hi = if e.hi.is_nan() { hi } else { e.hi.max(hi) };
+        };
+        widen(&mut self.a, lo, hi);
+        widen(&mut self.b, 1.0 - rho * hi, 1.0 - rho * lo);
+        let open: Vec<&str> = [("below", profile.open_below), ("above", profile.open_above)]
+            .iter()
+            .filter(|(_, o)| *o)
+            .map(|(s, _)| *s)
+            .collect();
+        if !open.is_empty() {
+            self.warnings.push(format!(
+                "approach 3: the objective is flat in a: its profile is not bounded {} within the \
+                 exponent's range, so the data do not determine the compute-optimal allocation",
+                open.join(" or ")
+            ));
+        }
+        self.a_profile = Some(profile);
     }
 }
 
@@ -298,6 +375,17 @@ pub fn fit_approach(
         )));
     }
     let finals = input.finals;
+    // The design check reads sane points only: too few or bad ones get the fit's own message.
+    let needed = match approach {
+        Approach::Approach3 => 5,
+        Approach::Kaplan => 4,
+        Approach::Approach1 | Approach::Approach2 => 1,
+    };
+    if crate::data::validate(finals, approach.name(), needed).is_ok() {
+        if let Some(why) = Design::of(finals, options.approach2.budget_ratio).refuses(approach) {
+            return Err(FitError::NotIdentified(why));
+        }
+    }
     let mut report = match approach {
         Approach::Approach1 => {
             let curves = input.curves.ok_or_else(|| {
@@ -336,7 +424,7 @@ pub fn fit_approach(
                 options,
                 |p| approach2::fit(p, &s).ok(),
             );
-            r.warnings = law.warnings.clone();
+            r.warnings.extend(law.warnings.iter().cloned());
             r.details = serde_json::json!({ "profiles": law.profiles, "r2_n": law.n_law.r2 });
             r
         }
@@ -352,6 +440,19 @@ pub fn fit_approach(
             let delta = options.approach3.huber_delta;
             let fixed_e = options.approach3.fixed_e;
             let law = Approach3Law::new(fit.law, finals);
+            let profile = (options.bootstrap > 0)
+                .then(|| {
+                    let l = &fit.law;
+                    let theta = [l.a.ln(), l.b.ln(), l.e.ln(), l.alpha, l.beta];
+                    exponent_profile(
+                        finals,
+                        &theta,
+                        fixed_e.is_some(),
+                        law.cost.rho,
+                        options.level,
+                    )
+                })
+                .flatten();
             let mut r = with_intervals(
                 approach,
                 &law,
@@ -368,6 +469,11 @@ pub fn fit_approach(
             if !fit.converged {
                 r.warnings
                     .push("approach 3: the best start stopped at the iteration cap".into());
+            }
+            if let Some(p) = profile {
+                if !r.bootstrap.unbounded {
+                    r.cover_profile(p, law.cost.rho);
+                }
             }
             r.details = serde_json::json!({
                 "objective": fit.objective,
@@ -476,4 +582,69 @@ pub fn default_predictions(finals: &[Obs]) -> Vec<f64> {
         .iter()
         .map(|k| k * cmax)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocation::Allocation;
+
+    /// A law whose only content is its exponent a.
+    struct Exponent(f64);
+
+    impl ComputeOptimal for Exponent {
+        fn approach(&self) -> &'static str {
+            "test"
+        }
+        fn allocation(&self, c: f64) -> Allocation {
+            Allocation {
+                c,
+                n_opt: c.powf(self.0),
+                d_opt: c.powf(1.0 - self.0),
+                loss: 2.0,
+            }
+        }
+        fn exponents(&self) -> (f64, f64) {
+            (self.0, 1.0 - self.0)
+        }
+        fn parameters(&self) -> Vec<(&'static str, f64)> {
+            vec![("a", self.0)]
+        }
+    }
+
+    fn report(boots: &[Exponent], requested: usize) -> ApproachReport {
+        let points = [Obs::from_n_d(1e6, 1e8, 3.0), Obs::from_n_d(1e7, 1e9, 2.5)];
+        let options = FitOptions {
+            bootstrap: requested,
+            predict: vec![1e20],
+            ..FitOptions::default()
+        };
+        assemble(
+            Approach::Approach2,
+            &Exponent(0.5),
+            boots,
+            &points,
+            &options,
+            Resample::Points,
+        )
+    }
+
+    #[test]
+    fn degenerate_and_failed_refits_are_counted_and_open_the_intervals_when_they_dominate() {
+        // 10 requested, 8 succeeded, 3 of those with a >= 1 (D_opt shrinking with C): 5 degenerate.
+        let mixed: Vec<Exponent> = [0.45, 0.5, 0.55, 0.48, 0.52, 1.2, 1.3, 1.5]
+            .into_iter()
+            .map(Exponent)
+            .collect();
+        let r = report(&mixed, 10);
+        assert_eq!((r.bootstrap.succeeded, r.bootstrap.degenerate), (8, 5));
+        assert!(!r.bootstrap.unbounded && r.a.hi >= 1.2, "{:?}", r.a);
+        assert_eq!(r.warnings.len(), 1);
+        // One more failure: 6 of 10, a majority.
+        let r = report(&mixed[1..], 10);
+        assert_eq!(r.bootstrap.degenerate, 6);
+        assert!(r.bootstrap.unbounded && r.a.is_unbounded() && r.a.value == 0.5);
+        assert!(r.predictions[0].n_opt.is_unbounded() && r.parameters["a"].is_unbounded());
+        assert!(r.warnings[0].contains("unbounded"), "{:?}", r.warnings);
+    }
 }

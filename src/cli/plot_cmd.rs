@@ -1,12 +1,11 @@
 //! `lab plot` and `lab report`.
 
 use crate::error::{LabError, LabResult};
-use crate::plot::canvas::{render, Format};
+use crate::plot::canvas::Format;
 use crate::plot::compare;
 use crate::plot::frontier::{short_interval, Reference};
 use crate::plot::source::Source;
 use crate::plot::{plot_source, FigureKind, PlotOptions, PlotSummary};
-use crate::results::write_atomic;
 use clap::Args;
 use fit::report::Approach;
 use std::path::{Path, PathBuf};
@@ -137,34 +136,30 @@ fn run_compare(a: &PlotArgs, formats: &[Format], references: &[Reference]) -> La
         .as_deref()
         .map(|s| Approach::parse(s).ok_or_else(|| usage(format!("unknown approach '{s}'"))))
         .transpose()?;
-    let sources: Vec<Source> = a
-        .inputs
-        .iter()
-        .map(|p| Source::load(p))
-        .collect::<LabResult<_>>()?;
-    let cmp = compare::build(&sources, approach, references)
-        .map_err(|why| LabError::input(&a.inputs[0], None, format!("cannot compare: {why}")))?;
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("results").join("compare"));
-    std::fs::create_dir_all(&out)?;
-    let files = render(&cmp, &out.join("compare"), formats)?;
-    write_atomic(&out.join("compare.md"), cmp.markdown().as_bytes())?;
-    let json = serde_json::to_string_pretty(&cmp.summary()).map_err(std::io::Error::other)?;
-    write_atomic(&out.join("compare.json"), json.as_bytes())?;
-    for v in &cmp.variants {
-        let m = v.multiplier.map_or("-".into(), |m| format!("{m:.3}x"));
-        let a = short_interval(&v.a);
-        println!("{:<24} a = {a:<24} compute multiplier {m}", v.name);
+    let (cmp, files) = compare::write_comparison(&a.inputs, approach, references, &out, formats)?;
+    for line in comparison_lines(&cmp) {
+        println!("{line}");
     }
     for f in &files {
         println!("wrote {}", f.display());
     }
-    for name in ["compare.md", "compare.json"] {
-        println!("wrote {}", out.join(name).display());
-    }
     Ok(0)
+}
+
+/// One line per variant: its exponent and compute multiplier against the baseline.
+pub fn comparison_lines(cmp: &compare::Compare) -> Vec<String> {
+    cmp.variants
+        .iter()
+        .map(|v| {
+            let m = v.multiplier.map_or("-".into(), |m| format!("{m:.3}x"));
+            let a = short_interval(&v.a);
+            format!("{:<24} a = {a:<24} compute multiplier {m}", v.name)
+        })
+        .collect()
 }
 
 /// Draws every figure of `dir` and writes its report; used by `lab report` and at the end of a sweep.

@@ -4,19 +4,17 @@ use crate::backend;
 use crate::bench::train_throughput;
 use crate::collect::collect;
 use crate::error::{LabError, LabResult};
-use crate::fitreport::{free_e_and_floor, run_fits, sci, with_interval, write};
+use crate::fitreport::sci;
 use crate::results::Status;
 use crate::sweep::executor::{
     execute, lock_results, own_steps, sweep_dir, ExecOptions, RunOutcome,
 };
 use crate::sweep::slurm::{execute_slurm, SlurmOptions};
 use crate::sweep::spec::{load, Plan};
-use crate::table::{read, TableSpec};
 use clap::Args;
-use fit::report::{default_predictions, Approach, FitOptions};
 use models::account;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Concurrent runs: `--jobs` if given, else `--jobs-per-device` on each of `--devices` on a GPU,
 /// else one per CPU core.
@@ -212,11 +210,21 @@ pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
         return Ok(130);
     }
     if !a.no_fit && counts.done >= 5 {
-        fit_sweep(&dir, a.bootstrap);
+        for line in crate::analyses::run(&dir, a.bootstrap) {
+            println!("{line}");
+        }
         match super::plot_cmd::plot_and_report(&dir) {
             Ok((summary, path)) => {
+                // One line per reason, naming every figure it applies to.
+                let mut reasons: Vec<(&String, Vec<&str>)> = Vec::new();
                 for (kind, why) in &summary.skipped {
-                    println!("plot {}: not drawn: {why}", kind.name());
+                    match reasons.iter_mut().find(|(w, _)| *w == why) {
+                        Some((_, kinds)) => kinds.push(kind.name()),
+                        None => reasons.push((why, vec![kind.name()])),
+                    }
+                }
+                for (why, kinds) in reasons {
+                    println!("plot {}: not drawn: {why}", kinds.join(", "));
                 }
                 println!(
                     "wrote {} figures in {} and {}",
@@ -261,49 +269,6 @@ fn slurm_options(a: &SweepArgs, plan: &Plan, backend: String) -> LabResult<Slurm
         backend,
         poll: std::time::Duration::from_secs_f64(a.poll.max(0.05)),
     })
-}
-
-/// Fits every approach to a collected sweep and prints the headline; failures are reported, not fatal.
-fn fit_sweep(dir: &Path, bootstrap: usize) {
-    let spec = TableSpec::default();
-    let result = read(dir, &spec).and_then(|data| {
-        let mut options = FitOptions {
-            bootstrap,
-            predict: default_predictions(&data.finals),
-            ..FitOptions::default()
-        };
-        // On lab's synthetic corpus the irreducible loss is known. Approach 3 fits E free, so that
-        // recovering the floor checks the law (fit.md reports E against it); the loss frontiers of
-        // approaches 1 and 2 and Kaplan's L(C), a handful of points each, hold E at the floor.
-        options.hold_e(data.entropy_floor);
-        options.approach3.fixed_e = None;
-        let f = run_fits(&data, &Approach::ALL, &options)?;
-        write(&dir.join("fit"), &f)?;
-        Ok(f)
-    });
-    match result {
-        Ok(f) => {
-            for r in &f.reports {
-                println!(
-                    "fit {}: a = {} (N_opt ~ C^a)",
-                    r.approach.name(),
-                    with_interval(&r.a)
-                );
-                if let Some((e, floor)) = free_e_and_floor(&f, r) {
-                    println!(
-                        "fit {}: E = {} against the corpus's entropy floor {floor:.4}",
-                        r.approach.name(),
-                        with_interval(e)
-                    );
-                }
-            }
-            for (ap, why) in &f.failed {
-                println!("fit {}: not fitted: {why}", ap.name());
-            }
-            println!("wrote {}", dir.join("fit/fit.md").display());
-        }
-        Err(e) => eprintln!("fit skipped: {e}"),
-    }
 }
 
 fn print_summary(outcomes: &[RunOutcome]) {

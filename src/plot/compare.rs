@@ -1,17 +1,19 @@
 //! Figure 6: variant comparison: the frontiers of several fits (sweeps, or groups of one sweep)
 //! overlaid, with the compute multiplier of each variant against the first.
 
-use super::canvas::{layout, DrawResult, Figure, Glyph, Legend, Look};
+use super::canvas::{layout, render, DrawResult, Figure, Format, Glyph, Legend, Look};
 use super::frontier::{panel, plausible, short_interval, Quantity, Reference, Series};
 use super::source::Source;
 use super::style::{self, size, INK};
+use crate::error::{LabError, LabResult};
+use crate::results::write_atomic;
 use fit::bootstrap::Estimate;
 use fit::report::{Approach, Prediction};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One variant's fitted frontier (serialised into `compare.json` without the frontier).
 #[derive(Debug, Clone, Serialize)]
@@ -278,6 +280,30 @@ impl Figure for Compare {
         }
         legend.draw(&side)
     }
+}
+
+/// Compares the fits in `inputs` (results or fit folders) and writes the comparison figures,
+/// compare.md and compare.json into `out`; returns the comparison and every file written.
+pub fn write_comparison(
+    inputs: &[PathBuf],
+    approach: Option<Approach>,
+    references: &[Reference],
+    out: &Path,
+    formats: &[Format],
+) -> LabResult<(Compare, Vec<PathBuf>)> {
+    let sources: Vec<Source> = inputs
+        .iter()
+        .map(|p| Source::load(p))
+        .collect::<LabResult<_>>()?;
+    let cmp = build(&sources, approach, references)
+        .map_err(|why| LabError::input(&inputs[0], None, format!("cannot compare: {why}")))?;
+    std::fs::create_dir_all(out)?;
+    let mut files = render(&cmp, &out.join("compare"), formats)?;
+    write_atomic(&out.join("compare.md"), cmp.markdown().as_bytes())?;
+    let json = serde_json::to_string_pretty(&cmp.summary()).map_err(std::io::Error::other)?;
+    write_atomic(&out.join("compare.json"), json.as_bytes())?;
+    files.extend(["compare.md", "compare.json"].map(|n| out.join(n)));
+    Ok((cmp, files))
 }
 
 #[cfg(test)]

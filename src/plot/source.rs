@@ -3,7 +3,7 @@
 use crate::error::{LabError, LabResult};
 use crate::fitreport::FitFile;
 use crate::table::{self, FitData, TableSpec};
-use fit::report::{Approach, ApproachReport};
+use fit::report::{Approach, ApproachReport, FitOptions};
 use std::path::{Path, PathBuf};
 
 /// A results folder or fit file, loaded for plotting.
@@ -99,9 +99,21 @@ impl Source {
 
     /// The fit, or why there is none.
     pub fn fit(&self) -> Result<&FitFile, String> {
-        self.fit
-            .as_ref()
-            .ok_or_else(|| format!("no fit yet: run `lab fit {}` first", self.dir.display()))
+        self.fit.as_ref().ok_or_else(|| {
+            let design = self.data.as_ref().ok().map(|d| {
+                fit::design::Design::of(&d.finals, FitOptions::default().approach2.budget_ratio)
+            });
+            match design.and_then(|d| {
+                Approach::ALL
+                    .iter()
+                    .all(|&a| d.refuses(a).is_some())
+                    .then(|| d.refuses(Approach::Approach3))
+                    .flatten()
+            }) {
+                Some(why) => format!("the design identifies no scaling law: {why}"),
+                None => format!("no fit yet: run `lab fit {}` first", self.dir.display()),
+            }
+        })
     }
 
     /// One approach's report, or why it is missing.
