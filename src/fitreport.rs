@@ -157,15 +157,16 @@ pub fn markdown(f: &FitFile) -> String {
             with_interval(&r.a),
             with_interval(&r.b)
         );
-        if let Some(p) = &r.a_profile {
+        for p in &r.profiles {
             let _ = writeln!(
                 s,
-                "Profile interval of a (least squares on ln L): {} [{}{:.4}, {:.4}{}]; a's interval \
-                 above covers it and the bootstrap's.\n",
-                sci(p.a.value),
+                "Profile interval of {} (least squares on ln L): {} [{}{:.4}, {:.4}{}]; the interval \
+                 reported covers it and the bootstrap's.\n",
+                p.held.name(),
+                sci(p.estimate.value),
                 if p.open_below { "open: " } else { "" },
-                p.a.lo,
-                p.a.hi,
+                p.estimate.lo,
+                p.estimate.hi,
                 if p.open_above { " (open)" } else { "" },
             );
         }

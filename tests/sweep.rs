@@ -328,6 +328,14 @@ fn shipped_sweeps_and_runs_are_valid() {
             lab(dir.path(), &["models", p])
         };
         assert!(out.status.success(), "{p}: {}", text(&out));
+        if p.ends_with("chinchilla.yaml") {
+            // The default corpus: its entropy rate and the plateaus of partial knowledge.
+            assert!(
+                text(&out).contains("corpus (synthetic, seed 0): entropy rate 1.14"),
+                "{}",
+                text(&out)
+            );
+        }
         checked += 1;
     }
     assert!(checked >= 7, "{checked} files");

@@ -1,9 +1,10 @@
-//! Profile-likelihood interval of approach 3's compute-optimal exponent a = beta / (alpha + rho beta).
+//! Profile-likelihood intervals of approach 3's exponents: alpha, beta and the compute-optimal
+//! a = beta / (alpha + rho beta).
 //!
 //! The bootstrap shows how the optimum moves when points are redrawn; it cannot show a direction in
 //! which the objective is flat if every replicate lands on the same optimum. The profile does: for
-//! each value a0 of the exponent it minimises the least-squares objective of ln L over the other
-//! parameters (beta tied to alpha by a0), and the interval is where the residual sum of squares
+//! each value of the held quantity it minimises the least-squares objective of ln L over the other
+//! parameters (for a, beta tied to alpha), and the interval is where the residual sum of squares
 //! stays below S_min (1 + F(1, n - p) / (n - p)) (Bates & Watts 1988, the profile t statistic).
 //! Least squares rather than approach 3's Huber objective, because its threshold has a likelihood
 //! meaning (Gaussian errors on ln L); the profile's centre is the least-squares optimum.
@@ -14,49 +15,122 @@ use crate::data::Obs;
 use crate::optimize::{minimize, LbfgsSettings, Objective};
 use serde::{Deserialize, Serialize};
 
-/// Step of the exponent along the profile.
-const STEP: f64 = 0.01;
-
-/// How close to the ends of the exponent's range the profile goes.
+/// How close to the ends of the held quantity's range the profile goes.
 const EDGE: f64 = 0.005;
 
-/// The profile of the compute-optimal exponent.
+/// The quantity held along a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Held {
+    /// The compute-optimal exponent a = beta / (alpha + rho beta), with the data's rho.
+    A {
+        /// Exponent of the compute per token against N.
+        rho: f64,
+    },
+    /// The model-size exponent.
+    Alpha,
+    /// The data exponent.
+    Beta,
+}
+
+impl Held {
+    /// Name of the held quantity, as in the report's parameters ("a", "alpha", "beta").
+    pub fn name(self) -> &'static str {
+        match self {
+            Held::A { .. } => "a",
+            Held::Alpha => "alpha",
+            Held::Beta => "beta",
+        }
+    }
+
+    /// Its value at the parameters [log A, log B, log E, alpha, beta].
+    fn at(self, t: &[f64]) -> f64 {
+        match self {
+            Held::A { rho } => t[4] / (t[3] + rho * t[4]),
+            Held::Alpha => t[3],
+            Held::Beta => t[4],
+        }
+    }
+
+    /// The range it can take (a: 0 to 1/rho; alpha, beta: 0 to the plausible maximum).
+    fn range(self) -> f64 {
+        match self {
+            Held::A { rho } => 1.0 / rho,
+            Held::Alpha | Held::Beta => crate::approach3::MAX_EXPONENT,
+        }
+    }
+
+    /// Step along the profile: a hundredth of a for a, a fiftieth for alpha and beta.
+    fn step(self) -> f64 {
+        match self {
+            Held::A { .. } => 0.01,
+            Held::Alpha | Held::Beta => 0.02,
+        }
+    }
+
+    /// The four free coordinates of the parameters.
+    fn free(self, t: &[f64]) -> Vec<f64> {
+        match self {
+            Held::A { .. } | Held::Beta => t[..4].to_vec(),
+            Held::Alpha => vec![t[0], t[1], t[2], t[4]],
+        }
+    }
+
+    /// beta / alpha when a is held at `v`.
+    fn ratio(rho: f64, v: f64) -> f64 {
+        v / (1.0 - rho * v)
+    }
+}
+
+/// The profile of one quantity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExponentProfile {
-    /// The least-squares optimum of a with the profile interval.
-    pub a: Estimate,
+pub struct Profile {
+    /// What was held.
+    pub held: Held,
+    /// The least-squares optimum with the profile interval.
+    pub estimate: Estimate,
     /// Residual sum of squares of ln L at the optimum.
     pub rss_min: f64,
     /// The profile's threshold on the residual sum of squares.
     pub rss_threshold: f64,
-    /// Whether the interval stopped at the end of the exponent's range (0 or 1/rho) before the
-    /// threshold: the data do not bound it on that side.
+    /// Whether the interval stopped at the end of the quantity's range before the threshold: the
+    /// data do not bound it on that side.
     pub open_below: bool,
     /// As `open_below`, above.
     pub open_above: bool,
-    /// (a0, RSS) along the profile, sorted by a0.
+    /// (value, RSS) along the profile, sorted by value.
     pub path: Vec<[f64; 2]>,
 }
 
-/// The least-squares objective with beta = k alpha: coordinates [log A, log B, log E, alpha].
-struct Tied<'a> {
+/// The least-squares objective with the held quantity at `value`, over the four free coordinates.
+struct Constrained<'a> {
     inner: &'a HuberObjective,
-    k: f64,
+    held: Held,
+    value: f64,
 }
 
-impl Tied<'_> {
+impl Constrained<'_> {
     fn full(&self, x: &[f64]) -> [f64; 5] {
-        [x[0], x[1], x[2], x[3], self.k * x[3]]
+        match self.held {
+            Held::A { rho } => [x[0], x[1], x[2], x[3], Held::ratio(rho, self.value) * x[3]],
+            Held::Alpha => [x[0], x[1], x[2], self.value, x[3]],
+            Held::Beta => [x[0], x[1], x[2], x[3], self.value],
+        }
     }
 }
 
-impl Objective for Tied<'_> {
+impl Objective for Constrained<'_> {
     fn value(&self, x: &[f64]) -> f64 {
         self.inner.value(&self.full(x))
     }
     fn value_gradient(&self, x: &[f64]) -> (f64, Vec<f64>) {
         let (v, g) = self.inner.value_gradient(&self.full(x));
-        (v, vec![g[0], g[1], g[2], g[3] + self.k * g[4]])
+        let g = match self.held {
+            Held::A { rho } => vec![g[0], g[1], g[2], g[3] + Held::ratio(rho, self.value) * g[4]],
+            Held::Alpha => vec![g[0], g[1], g[2], g[4]],
+            Held::Beta => vec![g[0], g[1], g[2], g[3]],
+        };
+        (v, g)
     }
 }
 
@@ -117,16 +191,16 @@ pub fn t_quantile(p: f64, df: f64) -> f64 {
         + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3))
 }
 
-/// Profiles a = beta / (alpha + rho beta) from the approach-3 optimum `theta` ([log A, log B, log E,
-/// alpha, beta]); E stays where `theta` has it when `fixed_e`. `None` when the least-squares fit
-/// fails or there are no degrees of freedom left.
-pub fn exponent_profile(
+/// Profiles `held` from the approach-3 optimum `theta` ([log A, log B, log E, alpha, beta]); E stays
+/// where `theta` has it when `fixed_e`. `None` when the least-squares fit fails, lands outside the
+/// held quantity's range, or leaves no degrees of freedom.
+pub fn profile(
     points: &[Obs],
     theta: &[f64],
     fixed_e: bool,
-    rho: f64,
+    held: Held,
     level: f64,
-) -> Option<ExponentProfile> {
+) -> Option<Profile> {
     let p = if fixed_e { 4 } else { 5 };
     let dof = points.len().checked_sub(p).filter(|&d| d >= 1)? as f64;
     let mut ls = HuberObjective::new(points, f64::INFINITY);
@@ -135,51 +209,54 @@ pub fn exponent_profile(
     let best = minimize(&ls, theta, &settings)?;
     // The objective is half the residual sum of squares.
     let rss_min = 2.0 * best.value;
-    let exponent = |t: &[f64]| t[4] / (t[3] + rho * t[4]);
-    let a_hat = exponent(&best.x);
-    let top = 1.0 / rho;
-    if !(a_hat.is_finite() && a_hat > 0.0 && a_hat < top) {
+    let centre = held.at(&best.x);
+    let top = held.range();
+    if !(centre.is_finite() && centre > 0.0 && centre < top) {
         return None;
     }
     let t = t_quantile(0.5 + level / 2.0, dof);
     let rss_threshold = rss_min * (1.0 + t * t / dof);
-    let profiled = |a0: f64, from: &[Vec<f64>]| -> Option<(f64, Vec<f64>)> {
-        let tied = Tied {
+    let profiled = |value: f64, from: &[Vec<f64>]| -> Option<(f64, Vec<f64>)> {
+        let c = Constrained {
             inner: &ls,
-            k: a0 / (1.0 - rho * a0),
+            held,
+            value,
         };
         from.iter()
-            .filter_map(|s| minimize(&tied, s, &settings))
+            .filter_map(|s| minimize(&c, s, &settings))
             .min_by(|x, y| x.value.total_cmp(&y.value))
             .map(|m| (2.0 * m.value, m.x))
     };
-    let start4 = best.x[..4].to_vec();
-    let mut path = vec![[a_hat, rss_min]];
+    let start = held.free(&best.x);
+    let step = held.step();
+    let mut path = vec![[centre, rss_min]];
     let mut bound = |dir: f64| -> (f64, bool) {
-        let mut prev = (a_hat, rss_min, start4.clone());
+        let end = if dir < 0.0 { 0.0 } else { top };
+        let mut prev = (centre, rss_min, start.clone());
         loop {
-            let a0 = prev.0 + dir * STEP;
-            if a0 <= EDGE || a0 >= top - EDGE {
-                return (if dir < 0.0 { 0.0 } else { top }, true);
+            let v = prev.0 + dir * step;
+            if v <= EDGE || v >= top - EDGE {
+                return (end, true);
             }
-            let Some((rss, x)) = profiled(a0, &[prev.2.clone(), start4.clone()]) else {
-                return (if dir < 0.0 { 0.0 } else { top }, true);
+            let Some((rss, x)) = profiled(v, &[prev.2.clone(), start.clone()]) else {
+                return (end, true);
             };
-            path.push([a0, rss]);
+            path.push([v, rss]);
             if rss > rss_threshold {
                 // Linear interpolation of the crossing between the last two steps.
                 let f = (rss_threshold - prev.1) / (rss - prev.1);
-                return (prev.0 + dir * STEP * f.clamp(0.0, 1.0), false);
+                return (prev.0 + dir * step * f.clamp(0.0, 1.0), false);
             }
-            prev = (a0, rss, x);
+            prev = (v, rss, x);
         }
     };
     let (lo, open_below) = bound(-1.0);
     let (hi, open_above) = bound(1.0);
     path.sort_by(|x, y| x[0].total_cmp(&y[0]));
-    Some(ExponentProfile {
-        a: Estimate {
-            value: a_hat,
+    Some(Profile {
+        held,
+        estimate: Estimate {
+            value: centre,
             lo,
             hi,
         },
@@ -228,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn an_isoflop_design_bounds_the_exponent_around_the_truth() {
+    fn an_isoflop_design_bounds_the_exponents_around_the_truth() {
         let mut pts = Vec::new();
         for c in [1e12, 1e13, 1e14, 1e15] {
             for k in 0..6 {
@@ -236,20 +313,33 @@ mod tests {
                 pts.push(noisy(n, c / (6.0 * n), pts.len()));
             }
         }
-        let p = exponent_profile(&pts, &theta(&law()), false, 1.0, 0.95).unwrap();
+        let p = profile(&pts, &theta(&law()), false, Held::A { rho: 1.0 }, 0.95).unwrap();
         assert!(!p.open_below && !p.open_above, "{p:?}");
-        assert!(p.a.contains(0.5) && p.a.hi - p.a.lo < 0.3, "{:?}", p.a);
+        let a = p.estimate;
+        assert!(a.contains(0.5) && a.hi - a.lo < 0.3, "{a:?}");
+        for held in [Held::Alpha, Held::Beta] {
+            let p = profile(&pts, &theta(&law()), false, held, 0.95).unwrap();
+            assert!(
+                !p.open_below && !p.open_above && p.estimate.contains(0.4),
+                "{p:?}"
+            );
+        }
         // The path is a valley: RSS at its ends exceeds the minimum.
         assert!(p.path.first().unwrap()[1] > p.rss_min && p.path.last().unwrap()[1] > p.rss_min);
     }
 
     #[test]
-    fn one_token_count_leaves_the_exponent_unbounded() {
+    fn one_token_count_leaves_a_and_beta_unbounded() {
         let pts: Vec<Obs> = (0..12)
             .map(|i| noisy(1e4 * 1.5f64.powi(i), 4e6, i as usize))
             .collect();
-        let p = exponent_profile(&pts, &theta(&law()), false, 1.0, 0.95).unwrap();
+        let p = profile(&pts, &theta(&law()), false, Held::A { rho: 1.0 }, 0.95).unwrap();
         assert!(p.open_below || p.open_above, "{p:?}");
-        assert!(p.a.hi - p.a.lo > 0.5, "{:?}", p.a);
+        assert!(p.estimate.hi - p.estimate.lo > 0.5, "{:?}", p.estimate);
+        // N varies, so alpha is pinned down; D does not, so beta is free.
+        let alpha = profile(&pts, &theta(&law()), false, Held::Alpha, 0.95).unwrap();
+        assert!(!alpha.open_below && !alpha.open_above, "{alpha:?}");
+        let beta = profile(&pts, &theta(&law()), false, Held::Beta, 0.95).unwrap();
+        assert!(beta.open_below || beta.open_above, "{beta:?}");
     }
 }

@@ -11,7 +11,7 @@ use crate::design::Design;
 use crate::error::{FitError, FitResult};
 use crate::extrapolate::{self, Extrapolation};
 use crate::kaplan;
-use crate::profile::{exponent_profile, ExponentProfile};
+use crate::profile::{profile, Held, Profile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -176,9 +176,10 @@ pub struct ApproachReport {
     /// largest (or the largest requested prediction), with intervals: what plots draw as bands.
     #[serde(default)]
     pub frontier: Vec<Prediction>,
-    /// Profile-likelihood interval of a (approach 3); `a`'s interval covers it and the bootstrap's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub a_profile: Option<ExponentProfile>,
+    /// Profile-likelihood intervals of a, alpha and beta (approach 3); the reported intervals cover
+    /// them and the bootstrap's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<Profile>,
     /// Residuals (laws of L(N, D) only).
     pub residuals: Option<Residuals>,
     /// Fit on the smaller budgets, predict the held-out largest.
@@ -262,7 +263,7 @@ fn assemble<L: ComputeOptimal>(
         b: est(b, &|l: &L| l.exponents().1),
         predictions,
         frontier,
-        a_profile: None,
+        profiles: Vec::new(),
         residuals: residuals(law, points),
         extrapolation: None,
         bootstrap: BootstrapInfo {
@@ -313,16 +314,26 @@ impl ApproachReport {
         }
     }
 
-    /// Widens a's interval (and b = 1 - rho a's) to cover the profile interval, with a warning where
-    /// the profile is open.
-    fn cover_profile(&mut self, profile: ExponentProfile, rho: f64) {
-        let (lo, hi) = (profile.a.lo, profile.a.hi);
+    /// Widens the interval of the profiled quantity (for a, also b = 1 - rho a) to cover the profile
+    /// interval, with a warning where the profile is open.
+    fn cover_profile(&mut self, profile: Profile) {
+        let (lo, hi) = (profile.estimate.lo, profile.estimate.hi);
         let widen = |e: &mut Estimate, lo: f64, hi: f64| {
             e.lo = if e.lo.is_nan() { lo } else { e.lo.min(lo) };
             e.hi = if e.hi.is_nan() { hi } else { e.hi.max(hi) };
         };
-        widen(&mut self.a, lo, hi);
-        widen(&mut self.b, 1.0 - rho * hi, 1.0 - rho * lo);
+        let name = profile.held.name();
+        match profile.held {
+            Held::A { rho } => {
+                widen(&mut self.a, lo, hi);
+                widen(&mut self.b, 1.0 - rho * hi, 1.0 - rho * lo);
+            }
+            Held::Alpha | Held::Beta => {
+                if let Some(e) = self.parameters.get_mut(name) {
+                    widen(e, lo, hi);
+                }
+            }
+        }
         let open: Vec<&str> = [("below", profile.open_below), ("above", profile.open_above)]
             .iter()
             .filter(|(_, o)| *o)
@@ -330,12 +341,12 @@ impl ApproachReport {
             .collect();
         if !open.is_empty() {
             self.warnings.push(format!(
-                "approach 3: the objective is flat in a: its profile is not bounded {} within the \
-                 exponent's range, so the data do not determine the compute-optimal allocation",
+                "approach 3: the objective is flat in {name}: its profile is not bounded {} within \
+                 its range, so the data do not determine it",
                 open.join(" or ")
             ));
         }
-        self.a_profile = Some(profile);
+        self.profiles.push(profile);
     }
 }
 
@@ -440,19 +451,16 @@ pub fn fit_approach(
             let delta = options.approach3.huber_delta;
             let fixed_e = options.approach3.fixed_e;
             let law = Approach3Law::new(fit.law, finals);
-            let profile = (options.bootstrap > 0)
-                .then(|| {
-                    let l = &fit.law;
-                    let theta = [l.a.ln(), l.b.ln(), l.e.ln(), l.alpha, l.beta];
-                    exponent_profile(
-                        finals,
-                        &theta,
-                        fixed_e.is_some(),
-                        law.cost.rho,
-                        options.level,
-                    )
-                })
-                .flatten();
+            let l = &fit.law;
+            let theta = [l.a.ln(), l.b.ln(), l.e.ln(), l.alpha, l.beta];
+            let held = [Held::A { rho: law.cost.rho }, Held::Alpha, Held::Beta];
+            let profiles: Vec<Profile> = if options.bootstrap > 0 {
+                held.iter()
+                    .filter_map(|&h| profile(finals, &theta, fixed_e.is_some(), h, options.level))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let mut r = with_intervals(
                 approach,
                 &law,
@@ -470,9 +478,9 @@ pub fn fit_approach(
                 r.warnings
                     .push("approach 3: the best start stopped at the iteration cap".into());
             }
-            if let Some(p) = profile {
-                if !r.bootstrap.unbounded {
-                    r.cover_profile(p, law.cost.rho);
+            if !r.bootstrap.unbounded {
+                for p in profiles {
+                    r.cover_profile(p);
                 }
             }
             r.details = serde_json::json!({

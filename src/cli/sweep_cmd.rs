@@ -347,6 +347,24 @@ fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<f64>> {
         .collect()
 }
 
+/// One line per distinct synthetic corpus of the plan: its entropy rate and the rungs of its skill
+/// ladder, the losses a model plateaus at when it has learned only part of the structure.
+fn corpus_lines(plan: &Plan) {
+    let mut seen: Vec<&crate::data::DataConfig> = Vec::new();
+    for r in &plan.runs {
+        let data = &r.cfg.data;
+        if data.source != crate::data::SourceKind::Synthetic || seen.contains(&data) {
+            continue;
+        }
+        seen.push(data);
+        let ladder = crate::data::SyntheticSource::new(&data.synthetic, data.seed).skill_ladder();
+        println!(
+            "corpus (synthetic, seed {}): entropy rate {:.4} nats/token; {:.4} using only the previous word, {:.4} with no context",
+            data.seed, ladder.two_words, ladder.one_word, ladder.unigram
+        );
+    }
+}
+
 /// Runs `lab plan`.
 pub fn run_plan(mut a: PlanArgs) -> LabResult<i32> {
     a.backend = backend::resolve(&a.backend);
@@ -384,6 +402,7 @@ pub fn run_plan(mut a: PlanArgs) -> LabResult<i32> {
             i.budget, i.shape, i.reason
         );
     }
+    corpus_lines(&plan);
     let jobs = jobs(a.jobs, &a.backend, &[0], 1);
     match secs {
         Some(s) => {

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-pub use synthetic::{SyntheticConfig, SyntheticSource};
+pub use synthetic::{SkillLadder, SyntheticConfig, SyntheticSource};
 pub use text::{TextConfig, TokenShard};
 
 /// Which corpus.

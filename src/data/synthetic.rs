@@ -46,6 +46,14 @@ pub struct SyntheticConfig {
     /// Dirichlet concentration of the class transitions (smaller is more predictable).
     #[serde(default = "d_concentration")]
     pub concentration: f64,
+    /// When set, the transitions are hierarchical: a first-order table (the next class from the
+    /// previous word's class, Dirichlet(`concentration`)) and, for each class pair, a row drawn from
+    /// a Dirichlet centred on the first-order row with this total concentration (larger: the word
+    /// before the previous adds less). Context then pays off in steps a model can learn one after
+    /// the other (the previous word first). Unset: each class pair's row is drawn on its own, and
+    /// the previous word's class alone predicts almost nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair_concentration: Option<f64>,
 }
 
 fn d_vocab() -> usize {
@@ -76,6 +84,7 @@ impl Default for SyntheticConfig {
             max_word_len: d_max_word_len(),
             zipf: d_zipf(),
             concentration: d_concentration(),
+            pair_concentration: None,
         }
     }
 }
@@ -123,8 +132,27 @@ impl SyntheticConfig {
                 format!("must be > 0, got {}", self.concentration),
             ));
         }
+        if let Some(c) = self.pair_concentration {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(("pair_concentration", format!("must be > 0, got {c}")));
+            }
+        }
         Ok(())
     }
+}
+
+/// A probability vector drawn from Dirichlet(`shape`) (entries floored at 1e-12 before normalising).
+fn dirichlet(shape: impl Iterator<Item = f64>, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let raw: Vec<f64> = shape
+        .map(|a| {
+            Gamma::new(a.max(1e-12), 1.0)
+                .expect("validated concentration")
+                .sample(rng)
+                .max(1e-12)
+        })
+        .collect();
+    let s: f64 = raw.iter().sum();
+    raw.iter().map(|v| v / s).collect()
 }
 
 /// Cumulative distribution for sampling by binary search.
@@ -150,6 +178,21 @@ impl Cdf {
 
 fn entropy(p: &[f64]) -> f64 {
     p.iter().filter(|&&v| v > 0.0).map(|&v| -v * v.ln()).sum()
+}
+
+/// Entropy rates (nats per token) of three predictors that know the lexicon and its word
+/// frequencies and differ in how much context they use. A model that has learned only part of the
+/// source's structure cannot go below the rung of what it has learned, so a loss plateau at a rung
+/// names the skill that is missing. Each rung is at least the one before.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SkillLadder {
+    /// The next word's class from the classes of the previous two words: the whole process, the
+    /// entropy rate.
+    pub two_words: f64,
+    /// The next word's class from the previous word's class only.
+    pub one_word: f64,
+    /// No context: every word at its overall frequency.
+    pub unigram: f64,
 }
 
 /// The built source: lexicon, classes, transition table and the exact entropy rate.
@@ -205,14 +248,19 @@ impl SyntheticSource {
                 raw.iter().map(|v| v / s).collect()
             })
             .collect();
-        let gamma = Gamma::new(cfg.concentration, 1.0).expect("validated concentration");
-        let trans: Vec<Vec<f64>> = (0..k * k)
-            .map(|_| {
-                let raw: Vec<f64> = (0..k).map(|_| gamma.sample(&mut rng).max(1e-12)).collect();
-                let s: f64 = raw.iter().sum();
-                raw.iter().map(|v| v / s).collect()
-            })
-            .collect();
+        let trans: Vec<Vec<f64>> = match cfg.pair_concentration {
+            None => (0..k * k)
+                .map(|_| dirichlet((0..k).map(|_| cfg.concentration), &mut rng))
+                .collect(),
+            Some(pair) => {
+                let first: Vec<Vec<f64>> = (0..k)
+                    .map(|_| dirichlet((0..k).map(|_| cfg.concentration), &mut rng))
+                    .collect();
+                (0..k * k)
+                    .map(|s| dirichlet(first[s % k].iter().map(|p| pair * p), &mut rng))
+                    .collect()
+            }
+        };
         // Stationary distribution of the class-pair chain (c1, c2) -> (c2, c3).
         let mut pi = vec![1.0 / (k * k) as f64; k * k];
         for _ in 0..100_000 {
@@ -298,6 +346,41 @@ impl SyntheticSource {
         }
     }
 
+    /// Entropy rates of predictors that know less of the source's structure: the losses at which a
+    /// model that has learned only part of it plateaus (see [`SkillLadder`]).
+    pub fn skill_ladder(&self) -> SkillLadder {
+        let k = self.classes;
+        // Mean word entropy within the next word's class: the same for every rung (each knows the
+        // lexicon and its frequencies).
+        let class_entropy: Vec<f64> = self.class_probs.iter().map(|p| entropy(p)).collect();
+        let mut next_class = vec![0.0; k];
+        // P(c2, c3): the next class jointly with the previous word's class.
+        let mut pair = vec![0.0; k * k];
+        for (s, &p) in self.stationary.iter().enumerate() {
+            for (c3, &t) in self.trans[s].iter().enumerate() {
+                next_class[c3] += p * t;
+                pair[(s % k) * k + c3] += p * t;
+            }
+        }
+        let within: f64 = next_class
+            .iter()
+            .zip(&class_entropy)
+            .map(|(q, h)| q * h)
+            .sum();
+        let mut two = 0.0;
+        for (s, &p) in self.stationary.iter().enumerate() {
+            two += p * entropy(&self.trans[s]);
+        }
+        // H(C3 | C2) = H(C2, C3) - H(C2); the previous word's class is distributed as the next's.
+        let one = entropy(&pair) - entropy(&next_class);
+        let per_token = |h_class: f64| (h_class + within) / self.mean_word_tokens;
+        SkillLadder {
+            two_words: per_token(two),
+            one_word: per_token(one),
+            unigram: per_token(entropy(&next_class)),
+        }
+    }
+
     /// Empirical log-loss (nats per token) of the ideal predictor on `words` sampled words: the sum of
     /// -ln P(word | two previous classes) over the tokens emitted. Converges to `entropy_rate`.
     pub fn empirical_entropy(&self, rng: &mut ChaCha8Rng, words: usize) -> f64 {
@@ -336,6 +419,90 @@ mod tests {
             "{}",
             src.entropy_rate
         );
+    }
+
+    #[test]
+    fn the_skill_ladder_rises_and_matches_its_predictors_empirically() {
+        let src = SyntheticSource::new(&SyntheticConfig::default(), 1);
+        let ladder = src.skill_ladder();
+        assert!((ladder.two_words - src.entropy_rate).abs() < 1e-12);
+        assert!(ladder.two_words < ladder.one_word && ladder.one_word < ladder.unigram);
+        // The one-word rung by sampling: -ln P(c3 | c2) from counted pair frequencies of the
+        // process, plus the word's -ln P within its class, per token.
+        let k = src.classes;
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut state = src.stationary_cdf.sample(&mut rng);
+        let (mut counts, mut seq) = (vec![0.0; k * k], Vec::new());
+        for _ in 0..400_000 {
+            let c3 = src.trans_cdf[state].sample(&mut rng);
+            let r = src.class_cdf[c3].sample(&mut rng);
+            counts[(state % k) * k + c3] += 1.0;
+            seq.push((state % k, c3, r));
+            state = (state % k) * k + c3;
+        }
+        let (mut nats, mut tokens) = (0.0, 0usize);
+        for &(c2, c3, r) in &seq {
+            let row: f64 = counts[c2 * k..(c2 + 1) * k].iter().sum();
+            nats -= (counts[c2 * k + c3] / row * src.class_probs[c3][r]).ln();
+            tokens += src.lexicon[src.class_words[c3][r]].len() + 1;
+        }
+        let emp = nats / tokens as f64;
+        assert!(
+            (emp / ladder.one_word - 1.0).abs() < 0.005,
+            "one-word rung {} vs empirical {emp}",
+            ladder.one_word
+        );
+        // The default corpus (seed 0) is the one the docs describe: 1.142 nats/token, 1.387 from the
+        // previous word alone, 1.415 from no context.
+        let documented = SyntheticSource::new(&SyntheticConfig::default(), 0).skill_ladder();
+        for (got, want) in [
+            (documented.two_words, 1.1419),
+            (documented.one_word, 1.3865),
+            (documented.unigram, 1.4147),
+        ] {
+            assert!((got - want).abs() < 1e-4, "{documented:?}");
+        }
+        // One class: context is worthless and the three rungs coincide.
+        let flat = SyntheticSource::new(
+            &SyntheticConfig {
+                classes: 1,
+                ..SyntheticConfig::default()
+            },
+            1,
+        )
+        .skill_ladder();
+        assert!((flat.unigram - flat.two_words).abs() < 1e-12, "{flat:?}");
+        assert!((flat.one_word - flat.two_words).abs() < 1e-12, "{flat:?}");
+    }
+
+    #[test]
+    fn pair_concentration_sets_how_much_the_second_word_adds() {
+        let ladder = |pair| {
+            SyntheticSource::new(
+                &SyntheticConfig {
+                    pair_concentration: Some(pair),
+                    ..SyntheticConfig::default()
+                },
+                1,
+            )
+            .skill_ladder()
+        };
+        // Rows pinned to the first-order table: the word before the previous adds nothing.
+        let pinned = ladder(1e9);
+        assert!(
+            (pinned.one_word - pinned.two_words).abs() < 1e-4,
+            "{pinned:?}"
+        );
+        assert!(pinned.unigram - pinned.one_word > 0.1, "{pinned:?}");
+        // Looser rows: the second word adds more, and the first still pays.
+        let loose = ladder(2.0);
+        assert!(loose.one_word - loose.two_words > 0.05, "{loose:?}");
+        assert!(loose.unigram - loose.one_word > 0.05, "{loose:?}");
+        let bad = SyntheticConfig {
+            pair_concentration: Some(0.0),
+            ..SyntheticConfig::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "pair_concentration");
     }
 
     #[test]
