@@ -451,16 +451,6 @@ pub fn fit_approach(
             let delta = options.approach3.huber_delta;
             let fixed_e = options.approach3.fixed_e;
             let law = Approach3Law::new(fit.law, finals);
-            let l = &fit.law;
-            let theta = [l.a.ln(), l.b.ln(), l.e.ln(), l.alpha, l.beta];
-            let held = [Held::A { rho: law.cost.rho }, Held::Alpha, Held::Beta];
-            let profiles: Vec<Profile> = if options.bootstrap > 0 {
-                held.iter()
-                    .filter_map(|&h| profile(finals, &theta, fixed_e.is_some(), h, options.level))
-                    .collect()
-            } else {
-                Vec::new()
-            };
             let mut r = with_intervals(
                 approach,
                 &law,
@@ -478,9 +468,15 @@ pub fn fit_approach(
                 r.warnings
                     .push("approach 3: the best start stopped at the iteration cap".into());
             }
-            if !r.bootstrap.unbounded {
-                for p in profiles {
-                    r.cover_profile(p);
+            // Profiles only where intervals are reported: with a bootstrap that is not unbounded.
+            if options.bootstrap > 0 && !r.bootstrap.unbounded {
+                let l = &fit.law;
+                let theta = [l.a.ln(), l.b.ln(), l.e.ln(), l.alpha, l.beta];
+                for held in [Held::A { rho: law.cost.rho }, Held::Alpha, Held::Beta] {
+                    if let Some(p) = profile(finals, &theta, fixed_e.is_some(), held, options.level)
+                    {
+                        r.cover_profile(p);
+                    }
                 }
             }
             r.details = serde_json::json!({

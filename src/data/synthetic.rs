@@ -195,6 +195,18 @@ pub struct SkillLadder {
     pub unigram: f64,
 }
 
+/// One word of a walk through the process.
+struct WordDraw {
+    /// The class pair (c1 * K + c2) of the two words before.
+    pair: usize,
+    /// The word's class.
+    class: usize,
+    /// Its Zipf rank within the class.
+    rank: usize,
+    /// Tokens it emits, separator included.
+    tokens: usize,
+}
+
 /// The built source: lexicon, classes, transition table and the exact entropy rate.
 #[derive(Debug, Clone)]
 pub struct SyntheticSource {
@@ -203,6 +215,8 @@ pub struct SyntheticSource {
     class_words: Vec<Vec<usize>>,
     /// Zipf probabilities within each class.
     class_probs: Vec<Vec<f64>>,
+    /// Entropy of the word within each class.
+    class_entropy: Vec<f64>,
     class_cdf: Vec<Cdf>,
     /// Transition probabilities of the next class, indexed by c1 * K + c2.
     trans: Vec<Vec<f64>>,
@@ -311,6 +325,7 @@ impl SyntheticSource {
             lexicon,
             class_words,
             class_probs,
+            class_entropy,
             trans,
             classes: k,
             max_word_len: cfg.max_word_len,
@@ -350,9 +365,6 @@ impl SyntheticSource {
     /// model that has learned only part of it plateaus (see [`SkillLadder`]).
     pub fn skill_ladder(&self) -> SkillLadder {
         let k = self.classes;
-        // Mean word entropy within the next word's class: the same for every rung (each knows the
-        // lexicon and its frequencies).
-        let class_entropy: Vec<f64> = self.class_probs.iter().map(|p| entropy(p)).collect();
         let mut next_class = vec![0.0; k];
         // P(c2, c3): the next class jointly with the previous word's class.
         let mut pair = vec![0.0; k * k];
@@ -362,9 +374,11 @@ impl SyntheticSource {
                 pair[(s % k) * k + c3] += p * t;
             }
         }
+        // Mean word entropy within the next word's class: the same for every rung (each knows the
+        // lexicon and its frequencies).
         let within: f64 = next_class
             .iter()
-            .zip(&class_entropy)
+            .zip(&self.class_entropy)
             .map(|(q, h)| q * h)
             .sum();
         let mut two = 0.0;
@@ -384,17 +398,34 @@ impl SyntheticSource {
     /// Empirical log-loss (nats per token) of the ideal predictor on `words` sampled words: the sum of
     /// -ln P(word | two previous classes) over the tokens emitted. Converges to `entropy_rate`.
     pub fn empirical_entropy(&self, rng: &mut ChaCha8Rng, words: usize) -> f64 {
-        let k = self.classes;
-        let mut state = self.stationary_cdf.sample(rng);
         let (mut nats, mut tokens) = (0.0, 0usize);
-        for _ in 0..words {
-            let c3 = self.trans_cdf[state].sample(rng);
-            let r = self.class_cdf[c3].sample(rng);
-            nats -= (self.trans[state][c3] * self.class_probs[c3][r]).ln();
-            tokens += self.lexicon[self.class_words[c3][r]].len() + 1;
-            state = (state % k) * k + c3;
+        for w in self.walk(rng, words) {
+            nats -= (self.trans[w.pair][w.class] * self.class_probs[w.class][w.rank]).ln();
+            tokens += w.tokens;
         }
         nats / tokens as f64
+    }
+
+    /// `words` words of the stationary process, drawn with `rng`, with the state each was drawn in.
+    fn walk<'a>(
+        &'a self,
+        rng: &'a mut ChaCha8Rng,
+        words: usize,
+    ) -> impl Iterator<Item = WordDraw> + 'a {
+        let k = self.classes;
+        let mut pair = self.stationary_cdf.sample(rng);
+        (0..words).map(move |_| {
+            let class = self.trans_cdf[pair].sample(rng);
+            let rank = self.class_cdf[class].sample(rng);
+            let w = WordDraw {
+                pair,
+                class,
+                rank,
+                tokens: self.lexicon[self.class_words[class][rank]].len() + 1,
+            };
+            pair = (pair % k) * k + class;
+            w
+        })
     }
 }
 
@@ -431,20 +462,17 @@ mod tests {
         // process, plus the word's -ln P within its class, per token.
         let k = src.classes;
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut state = src.stationary_cdf.sample(&mut rng);
-        let (mut counts, mut seq) = (vec![0.0; k * k], Vec::new());
-        for _ in 0..400_000 {
-            let c3 = src.trans_cdf[state].sample(&mut rng);
-            let r = src.class_cdf[c3].sample(&mut rng);
-            counts[(state % k) * k + c3] += 1.0;
-            seq.push((state % k, c3, r));
-            state = (state % k) * k + c3;
+        let seq: Vec<WordDraw> = src.walk(&mut rng, 400_000).collect();
+        let mut counts = vec![0.0; k * k];
+        for w in &seq {
+            counts[(w.pair % k) * k + w.class] += 1.0;
         }
         let (mut nats, mut tokens) = (0.0, 0usize);
-        for &(c2, c3, r) in &seq {
+        for w in &seq {
+            let c2 = w.pair % k;
             let row: f64 = counts[c2 * k..(c2 + 1) * k].iter().sum();
-            nats -= (counts[c2 * k + c3] / row * src.class_probs[c3][r]).ln();
-            tokens += src.lexicon[src.class_words[c3][r]].len() + 1;
+            nats -= (counts[c2 * k + w.class] / row * src.class_probs[w.class][w.rank]).ln();
+            tokens += w.tokens;
         }
         let emp = nats / tokens as f64;
         assert!(
