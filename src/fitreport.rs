@@ -33,6 +33,10 @@ pub struct FitFile {
     /// checked; absent for other data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_floor: Option<f64>,
+    /// The scatter between seeds of one configuration, when the runs repeat some (pooled into
+    /// their means before fitting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_noise: Option<fit::data::ReplicateNoise>,
 }
 
 /// Fits every requested approach; an approach that cannot be fitted is reported, not fatal, unless
@@ -84,6 +88,7 @@ pub fn run_fits(
         seconds: start.elapsed().as_secs_f64(),
         design: Some(Design::of(&data.finals, options.approach2.budget_ratio)),
         known_floor: data.entropy_floor,
+        seed_noise: data.seed_noise,
     })
 }
 
@@ -124,6 +129,15 @@ pub fn free_e_and_floor<'a>(f: &FitFile, r: &'a ApproachReport) -> Option<(&'a E
     }
 }
 
+/// One line on pooled seeds and their scatter.
+pub fn seed_line(n: &fit::data::ReplicateNoise) -> String {
+    format!(
+        "Seeds: {} runs pooled into {} points ({} with two or more seeds, each point their mean \
+         loss); one run's scatter between seeds: sd of ln L {:.4} (a mean of k seeds: sd / sqrt k).",
+        n.runs, n.configurations, n.repeated, n.sd_ln_loss
+    )
+}
+
 /// Markdown tables of a fit file.
 pub fn markdown(f: &FitFile) -> String {
     let mut s = String::new();
@@ -147,6 +161,9 @@ pub fn markdown(f: &FitFile) -> String {
     );
     if let Some(d) = &f.design {
         let _ = writeln!(s, "Design: {}.\n", d.summary());
+    }
+    if let Some(n) = &f.seed_noise {
+        let _ = writeln!(s, "{}\n", seed_line(n));
     }
     for r in &f.reports {
         let _ = writeln!(s, "## {}\n", r.approach.name());

@@ -11,32 +11,18 @@ use crate::results::write_atomic;
 use crate::table::{filter_mask, numbers, read_frame, texts};
 use crate::train::schedule::{lr_at, warmup_end};
 use anyhow::Context;
-use fit::schedule_law::{self, areas, Areas, CurvePoint, ScheduleFit};
+use fit::schedule_law::{self, Curve, LambdaChoice, ScheduleFit};
 use fit::Estimate;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// A run's curve: (step, validation loss) after its warmup, and its schedule's areas per step.
+/// A run's curve: its schedule and (step, validation loss) after its warmup.
 struct RunCurve {
     id: String,
     cfg: RunConfig,
-    points: Vec<(u64, f64)>,
-    areas: Vec<Areas>,
-}
-
-impl RunCurve {
-    /// The curve's points with the areas at their steps.
-    fn curve_points(&self) -> Vec<CurvePoint> {
-        self.points
-            .iter()
-            .map(|&(step, loss)| CurvePoint {
-                areas: self.areas[step as usize - 1],
-                loss,
-            })
-            .collect()
-    }
+    curve: Curve,
 }
 
 /// A predicted run: how well the law fitted elsewhere foretells its curve.
@@ -76,15 +62,15 @@ pub struct ShapeFit {
 pub struct ScheduleFile {
     /// The filter that chose the fitted runs.
     pub filter: String,
-    /// The momentum of the annealing area.
-    pub lambda: f64,
+    /// The momentum of the annealing area: held at a value, or fitted per shape.
+    pub lambda: LambdaChoice,
     /// One fit per shape with fitted runs.
     pub shapes: Vec<ShapeFit>,
 }
 
 /// Reads every finished run's curve (after warmup) and schedule; `fitted[i]` says whether run i
 /// matches the filter.
-fn read_curves(dir: &Path, filter: &str, lambda: f64) -> LabResult<(Vec<RunCurve>, Vec<bool>)> {
+fn read_curves(dir: &Path, filter: &str) -> LabResult<(Vec<RunCurve>, Vec<bool>)> {
     let runs_path = dir.join("runs.parquet");
     let runs = read_frame(&runs_path)?;
     let mut conditions = vec!["status=done".to_string()];
@@ -119,29 +105,41 @@ fn read_curves(dir: &Path, filter: &str, lambda: f64) -> LabResult<(Vec<RunCurve
         let steps = cfg.steps();
         let lrs: Vec<f64> = (0..steps).map(|s| lr_at(&cfg.train, s, steps)).collect();
         let after = warmup_end(&cfg.train, steps);
-        let mut points: Vec<(u64, f64)> = by_id
+        let mut evals: Vec<(usize, f64)> = by_id
             .get(r.id.as_str())
             .map(|v| {
                 v.iter()
-                    .copied()
-                    .filter(|&(s, _)| s > after && s <= steps)
+                    .filter(|&&(s, _)| s > after && s <= steps)
+                    .map(|&(s, l)| (s as usize, l))
                     .collect()
             })
             .unwrap_or_default();
-        points.sort_by_key(|p| p.0);
-        points.dedup_by_key(|p| p.0);
-        if points.is_empty() {
+        evals.sort_by_key(|p| p.0);
+        evals.dedup_by_key(|p| p.0);
+        if evals.is_empty() {
             continue;
         }
         curves.push(RunCurve {
             id: r.id,
             cfg,
-            points,
-            areas: areas(&lrs, lambda),
+            curve: Curve { lrs, evals },
         });
         fitted.push(m);
     }
     Ok((curves, fitted))
+}
+
+/// Parses `--schedule-lambda`: a momentum in [0, 1), or `fit`.
+pub fn parse_lambda(s: &str) -> Result<LambdaChoice, String> {
+    if s.trim() == "fit" {
+        return Ok(LambdaChoice::Fitted);
+    }
+    match s.trim().parse::<f64>() {
+        Ok(l) if (0.0..1.0).contains(&l) => Ok(LambdaChoice::Fixed(l)),
+        _ => Err(format!(
+            "expected a momentum in [0, 1) (Tissue et al.: 0.999) or `fit`, got `{s}`"
+        )),
+    }
 }
 
 /// Fits the law per shape on the runs matching `filter` (annealing momentum `lambda`) and predicts
@@ -149,18 +147,11 @@ fn read_curves(dir: &Path, filter: &str, lambda: f64) -> LabResult<(Vec<RunCurve
 pub fn analyse(
     dir: &Path,
     filter: &str,
-    lambda: f64,
+    lambda: LambdaChoice,
     replicates: usize,
     seed: u64,
 ) -> LabResult<ScheduleFile> {
-    if !(0.0..1.0).contains(&lambda) {
-        return Err(LabError::input(
-            "--schedule-lambda",
-            None,
-            format!("must be in [0, 1), got {lambda}"),
-        ));
-    }
-    let (curves, fitted) = read_curves(dir, filter, lambda)?;
+    let (curves, fitted) = read_curves(dir, filter)?;
     let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, c) in curves.iter().enumerate() {
         let m = &c.cfg.model;
@@ -178,11 +169,8 @@ pub fn analyse(
         if fit_on.is_empty() {
             continue;
         }
-        let points: Vec<CurvePoint> = fit_on
-            .iter()
-            .flat_map(|&i| curves[i].curve_points())
-            .collect();
-        let fit = schedule_law::fit(&points, replicates, 0.95, seed)
+        let seen: Vec<Curve> = fit_on.iter().map(|&i| curves[i].curve.clone()).collect();
+        let fit = schedule_law::fit(&seen, lambda, replicates, 0.95, seed)
             .map_err(|e| LabError::input(dir, None, format!("{shape}: {e}")))?;
         let predictions = others.iter().map(|&i| predict(&curves[i], &fit)).collect();
         out.push(ShapeFit {
@@ -208,14 +196,19 @@ pub fn analyse(
 
 fn predict(run: &RunCurve, fit: &ScheduleFit) -> Prediction {
     let curve: Vec<(u64, f64, f64)> = run
-        .curve_points()
+        .curve
+        .evals
         .iter()
-        .zip(&run.points)
-        .map(|(p, &(step, _))| (step, p.loss, fit.law.at(p.areas)))
+        .zip(fit.law.predict(&run.curve))
+        .map(|(&(step, obs), pred)| (step as u64, obs, pred))
         .collect();
-    let &(_, last_obs, last_pred) = curve.last().expect("curves are not empty");
-    let last_areas = run.areas[run.points.last().expect("not empty").0 as usize - 1];
-    let samples: Vec<f64> = fit.replicates.iter().map(|l| l.at(last_areas)).collect();
+    let &(last_step, last_obs, last_pred) = curve.last().expect("curves are not empty");
+    // Each replicate predicts the last evaluation with its own lambda.
+    let last = Curve {
+        lrs: run.curve.lrs.clone(),
+        evals: vec![(last_step as usize, last_obs)],
+    };
+    let samples: Vec<f64> = fit.replicates.iter().map(|l| l.predict(&last)[0]).collect();
     Prediction {
         id: run.id.clone(),
         schedule: format!("{:?}", run.cfg.train.schedule).to_lowercase(),
@@ -234,13 +227,17 @@ pub fn markdown(f: &ScheduleFile) -> String {
     let _ = writeln!(
         s,
         "# Schedule-aware law (Tissue et al. 2024): L = L0 + A S1^-alpha - C S2, lambda {}\n\nFitted per shape on the runs with `{}`; every other finished run of the shape is predicted from its schedule alone (evaluations after warmup).\n",
-        f.lambda, f.filter
+        match f.lambda {
+            LambdaChoice::Fixed(l) => format!("held at {l}"),
+            LambdaChoice::Fitted => "fitted per shape".into(),
+        },
+        f.filter
     );
     for sh in &f.shapes {
         let e = |x: &Estimate| crate::fitreport::with_interval(x);
         let _ = writeln!(
             s,
-            "## {}\n\nFitted on {} ({} points, RMS relative residual {:.2}%): L0 = {}, A = {}, alpha = {}, C = {}.\n",
+            "## {}\n\nFitted on {} ({} points, RMS relative residual {:.2}%): L0 = {}, A = {}, alpha = {}, C = {}{}.\n",
             sh.shape,
             sh.fitted_on.join(", "),
             sh.fit.points,
@@ -248,7 +245,16 @@ pub fn markdown(f: &ScheduleFile) -> String {
             e(&sh.fit.l0),
             e(&sh.fit.a),
             e(&sh.fit.alpha),
-            e(&sh.fit.c)
+            e(&sh.fit.c),
+            if sh.fit.lambda_fitted {
+                format!(
+                    ", lambda = {} (a memory of {:.0} steps)",
+                    e(&sh.fit.lambda),
+                    1.0 / (1.0 - sh.fit.law.lambda)
+                )
+            } else {
+                String::new()
+            }
         );
         if sh.predictions.is_empty() {
             let _ = writeln!(s, "No other finished run of this shape to predict.\n");

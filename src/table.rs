@@ -52,6 +52,14 @@ pub struct TableSpec {
     pub n_kind: NKind,
     /// C for lab results and tables.
     pub c_kind: CKind,
+    /// lab results: pool the runs that repeat one configuration with different seeds into their
+    /// mean (one point per configuration), instead of fitting each seed's run as its own point.
+    #[serde(default = "pool_seeds_default")]
+    pub pool_seeds: bool,
+}
+
+fn pool_seeds_default() -> bool {
+    true
 }
 
 impl Default for TableSpec {
@@ -66,6 +74,7 @@ impl Default for TableSpec {
             drop_highest: 0,
             n_kind: NKind::Nonembedding,
             c_kind: CKind::Exact,
+            pool_seeds: true,
         }
     }
 }
@@ -95,8 +104,72 @@ pub struct FitData {
     pub curves: Option<Vec<Obs>>,
     /// The corpus's entropy rate when every run records the same one (lab's synthetic corpus).
     pub entropy_floor: Option<f64>,
+    /// The scatter between seeds of one configuration, when lab results repeat some.
+    pub seed_noise: Option<fit::data::ReplicateNoise>,
     /// Provenance.
     pub info: InputInfo,
+}
+
+/// Columns of runs.parquet that do not describe a run's configuration: its name, seed, trunk (a
+/// per-seed run) and results.
+const NOT_CONFIGURATION: &[&str] = &[
+    "id",
+    "seed",
+    "trunk",
+    "config_hash",
+    "status",
+    "final_train_loss",
+    "final_val_loss",
+    "best_val_loss",
+    "wall_seconds",
+    "tokens_per_second",
+    "backend",
+    "device",
+    "lab_version",
+];
+
+/// The configuration of each of `rows`, as an index: rows equal in every configuration column share
+/// one. A group in which a seed repeats differs in something runs.parquet does not record (a grid
+/// axis outside its columns), so it is split into its rows rather than pooled.
+fn seed_configurations(runs: &DataFrame, rows: &[usize]) -> Vec<usize> {
+    let columns: Vec<&Column> = runs
+        .columns()
+        .iter()
+        .filter(|c| !NOT_CONFIGURATION.contains(&c.name().as_str()))
+        .collect();
+    let seed = runs.column("seed").ok();
+    let key = |i: usize| -> String {
+        columns
+            .iter()
+            .map(|c| c.get(i).map(|v| v.to_string()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
+    };
+    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+    let keys: Vec<String> = rows.iter().map(|&i| key(i)).collect();
+    for (k, &i) in keys.iter().zip(rows) {
+        groups.entry(k.clone()).or_default().push(i);
+    }
+    let seed_of = |i: usize| seed.and_then(|c| c.get(i).ok()).map(|v| v.to_string());
+    let distinct_seeds = |members: &[usize]| {
+        let mut s: Vec<Option<String>> = members.iter().map(|&i| seed_of(i)).collect();
+        s.sort();
+        s.dedup();
+        s.len() == members.len() && s.iter().all(Option::is_some)
+    };
+    let mut index: HashMap<String, usize> = HashMap::new();
+    keys.iter()
+        .zip(rows)
+        .enumerate()
+        .map(|(r, (k, _))| {
+            if distinct_seeds(&groups[k]) {
+                let next = index.len() + rows.len();
+                *index.entry(k.clone()).or_insert(next)
+            } else {
+                r
+            }
+        })
+        .collect()
 }
 
 pub(crate) fn read_frame(path: &Path) -> LabResult<DataFrame> {
@@ -402,6 +475,7 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
         finals,
         curves: None,
         entropy_floor: None,
+        seed_noise: None,
         info,
     })
 }
@@ -445,6 +519,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         CKind::SixNd => n[i].map(|n| 6.0 * n),
     };
     let mut finals = Vec::new();
+    let mut rows = Vec::new();
     let mut by_id: HashMap<String, (u32, f64, f64, f64)> = HashMap::new();
     for i in 0..runs.height() {
         let (true, Some(ni), Some(di), Some(ti), Some(li), Some(pt), Some(id)) = (
@@ -469,10 +544,9 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
             loss: li,
             run,
         });
+        rows.push(i);
         by_id.insert(id, (run, ni, pt, di / ti));
     }
-    let finals_count = finals.len();
-    let finals = fit::data::drop_highest_loss(finals, spec.drop_highest);
     let curves_path = dir.join("curves.parquet");
     let mut paths = vec![runs_path.clone()];
     let curves = if curves_path.exists() {
@@ -481,12 +555,11 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         let cid = texts(&cdf, "id", &curves_path)?;
         let tokens = numbers(&cdf, "tokens", &curves_path)?;
         let val = numbers(&cdf, "val_loss", &curves_path)?;
-        let kept: std::collections::HashSet<u32> = finals.iter().map(|p| p.run).collect();
         let pts: Vec<Obs> = (0..cdf.height())
             .filter_map(|i| {
                 let (run, ni, pt, d_per_token) = *by_id.get(cid[i].as_ref()?)?;
                 let (t, l) = (tokens[i]?, val[i]?);
-                (kept.contains(&run) && t > 0.0).then_some(Obs {
+                (t > 0.0).then_some(Obs {
                     n: ni,
                     d: t * d_per_token,
                     c: pt * t,
@@ -499,6 +572,17 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     } else {
         None
     };
+    let (finals, curves, seed_noise, runs_per_point) = if spec.pool_seeds {
+        let config = seed_configurations(&runs, &rows);
+        let p = fit::data::pool_replicates(&finals, curves.as_deref(), &config);
+        (p.finals, p.curves, p.noise, p.runs_per_point)
+    } else {
+        let one = vec![1; finals.len()];
+        (finals, curves, None, one)
+    };
+    let finals = fit::data::drop_highest_loss(finals, spec.drop_highest);
+    let kept: std::collections::HashSet<u32> = finals.iter().map(|p| p.run).collect();
+    let curves = curves.map(|c| c.into_iter().filter(|p| kept.contains(&p.run)).collect());
     let mut columns = HashMap::new();
     columns.insert("n".into(), n_col.to_string());
     columns.insert("d".into(), d_col.into());
@@ -514,7 +598,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         path: dir.to_path_buf(),
         fingerprint: fingerprint(&paths)?,
         rows: runs.height(),
-        used: finals_count.min(finals.len()),
+        used: finals.iter().map(|p| runs_per_point[p.run as usize]).sum(),
         columns,
         spec: spec.clone(),
     };
@@ -524,6 +608,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         finals,
         curves,
         entropy_floor,
+        seed_noise,
         info,
     })
 }
@@ -543,5 +628,37 @@ pub fn read(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
         read_table(path, spec)
     } else {
         Err(LabError::input(path, None, "no such file or folder"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_of_one_configuration_share_an_index() {
+        let runs = df!(
+            "id" => ["a", "b", "c", "d", "e", "f"],
+            "seed" => [0u64, 1, 0, 0, 0, 1],
+            "d_model" => [16u64, 16, 32, 16, 64, 64],
+            "tokens" => [100u64, 100, 100, 200, 300, 300],
+            "final_val_loss" => [2.0, 2.1, 1.9, 1.8, 1.5, 1.6],
+        )
+        .unwrap();
+        let c = seed_configurations(&runs, &[0, 1, 2, 3, 4, 5]);
+        // a and b differ only in seed and result; e and f likewise; c and d are alone.
+        assert_eq!(c[0], c[1]);
+        assert_eq!(c[4], c[5]);
+        assert!(c[2] != c[0] && c[3] != c[0] && c[2] != c[3] && c[4] != c[0]);
+        // Two runs with one seed and the same recorded configuration differ in something
+        // runs.parquet does not hold: they are not pooled.
+        let twins = df!(
+            "id" => ["a", "b", "c"],
+            "seed" => [0u64, 0, 1],
+            "d_model" => [16u64, 16, 16],
+        )
+        .unwrap();
+        let c = seed_configurations(&twins, &[0, 1, 2]);
+        assert!(c[0] != c[1] && c[1] != c[2] && c[0] != c[2], "{c:?}");
     }
 }

@@ -28,6 +28,7 @@ fn spec(filters: &[&str]) -> TableSpec {
         drop_highest: 0,
         n_kind: NKind::Total,
         c_kind: CKind::Exact,
+        pool_seeds: true,
     }
 }
 

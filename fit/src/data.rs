@@ -160,9 +160,184 @@ pub fn drop_highest_loss(points: Vec<Obs>, k: usize) -> Vec<Obs> {
         .collect()
 }
 
+/// The scatter between runs that repeat one configuration (seeds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReplicateNoise {
+    /// Runs read.
+    pub runs: usize,
+    /// Configurations they pool into.
+    pub configurations: usize,
+    /// Configurations with two or more runs.
+    pub repeated: usize,
+    /// One run's scatter: the pooled within-configuration standard deviation of ln L.
+    pub sd_ln_loss: f64,
+}
+
+/// Runs that repeat a configuration, pooled into one point each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pooled {
+    /// One final point per configuration (the mean loss of its runs); `run` is the configuration.
+    pub finals: Vec<Obs>,
+    /// Each configuration's curve: the mean loss at the compute values every run of it evaluated.
+    pub curves: Option<Vec<Obs>>,
+    /// The scatter between repeated runs; `None` when no configuration repeats.
+    pub noise: Option<ReplicateNoise>,
+    /// How many runs each pooled point (by its `run`) averages.
+    pub runs_per_point: Vec<usize>,
+}
+
+/// Pools the runs that repeat one configuration: `config[r]` is the configuration of run `r` (the
+/// `run` field of `finals` and `curves`, numbered from 0). A mean of k seeds carries 1/sqrt(k) of
+/// one run's scatter, and the envelope of approach 1 no longer picks the luckiest seed.
+pub fn pool_replicates(finals: &[Obs], curves: Option<&[Obs]>, config: &[usize]) -> Pooled {
+    use std::collections::BTreeMap;
+    let mut members: BTreeMap<usize, Vec<&Obs>> = BTreeMap::new();
+    for p in finals {
+        members.entry(config[p.run as usize]).or_default().push(p);
+    }
+    // Configurations renumbered in order of first appearance among the finals.
+    let mut order: Vec<usize> = Vec::new();
+    for p in finals {
+        let k = config[p.run as usize];
+        if !order.contains(&k) {
+            order.push(k);
+        }
+    }
+    let index = |k: usize| order.iter().position(|&o| o == k).expect("listed") as u32;
+    let pooled_finals: Vec<Obs> = order
+        .iter()
+        .map(|&k| {
+            let m = &members[&k];
+            Obs {
+                loss: m.iter().map(|p| p.loss).sum::<f64>() / m.len() as f64,
+                run: index(k),
+                ..*m[0]
+            }
+        })
+        .collect();
+    let (mut ss, mut dof) = (0.0, 0usize);
+    for m in members.values().filter(|m| m.len() > 1) {
+        let logs: Vec<f64> = m.iter().map(|p| p.loss.ln()).collect();
+        let mean = logs.iter().sum::<f64>() / logs.len() as f64;
+        ss += logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>();
+        dof += logs.len() - 1;
+    }
+    let repeated = members.values().filter(|m| m.len() > 1).count();
+    let noise = (repeated > 0).then(|| ReplicateNoise {
+        runs: finals.len(),
+        configurations: order.len(),
+        repeated,
+        sd_ln_loss: (ss / dof as f64).sqrt(),
+    });
+    let curves = curves.map(|curves| {
+        let size = |k: usize| members.get(&k).map_or(0, |m| m.len());
+        let mut at: BTreeMap<(u32, u64), (Obs, f64, usize)> = BTreeMap::new();
+        for p in curves {
+            let Some(&k) = config.get(p.run as usize) else {
+                continue;
+            };
+            if !members.contains_key(&k) {
+                continue;
+            }
+            let e = at.entry((index(k), p.c.to_bits())).or_insert((
+                Obs {
+                    run: index(k),
+                    ..*p
+                },
+                0.0,
+                0,
+            ));
+            e.1 += p.loss;
+            e.2 += 1;
+        }
+        at.into_iter()
+            .filter(|((run, _), (_, _, count))| *count == size(order[*run as usize]))
+            .map(|(_, (p, sum, count))| Obs {
+                loss: sum / count as f64,
+                ..p
+            })
+            .collect()
+    });
+    Pooled {
+        runs_per_point: order.iter().map(|k| members[k].len()).collect(),
+        finals: pooled_finals,
+        curves,
+        noise,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_runs_pool_into_means_with_their_scatter() {
+        let run = |n: f64, loss: f64, run: u32| Obs {
+            n,
+            d: 1e6,
+            c: 6e6 * n,
+            loss,
+            run,
+        };
+        // Runs 0 and 2 repeat configuration 7, run 1 is alone (configuration 3).
+        let finals = vec![run(1e3, 2.0, 0), run(2e3, 1.8, 1), run(1e3, 2.2, 2)];
+        let curves = vec![
+            Obs {
+                c: 1.0,
+                ..run(1e3, 3.0, 0)
+            },
+            Obs {
+                c: 2.0,
+                ..run(1e3, 2.0, 0)
+            },
+            Obs {
+                c: 1.0,
+                ..run(1e3, 3.4, 2)
+            },
+            Obs {
+                c: 2.0,
+                ..run(1e3, 2.2, 2)
+            },
+            Obs {
+                c: 3.0,
+                ..run(1e3, 2.1, 2)
+            },
+            Obs {
+                c: 1.0,
+                ..run(2e3, 2.5, 1)
+            },
+        ];
+        let p = pool_replicates(&finals, Some(&curves), &[7, 3, 7]);
+        assert_eq!(p.finals.len(), 2);
+        assert_eq!(p.runs_per_point, vec![2, 1]);
+        assert_eq!((p.finals[0].run, p.finals[0].n), (0, 1e3));
+        assert!((p.finals[0].loss - 2.1).abs() < 1e-12);
+        assert_eq!((p.finals[1].run, p.finals[1].loss), (1, 1.8));
+        // One repeated pair: sd of ln L = |ln 2.2 - ln 2.0| / sqrt 2.
+        let noise = p.noise.unwrap();
+        assert_eq!(
+            (noise.runs, noise.configurations, noise.repeated),
+            (3, 2, 1)
+        );
+        let want = (2.2f64.ln() - 2.0f64.ln()) / 2f64.sqrt();
+        assert!((noise.sd_ln_loss - want).abs() < 1e-12);
+        // Curves: means where both seeds evaluated (c = 1, 2), not where one did (c = 3).
+        let c = p.curves.unwrap();
+        let mine: Vec<(u32, f64, f64)> = c.iter().map(|o| (o.run, o.c, o.loss)).collect();
+        assert_eq!(mine.len(), 3, "{mine:?}");
+        let has = |run: u32, c: f64, loss: f64| {
+            mine.iter()
+                .any(|m| m.0 == run && m.1 == c && (m.2 - loss).abs() < 1e-12)
+        };
+        assert!(
+            has(0, 1.0, 3.2) && has(0, 2.0, 2.1) && has(1, 1.0, 2.5),
+            "{mine:?}"
+        );
+        // Nothing repeated: the points as they were, no scatter.
+        let alone = pool_replicates(&finals, None, &[0, 1, 2]);
+        assert_eq!(alone.finals, finals);
+        assert!(alone.noise.is_none() && alone.curves.is_none());
+    }
 
     #[test]
     fn budgets_split_on_gaps() {

@@ -51,6 +51,10 @@ pub struct FitArgs {
     /// Row filter col=value, col!=value, col<value, col>value (repeatable, all must hold).
     #[arg(long = "filter")]
     pub filters: Vec<String>,
+    /// lab results: fit every seed's run as its own point (by default the runs that repeat one
+    /// configuration with different seeds are pooled into their mean, and their scatter reported).
+    #[arg(long)]
+    pub keep_seeds: bool,
     /// Drop the k highest-loss points.
     #[arg(long, default_value_t = 0)]
     pub drop_highest: usize,
@@ -119,9 +123,11 @@ pub struct FitArgs {
     /// <out>/schedule.{json,md}.
     #[arg(long)]
     pub schedule_fit: Option<String>,
-    /// Momentum lambda of the annealing area S2 for --schedule-fit (Tissue et al.: 0.999).
-    #[arg(long, default_value_t = fit::schedule_law::LAMBDA)]
-    pub schedule_lambda: f64,
+    /// Momentum lambda of the annealing area S2 for --schedule-fit: a value in [0, 1) (Tissue et
+    /// al.: 0.999, a memory of about 1,000 steps), or `fit` to fit it per shape with the other
+    /// parameters (the fitted curves need a cooldown).
+    #[arg(long, default_value = "0.999", value_parser = crate::schedule_fit::parse_lambda)]
+    pub schedule_lambda: fit::schedule_law::LambdaChoice,
 }
 
 /// Parses the --approach list.
@@ -178,6 +184,7 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
         drop_highest: a.drop_highest,
         n_kind: a.n_kind,
         c_kind: a.c_kind,
+        pool_seeds: !a.keep_seeds,
     };
     let out = a.out.clone().unwrap_or_else(|| {
         if a.input.is_dir() {
