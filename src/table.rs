@@ -145,30 +145,25 @@ fn seed_configurations(runs: &DataFrame, rows: &[usize]) -> Vec<usize> {
             .collect::<Vec<_>>()
             .join("\u{1f}")
     };
-    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
     let keys: Vec<String> = rows.iter().map(|&i| key(i)).collect();
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
     for (k, &i) in keys.iter().zip(rows) {
-        groups.entry(k.clone()).or_default().push(i);
+        groups.entry(k).or_default().push(i);
     }
     let seed_of = |i: usize| seed.and_then(|c| c.get(i).ok()).map(|v| v.to_string());
-    let distinct_seeds = |members: &[usize]| {
-        let mut s: Vec<Option<String>> = members.iter().map(|&i| seed_of(i)).collect();
-        s.sort();
-        s.dedup();
-        s.len() == members.len() && s.iter().all(Option::is_some)
-    };
-    let mut index: HashMap<String, usize> = HashMap::new();
+    // Configurations whose runs all have distinct seeds get an index past the row positions.
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (k, members) in &groups {
+        let mut seeds: Vec<Option<String>> = members.iter().map(|&i| seed_of(i)).collect();
+        seeds.sort();
+        seeds.dedup();
+        if seeds.len() == members.len() && seeds.iter().all(Option::is_some) {
+            index.insert(k, rows.len() + index.len());
+        }
+    }
     keys.iter()
-        .zip(rows)
         .enumerate()
-        .map(|(r, (k, _))| {
-            if distinct_seeds(&groups[k]) {
-                let next = index.len() + rows.len();
-                *index.entry(k.clone()).or_insert(next)
-            } else {
-                r
-            }
-        })
+        .map(|(r, k)| index.get(k.as_str()).copied().unwrap_or(r))
         .collect()
 }
 

@@ -190,68 +190,59 @@ pub struct Pooled {
 /// `run` field of `finals` and `curves`, numbered from 0). A mean of k seeds carries 1/sqrt(k) of
 /// one run's scatter, and the envelope of approach 1 no longer picks the luckiest seed.
 pub fn pool_replicates(finals: &[Obs], curves: Option<&[Obs]>, config: &[usize]) -> Pooled {
-    use std::collections::BTreeMap;
-    let mut members: BTreeMap<usize, Vec<&Obs>> = BTreeMap::new();
+    use std::collections::{BTreeMap, HashMap};
+    // Each configuration's runs, in order of first appearance: group g becomes point g.
+    let mut point: HashMap<usize, usize> = HashMap::new();
+    let mut groups: Vec<Vec<&Obs>> = Vec::new();
     for p in finals {
-        members.entry(config[p.run as usize]).or_default().push(p);
+        let g = *point.entry(config[p.run as usize]).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(p);
     }
-    // Configurations renumbered in order of first appearance among the finals.
-    let mut order: Vec<usize> = Vec::new();
-    for p in finals {
-        let k = config[p.run as usize];
-        if !order.contains(&k) {
-            order.push(k);
-        }
-    }
-    let index = |k: usize| order.iter().position(|&o| o == k).expect("listed") as u32;
-    let pooled_finals: Vec<Obs> = order
+    let point_of_run = |run: u32| config.get(run as usize).and_then(|k| point.get(k)).copied();
+    let pooled_finals: Vec<Obs> = groups
         .iter()
-        .map(|&k| {
-            let m = &members[&k];
-            Obs {
-                loss: m.iter().map(|p| p.loss).sum::<f64>() / m.len() as f64,
-                run: index(k),
-                ..*m[0]
-            }
+        .enumerate()
+        .map(|(g, m)| Obs {
+            loss: m.iter().map(|p| p.loss).sum::<f64>() / m.len() as f64,
+            run: g as u32,
+            ..*m[0]
         })
         .collect();
-    let (mut ss, mut dof) = (0.0, 0usize);
-    for m in members.values().filter(|m| m.len() > 1) {
-        let logs: Vec<f64> = m.iter().map(|p| p.loss.ln()).collect();
-        let mean = logs.iter().sum::<f64>() / logs.len() as f64;
-        ss += logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>();
-        dof += logs.len() - 1;
-    }
-    let repeated = members.values().filter(|m| m.len() > 1).count();
-    let noise = (repeated > 0).then(|| ReplicateNoise {
-        runs: finals.len(),
-        configurations: order.len(),
-        repeated,
-        sd_ln_loss: (ss / dof as f64).sqrt(),
+    let repeated: Vec<&Vec<&Obs>> = groups.iter().filter(|m| m.len() > 1).collect();
+    let noise = (!repeated.is_empty()).then(|| {
+        let (mut ss, mut dof) = (0.0, 0usize);
+        for m in &repeated {
+            let logs: Vec<f64> = m.iter().map(|p| p.loss.ln()).collect();
+            let mean = logs.iter().sum::<f64>() / logs.len() as f64;
+            ss += logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>();
+            dof += logs.len() - 1;
+        }
+        ReplicateNoise {
+            runs: finals.len(),
+            configurations: groups.len(),
+            repeated: repeated.len(),
+            sd_ln_loss: (ss / dof as f64).sqrt(),
+        }
     });
     let curves = curves.map(|curves| {
-        let size = |k: usize| members.get(&k).map_or(0, |m| m.len());
-        let mut at: BTreeMap<(u32, u64), (Obs, f64, usize)> = BTreeMap::new();
+        // (point, compute) -> (a point there, summed loss, runs that evaluated it)
+        let mut at: BTreeMap<(usize, u64), (Obs, f64, usize)> = BTreeMap::new();
         for p in curves {
-            let Some(&k) = config.get(p.run as usize) else {
+            let Some(g) = point_of_run(p.run) else {
                 continue;
             };
-            if !members.contains_key(&k) {
-                continue;
-            }
-            let e = at.entry((index(k), p.c.to_bits())).or_insert((
-                Obs {
-                    run: index(k),
-                    ..*p
-                },
-                0.0,
-                0,
-            ));
+            let run = g as u32;
+            let e = at
+                .entry((g, p.c.to_bits()))
+                .or_insert((Obs { run, ..*p }, 0.0, 0));
             e.1 += p.loss;
             e.2 += 1;
         }
         at.into_iter()
-            .filter(|((run, _), (_, _, count))| *count == size(order[*run as usize]))
+            .filter(|((g, _), (_, _, count))| *count == groups[*g].len())
             .map(|(_, (p, sum, count))| Obs {
                 loss: sum / count as f64,
                 ..p
@@ -259,7 +250,7 @@ pub fn pool_replicates(finals: &[Obs], curves: Option<&[Obs]>, config: &[usize])
             .collect()
     });
     Pooled {
-        runs_per_point: order.iter().map(|k| members[k].len()).collect(),
+        runs_per_point: groups.iter().map(Vec::len).collect(),
         finals: pooled_finals,
         curves,
         noise,
@@ -281,32 +272,21 @@ mod tests {
         };
         // Runs 0 and 2 repeat configuration 7, run 1 is alone (configuration 3).
         let finals = vec![run(1e3, 2.0, 0), run(2e3, 1.8, 1), run(1e3, 2.2, 2)];
-        let curves = vec![
-            Obs {
-                c: 1.0,
-                ..run(1e3, 3.0, 0)
-            },
-            Obs {
-                c: 2.0,
-                ..run(1e3, 2.0, 0)
-            },
-            Obs {
-                c: 1.0,
-                ..run(1e3, 3.4, 2)
-            },
-            Obs {
-                c: 2.0,
-                ..run(1e3, 2.2, 2)
-            },
-            Obs {
-                c: 3.0,
-                ..run(1e3, 2.1, 2)
-            },
-            Obs {
-                c: 1.0,
-                ..run(2e3, 2.5, 1)
-            },
-        ];
+        // (compute, n, loss, run)
+        let curves: Vec<Obs> = [
+            (1.0, 1e3, 3.0, 0),
+            (2.0, 1e3, 2.0, 0),
+            (1.0, 1e3, 3.4, 2),
+            (2.0, 1e3, 2.2, 2),
+            (3.0, 1e3, 2.1, 2),
+            (1.0, 2e3, 2.5, 1),
+        ]
+        .iter()
+        .map(|&(c, n, loss, r)| Obs {
+            c,
+            ..run(n, loss, r)
+        })
+        .collect();
         let p = pool_replicates(&finals, Some(&curves), &[7, 3, 7]);
         assert_eq!(p.finals.len(), 2);
         assert_eq!(p.runs_per_point, vec![2, 1]);

@@ -364,7 +364,8 @@ pub fn fit(
                 .into(),
         ));
     }
-    let points: Vec<CurvePoint> = curves.iter().flat_map(|c| c.points(0.999)).collect();
+    // S1 does not depend on lambda: any lambda serves the check.
+    let points: Vec<CurvePoint> = curves.iter().flat_map(|c| c.points(LAMBDA)).collect();
     if let Some(p) = points
         .iter()
         .find(|p| !(p.areas.s1 > 0.0 && p.loss.is_finite()))
