@@ -18,8 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// A run's curve: its schedule and (step, validation loss) after its warmup.
+/// A run's curve: its schedule and (step, validation loss) after its warmup; or the mean curve of
+/// the runs that repeat one configuration with different seeds.
 struct RunCurve {
+    /// The run's id (`id+id` for seeds pooled).
     id: String,
     cfg: RunConfig,
     curve: Curve,
@@ -62,6 +64,9 @@ pub struct ShapeFit {
 pub struct ScheduleFile {
     /// The filter that chose the fitted runs.
     pub filter: String,
+    /// Whether the runs repeating one configuration with different seeds were pooled into their
+    /// mean curve (fitted on and predicted as one).
+    pub seeds_pooled: bool,
     /// The momentum of the annealing area: held at a value, or fitted per shape.
     pub lambda: LambdaChoice,
     /// One fit per shape with fitted runs.
@@ -129,6 +134,69 @@ fn read_curves(dir: &Path, filter: &str) -> LabResult<(Vec<RunCurve>, Vec<bool>)
     Ok((curves, fitted))
 }
 
+/// Pools the curves of runs that differ only in their seed (and sweep name; and were chosen alike
+/// by the filter)
+/// into one: the mean loss at each evaluation step every seed has. A mean of k seeds carries
+/// 1/sqrt(k) of one run's scatter, which is what a 1% prediction has to be judged against.
+fn pool_seeds(curves: Vec<RunCurve>, fitted: Vec<bool>) -> (Vec<RunCurve>, Vec<bool>) {
+    let unseeded = |c: &RunConfig| {
+        let mut c = c.clone();
+        c.train.seed = 0;
+        c.name.clear();
+        c
+    };
+    let mut groups: Vec<(RunConfig, bool, Vec<RunCurve>)> = Vec::new();
+    for (c, m) in curves.into_iter().zip(fitted) {
+        let key = unseeded(&c.cfg);
+        match groups.iter_mut().find(|g| g.1 == m && g.0 == key) {
+            Some(g) => g.2.push(c),
+            None => groups.push((key, m, vec![c])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(_, m, mut runs)| {
+            if runs.len() == 1 {
+                return runs.pop().map(|r| (r, m));
+            }
+            let k = runs.len();
+            let mut sums: BTreeMap<usize, (f64, usize)> = BTreeMap::new();
+            for r in &runs {
+                for &(s, l) in &r.curve.evals {
+                    let e = sums.entry(s).or_insert((0.0, 0));
+                    e.0 += l;
+                    e.1 += 1;
+                }
+            }
+            let evals: Vec<(usize, f64)> = sums
+                .into_iter()
+                .filter(|(_, (_, n))| *n == k)
+                .map(|(s, (sum, _))| (s, sum / k as f64))
+                .collect();
+            if evals.is_empty() {
+                return None;
+            }
+            let id = runs
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join("+");
+            let first = runs.swap_remove(0);
+            Some((
+                RunCurve {
+                    id,
+                    cfg: first.cfg,
+                    curve: Curve {
+                        lrs: first.curve.lrs,
+                        evals,
+                    },
+                },
+                m,
+            ))
+        })
+        .unzip()
+}
+
 /// Parses `--schedule-lambda`: a momentum in [0, 1), or `fit`.
 pub fn parse_lambda(s: &str) -> Result<LambdaChoice, String> {
     if s.trim() == "fit" {
@@ -143,15 +211,21 @@ pub fn parse_lambda(s: &str) -> Result<LambdaChoice, String> {
 }
 
 /// Fits the law per shape on the runs matching `filter` (annealing momentum `lambda`) and predicts
-/// the others.
+/// the others; `pool` pools the runs that differ only in their seed into their mean curve.
 pub fn analyse(
     dir: &Path,
     filter: &str,
     lambda: LambdaChoice,
+    pool: bool,
     replicates: usize,
     seed: u64,
 ) -> LabResult<ScheduleFile> {
     let (curves, fitted) = read_curves(dir, filter)?;
+    let (curves, fitted) = if pool {
+        pool_seeds(curves, fitted)
+    } else {
+        (curves, fitted)
+    };
     let mut shapes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, c) in curves.iter().enumerate() {
         let m = &c.cfg.model;
@@ -189,6 +263,7 @@ pub fn analyse(
     }
     Ok(ScheduleFile {
         filter: filter.to_string(),
+        seeds_pooled: pool,
         lambda,
         shapes: out,
     })
@@ -226,12 +301,17 @@ pub fn markdown(f: &ScheduleFile) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# Schedule-aware law (Tissue et al. 2024): L = L0 + A S1^-alpha - C S2, lambda {}\n\nFitted per shape on the runs with `{}`; every other finished run of the shape is predicted from its schedule alone (evaluations after warmup).\n",
+        "# Schedule-aware law (Tissue et al. 2024): L = L0 + A S1^-alpha - C S2, lambda {}\n\nFitted per shape on the runs with `{}`; every other finished run of the shape is predicted from its schedule alone (evaluations after warmup).{}\n",
         match f.lambda {
             LambdaChoice::Fixed(l) => format!("held at {l}"),
             LambdaChoice::Fitted => "fitted per shape".into(),
         },
-        f.filter
+        f.filter,
+        if f.seeds_pooled {
+            " Runs that differ only in their seed are pooled into their mean curve (`a+b` names the runs pooled)."
+        } else {
+            ""
+        }
     );
     for sh in &f.shapes {
         let e = |x: &Estimate| crate::fitreport::with_interval(x);
@@ -256,6 +336,9 @@ pub fn markdown(f: &ScheduleFile) -> String {
                 String::new()
             }
         );
+        for w in &sh.fit.at_bound {
+            let _ = writeln!(s, "**Not identified:** {w}.\n");
+        }
         if sh.predictions.is_empty() {
             let _ = writeln!(s, "No other finished run of this shape to predict.\n");
             continue;
@@ -290,4 +373,41 @@ pub fn write(out: &Path, f: &ScheduleFile) -> LabResult<()> {
     )?;
     write_atomic(&out.join("schedule.md"), markdown(f).as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, seed: u64, lr: f64, evals: &[(usize, f64)]) -> RunCurve {
+        let yaml = format!(
+            "name: t{seed}\nmodel: {{n_layer: 2, d_model: 16, n_head: 2, vocab: 64, seq_len: 32}}\ntrain: {{tokens: 1000, lr: {lr}, seed: {seed}}}\n"
+        );
+        RunCurve {
+            id: id.into(),
+            cfg: serde_yaml::from_str(&yaml).unwrap(),
+            curve: Curve {
+                lrs: vec![lr; 4],
+                evals: evals.to_vec(),
+            },
+        }
+    }
+
+    #[test]
+    fn seeds_pool_into_the_mean_at_shared_steps() {
+        let curves = vec![
+            run("a0", 0, 0.01, &[(1, 3.0), (2, 2.0), (3, 1.0)]),
+            run("b0", 0, 0.02, &[(2, 5.0)]),
+            run("a1", 1, 0.01, &[(2, 2.5), (3, 2.0)]),
+            // Same configuration and seed 2, but chosen by the filter: kept apart.
+            run("a2", 2, 0.01, &[(2, 9.0)]),
+        ];
+        let (pooled, fitted) = pool_seeds(curves, vec![false, false, false, true]);
+        let ids: Vec<&str> = pooled.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a0+a1", "b0", "a2"]);
+        assert_eq!(fitted, [false, false, true]);
+        // Step 1 is dropped (seed 1 did not evaluate it); steps 2 and 3 are means.
+        assert_eq!(pooled[0].curve.evals, [(2, 2.25), (3, 1.5)]);
+        assert_eq!(pooled[1].curve.evals, [(2, 5.0)]);
+    }
 }

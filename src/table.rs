@@ -110,10 +110,11 @@ pub struct FitData {
     pub info: InputInfo,
 }
 
-/// Columns of runs.parquet that do not describe a run's configuration: its name, seed, trunk (a
-/// per-seed run) and results.
+/// Columns of runs.parquet that do not describe a run's configuration: its name, the sweep's name,
+/// seed, trunk (a per-seed run) and results.
 const NOT_CONFIGURATION: &[&str] = &[
     "id",
+    "sweep",
     "seed",
     "trunk",
     "config_hash",

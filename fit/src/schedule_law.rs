@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 /// Tissue et al.'s momentum of the annealing area.
 pub const LAMBDA: f64 = 0.999;
 
+/// The range searched for alpha.
+pub const ALPHA_RANGE: (f64, f64) = (0.01, 3.0);
+
 /// The two areas of a schedule after some step.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Areas {
@@ -148,6 +151,10 @@ pub struct ScheduleFit {
     pub lambda: Estimate,
     /// Whether lambda was fitted.
     pub lambda_fitted: bool,
+    /// Parameters the least squares pushed to the end of their search range: the curves do not
+    /// identify them, and the law's predictions rest on the range, not on the data (empty when
+    /// every parameter is inside).
+    pub at_bound: Vec<String>,
     /// The bootstrap replicates' laws, for intervals of predictions.
     #[serde(skip)]
     pub replicates: Vec<ScheduleLaw>,
@@ -251,12 +258,13 @@ fn minimise_1d(f: impl Fn(f64) -> f64, lo: f64, hi: f64, grid: usize, iters: usi
     (a + b) / 2.0
 }
 
-/// The least-squares law on `points` (areas at momentum `lambda`): alpha searched on (0.01, 3).
+/// The least-squares law on `points` (areas at momentum `lambda`): alpha searched on
+/// `ALPHA_RANGE`.
 fn fit_law(points: &[CurvePoint], lambda: f64) -> Option<(ScheduleLaw, f64)> {
     let sse = |ln_alpha: f64| {
         solve_linear(points, ln_alpha.exp(), lambda).map_or(f64::INFINITY, |(_, s)| s)
     };
-    let ln_alpha = minimise_1d(sse, 0.01f64.ln(), 3.0f64.ln(), 81, 60);
+    let ln_alpha = minimise_1d(sse, ALPHA_RANGE.0.ln(), ALPHA_RANGE.1.ln(), 81, 60);
     solve_linear(points, ln_alpha.exp(), lambda)
 }
 
@@ -318,6 +326,33 @@ fn fit_once(
             fit_law_and_lambda(curves, pick, range, 5)
         }
     }
+}
+
+/// The parameters of `law` within 1% (in log) of an end of their search range.
+fn bounds_reached(law: &ScheduleLaw, lambda_fitted: bool) -> Vec<String> {
+    let near = |x: f64, (lo, hi): (f64, f64)| {
+        let tol = 0.01 * (hi / lo).ln();
+        ((x / lo).ln() < tol)
+            .then_some(lo)
+            .or(((hi / x).ln() < tol).then_some(hi))
+    };
+    let mut out = Vec::new();
+    if let Some(b) = near(law.alpha, ALPHA_RANGE) {
+        out.push(format!(
+            "alpha at {b} (the end of its search range): the curves do not identify the power of S1, \
+             and L0 and A trade off along it"
+        ));
+    }
+    let memory = 1.0 / (1.0 - law.lambda);
+    if lambda_fitted {
+        if let Some(b) = near(memory, MEMORY_RANGE) {
+            out.push(format!(
+                "lambda's memory at {b} steps (the end of its search range): the cooldowns do not \
+                 identify it; hold lambda with a number"
+            ));
+        }
+    }
+    out
 }
 
 /// Fits the law on `curves` (one or more runs of one model) with lambda held or fitted, with
@@ -390,6 +425,7 @@ pub fn fit(
         / count as f64)
         .sqrt();
     let near = (lambda == LambdaChoice::Fitted).then(|| -(1.0 - law.lambda).ln());
+    let at_bound = bounds_reached(&law, lambda == LambdaChoice::Fitted);
     let laws: Vec<ScheduleLaw> = (0..replicates)
         .into_par_iter()
         .filter_map(|r| {
@@ -415,6 +451,7 @@ pub fn fit(
             LambdaChoice::Fitted => est(|l| l.lambda),
         },
         lambda_fitted: lambda == LambdaChoice::Fitted,
+        at_bound,
         replicates: laws,
     })
 }
@@ -566,6 +603,35 @@ mod tests {
         assert!(f.c.lo <= TRUE.c && TRUE.c <= f.c.hi, "{:?}", f.c);
         assert!(f.alpha.hi - f.alpha.lo < 0.2, "{:?}", f.alpha);
         assert_eq!(f.replicates.len(), 200);
+    }
+
+    #[test]
+    fn parameters_at_their_search_bound_are_flagged() {
+        let good = fit(
+            &[curve(&wsd(2000, 1600), 20)],
+            LambdaChoice::Fixed(LAMBDA),
+            0,
+            0.95,
+            0,
+        );
+        assert!(good.unwrap().at_bound.is_empty());
+        // A loss falling linearly in S1 has no power law in it: alpha runs to its lower end.
+        let lrs = [0.01; 500];
+        let a = areas(&lrs, LAMBDA);
+        let linear = Curve {
+            lrs: lrs.to_vec(),
+            evals: (10..=500)
+                .step_by(10)
+                .map(|s| (s, 3.0 - 0.2 * a[s - 1].s1))
+                .collect(),
+        };
+        let f = fit(&[linear], LambdaChoice::Fixed(LAMBDA), 0, 0.95, 0).unwrap();
+        assert_eq!(f.at_bound.len(), 1, "{:?}", f.at_bound);
+        assert!(
+            f.at_bound[0].starts_with("alpha at 0.01"),
+            "{:?}",
+            f.at_bound
+        );
     }
 
     #[test]

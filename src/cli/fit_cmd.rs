@@ -52,7 +52,8 @@ pub struct FitArgs {
     #[arg(long = "filter")]
     pub filters: Vec<String>,
     /// lab results: fit every seed's run as its own point (by default the runs that repeat one
-    /// configuration with different seeds are pooled into their mean, and their scatter reported).
+    /// configuration with different seeds are pooled into their mean, and their scatter reported;
+    /// with --schedule-fit, into their mean curve).
     #[arg(long)]
     pub keep_seeds: bool,
     /// Drop the k highest-loss points.
@@ -206,6 +207,7 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
             &a.input,
             filter,
             a.schedule_lambda,
+            !a.keep_seeds,
             a.bootstrap.min(500),
             a.seed,
         )?;

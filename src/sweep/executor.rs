@@ -343,6 +343,33 @@ pub(crate) fn overall_progress(plan: &Plan, pending: &[usize]) -> (MultiProgress
     (multi, overall)
 }
 
+/// Without a terminal (a log file, a batch job) the bars are hidden; instead one line per finished
+/// run says where the sweep stands: `[done/total] what; share of the compute, elapsed, ETA`.
+pub(crate) fn log_finished(overall: &ProgressBar, done: usize, total: usize, what: &str) {
+    if std::io::stderr().is_terminal() {
+        return;
+    }
+    let share = overall.position() as f64 / overall.length().unwrap_or(0).max(1) as f64;
+    eprintln!(
+        "[{done}/{total}] {what}; {:.0}% of the compute, elapsed {}, eta {}",
+        100.0 * share.min(1.0),
+        indicatif::HumanDuration(overall.elapsed()),
+        indicatif::HumanDuration(overall.eta())
+    );
+}
+
+/// What a finished run's line says of it.
+fn outcome_text(run: &PlannedRun, outcome: &LabResult<RunStatus>) -> String {
+    let what = match outcome {
+        Ok(s) => match s.final_val_loss {
+            Some(l) if s.status == Status::Done => format!("done, validation loss {l:.4}"),
+            _ => format!("{:?}", s.status).to_lowercase(),
+        },
+        Err(e) => format!("could not run: {e}"),
+    };
+    format!("{} {}: {what}", run.id, run.label)
+}
+
 /// A run's bar under the overall one.
 pub(crate) fn run_bar(multi: &MultiProgress, run: &PlannedRun) -> ProgressBar {
     let bar = multi.add(ProgressBar::new(run.cfg.steps()));
@@ -387,6 +414,7 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
     let children: Children = Arc::new(Mutex::new(Vec::new()));
     let units = queue.lock().expect("queue").len();
     let workers = opts.jobs.max(1).min(units.max(1));
+    let (finished, total) = (std::sync::atomic::AtomicUsize::new(0), pending.len());
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(workers));
     std::thread::scope(|scope| {
         // A signal to the sweep alone (kill, a scheduler) reaches the children too: each
@@ -415,6 +443,7 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
                 .get(worker % opts.devices.len().max(1))
                 .copied()
                 .unwrap_or(0);
+            let finished = &finished;
             let (queue, results, errors, multi, overall, children, active) = (
                 queue.clone(),
                 results.clone(),
@@ -450,6 +479,8 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
                             }
                             Err(e) => Err(e),
                         };
+                        let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                        log_finished(overall, done, total, &outcome_text(run, &outcome));
                         match outcome {
                             Ok(s) => results.lock().expect("results").push((i, s)),
                             Err(e) => errors

@@ -8,8 +8,8 @@
 use crate::error::{LabError, LabResult};
 use crate::results::{write_atomic, RunDir, Status};
 use crate::sweep::executor::{
-    apply_progress, mark_failed, overall_progress, pending_runs, run_bar, work_units, ExecOptions,
-    RunOutcome,
+    apply_progress, log_finished, mark_failed, overall_progress, pending_runs, run_bar, work_units,
+    ExecOptions, RunOutcome,
 };
 use crate::sweep::spec::{Plan, PlannedRun};
 use anyhow::Context;
@@ -274,6 +274,7 @@ fn follow(
         .collect();
     let (multi, overall) = overall_progress(plan, &members);
     let mut bars: HashMap<usize, (ProgressBar, Option<u64>, u64)> = HashMap::new();
+    let mut finished = 0;
     loop {
         if opts.stop.load(Ordering::SeqCst) {
             return Ok(false);
@@ -302,6 +303,10 @@ fn follow(
             if !keep {
                 bar.finish_and_clear();
                 multi.remove(bar);
+                finished += 1;
+                let ids = state.runs.get(*task).map_or("", String::as_str);
+                let what = format!("task {task} ({ids}) left the queue");
+                log_finished(&overall, finished, state.runs.len(), &what);
             }
             keep
         });
