@@ -15,6 +15,7 @@ pub mod approach3;
 pub mod bootstrap;
 pub mod cost;
 pub mod data;
+pub mod data_constrained;
 pub mod design;
 pub mod emergence;
 pub mod error;

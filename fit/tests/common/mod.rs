@@ -29,3 +29,21 @@ pub fn epoch_points() -> Option<Vec<Obs>> {
     assert_eq!(pts.len(), 245);
     Some(fit::data::drop_highest_loss(pts, 5))
 }
+
+/// The columns `names` of a CSV file's rows (every value a number).
+pub fn csv_columns(path: &std::path::Path, names: &[&str]) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at: Vec<usize> = names
+        .iter()
+        .map(|n| header.iter().position(|h| h == n).unwrap())
+        .collect();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            at.iter().map(|&i| f[i].trim().parse().unwrap()).collect()
+        })
+        .collect()
+}
