@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod constrained_fit;
 pub mod data;
 pub mod emergence;
 pub mod error;

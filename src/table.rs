@@ -217,6 +217,27 @@ pub(crate) fn numbers(df: &DataFrame, name: &str, path: &Path) -> LabResult<Vec<
             ),
         )
     })?;
+    if col.dtype() == &DataType::String {
+        // Text that is a number once trimmed ("3.03 "): parsed here, and anything else named by
+        // its line (a CSV's header is line 1).
+        let strs = col
+            .str()
+            .map_err(|e| LabError::input(path, None, format!("column '{name}': {e}")))?;
+        return strs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v.map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => v.parse::<f64>().map(Some).map_err(|_| {
+                    LabError::input(
+                        path,
+                        Some(i + 2),
+                        format!("row {}: '{v}' in column '{name}' is not a number", i + 1),
+                    )
+                }),
+            })
+            .collect();
+    }
     let cast = col
         .cast(&DataType::Float64)
         .map_err(|e| LabError::input(path, None, format!("column '{name}' is not numeric: {e}")))?;
@@ -345,7 +366,7 @@ pub(crate) fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> La
 /// Reads a generic table.
 fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let df = read_frame(path)?;
-    let n_col = require_column(
+    let n_col = find_column(
         &df,
         &spec.n,
         &[
@@ -357,9 +378,7 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
             "parameters",
             "params_total",
         ],
-        "N",
-        path,
-    )?;
+    );
     let loss_col = require_column(
         &df,
         &spec.loss,
@@ -381,7 +400,15 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let c_col = find_column(
         &df,
         &spec.c,
-        &["C", "c", "compute", "flops", "FLOPs", "Training FLOP"],
+        &[
+            "C",
+            "c",
+            "compute",
+            "flops",
+            "FLOPs",
+            "Training FLOP",
+            "compute_budget",
+        ],
     );
     if d_col.is_none() && c_col.is_none() {
         return Err(LabError::input(
@@ -393,10 +420,27 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
             ),
         ));
     }
-    let n = numbers(&df, &n_col, path)?;
     let loss = numbers(&df, &loss_col, path)?;
     let d = d_col.as_ref().map(|c| numbers(&df, c, path)).transpose()?;
     let c = c_col.as_ref().map(|c| numbers(&df, c, path)).transpose()?;
+    // Without an N column, N = C / (6 D) (an isoFLOP table of budgets and tokens, like Llama 3's).
+    let n = match (&n_col, &d, &c) {
+        (Some(col), _, _) => numbers(&df, col, path)?,
+        (None, Some(d), Some(c)) => d
+            .iter()
+            .zip(c)
+            .map(|(d, c)| Some(c.as_ref()? / (6.0 * d.as_ref()?)))
+            .collect(),
+        _ => return Err(LabError::input(
+            path,
+            None,
+            format!(
+                "no N column: pass --n, or give both a D and a C column to derive N = C / (6 D) \
+                     (columns: {})",
+                column_names(&df).join(", ")
+            ),
+        )),
+    };
     let mask = filter_mask(&df, &spec.filters, path)?;
     let mut finals = Vec::new();
     for i in 0..df.height() {
@@ -445,7 +489,10 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let rows = df.height();
     let finals = fit::data::drop_highest_loss(finals, spec.drop_highest);
     let mut columns = HashMap::new();
-    columns.insert("n".into(), n_col);
+    columns.insert(
+        "n".into(),
+        n_col.unwrap_or_else(|| "derived: C / (6 D)".into()),
+    );
     columns.insert("loss".into(), loss_col);
     columns.insert(
         "d".into(),

@@ -103,6 +103,32 @@ fn porian_isoflop_exponents_follow_the_published_sequence() {
     }
 }
 
+/// Llama 3's isoFLOP table has budgets, tokens and losses but no N: lab derives N = C / (6D) and
+/// approach 2 recovers the paper's D*(C) = A C^0.53 (REFERENCES.md; 16.55T tokens at 3.8e25 FLOPs).
+#[test]
+fn llama3_isoflop_table_without_n() {
+    let Some(path) = shared("llama3_isoflops_points.csv") else {
+        return;
+    };
+    let data = read(&path, &TableSpec::default()).unwrap();
+    assert_eq!(data.info.columns["n"], "derived: C / (6 D)");
+    assert_eq!(data.info.used, 133);
+    let p = data.finals[0];
+    assert!((p.n * 6.0 * p.d / p.c - 1.0).abs() < 1e-12, "{p:?}");
+    let fit = approach2::fit(&data.finals, &Approach2Settings::default()).unwrap();
+    let b = fit.d_law.exponent;
+    let d_at = fit.d_law.coefficient * 3.8e25f64.powf(b);
+    eprintln!(
+        "Llama 3: D* = {:.3} C^{b:.3}; at 3.8e25 FLOPs {d_at:.3e} tokens",
+        fit.d_law.coefficient
+    );
+    assert!((b - 0.53).abs() < 0.03, "D* exponent {b}");
+    assert!(
+        (d_at / 16.55e12 - 1.0).abs() < 0.15,
+        "{d_at:e} tokens at 3.8e25"
+    );
+}
+
 /// The command line end to end on the Epoch table: fit.json and fit.md are written and carry the
 /// published approach-3 values.
 #[test]
@@ -144,11 +170,74 @@ fn lab_fit_on_epoch_table_writes_reports() {
     assert!(md.contains("approach3") && md.contains("| alpha |"), "{md}");
 }
 
+/// `lab fit --data-constrained` on Muennighoff et al.'s runs, with the paper's Chinchilla part held:
+/// the report carries lab's R*_D and R*_N beside the paper's, and says which the runs do not pin.
+#[test]
+fn lab_fit_data_constrained_writes_reports() {
+    let Some(path) = shared("data_constrained_scaling_law_data.csv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::lab(
+        dir.path(),
+        &[
+            "fit",
+            path.to_str().unwrap(),
+            "--data-constrained",
+            "--n",
+            "params",
+            "--d",
+            "unique_tokens",
+            "--unique",
+            "tokens",
+            "--dc-base",
+            "published",
+            "--bootstrap",
+            "50",
+            "--out",
+            "dc",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("dc/data_constrained.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["fit"]["points"], 182);
+    let rd = json["fit"]["parameters"]["R*_N"]["value"].as_f64().unwrap();
+    assert!(rd > 0.5 && rd < 20.0, "{rd}");
+    let md = std::fs::read_to_string(dir.path().join("dc/data_constrained.md")).unwrap();
+    assert!(md.contains("| R*_D |") && md.contains("15.3878"), "{md}");
+    assert!(md.contains("Not identified:** R*_D"), "{md}");
+    // A results folder has no unique tokens; a missing column is named.
+    for (args, want) in [
+        (
+            vec!["fit", ".", "--data-constrained"],
+            "do not record unique tokens",
+        ),
+        (
+            vec![
+                "fit",
+                path.to_str().unwrap(),
+                "--data-constrained",
+                "--unique",
+                "epochs",
+            ],
+            "no column 'epochs'",
+        ),
+    ] {
+        let o = common::lab(dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{}", common::text(&o));
+        assert!(common::text(&o).contains(want), "{}", common::text(&o));
+    }
+}
+
 /// Bad inputs to `lab fit`: a clear message and exit code 2.
 #[test]
 fn lab_fit_bad_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let csv = common::write(dir.path(), "t.csv", "N,D,loss\n1e6,1e8,3.0\n2e6,-1,2.9\n");
+    let text = common::write(dir.path(), "x.csv", "N,D,loss\n1e6,1e8,3.0 \n2e6,1e8,n/a\n");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["fit", "missing.csv"], "no such file"),
         (
@@ -162,6 +251,10 @@ fn lab_fit_bad_inputs() {
         (
             vec!["fit", csv.to_str().unwrap(), "--approach", "7"],
             "unknown approach",
+        ),
+        (
+            vec!["fit", text.to_str().unwrap()],
+            "x.csv:3: row 2: 'n/a' in column 'loss' is not a number",
         ),
     ];
     for (args, want) in cases {

@@ -26,7 +26,12 @@ use std::path::{Path, PathBuf};
   lab fit results/prefix-vs-causal --group-by arch --fix-e floor
                                    one fit per arch, in results/prefix-vs-causal/fit/groups/arch-<value>/
   lab fit results/schedules --schedule-fit schedule=wsd
-                                   Tissue et al.'s law on each shape's WSD curve, predicting its other runs")]
+                                   Tissue et al.'s law on each shape's WSD curve, predicting its other runs
+  lab fit ../shared/data/public-scaling-runs/data_constrained_scaling_law_data.csv --data-constrained \
+      --d unique_tokens --unique tokens --dc-base published
+                                   Muennighoff et al.'s law (that table's two token columns are swapped)
+  lab fit ../shared/data/public-scaling-runs/llama3_isoflops_points.csv --approach 2
+                                   a table of C, D and loss: N is derived as C / (6D)")]
 pub struct FitArgs {
     /// A lab results folder (runs.parquet [+ curves.parquet]) or a .csv / .parquet table.
     pub input: PathBuf,
@@ -129,6 +134,18 @@ pub struct FitArgs {
     /// parameters (the fitted curves need a cooldown).
     #[arg(long, default_value = "0.999", value_parser = crate::schedule_fit::parse_lambda)]
     pub schedule_lambda: fit::schedule_law::LambdaChoice,
+    /// Fit Muennighoff et al. 2023's data-constrained law, L = E + A/N'^alpha + B/D'^beta on
+    /// effective parameters N' and data D', to a table with a unique-tokens column (--unique);
+    /// writes <out>/data_constrained.{json,md}.
+    #[arg(long)]
+    pub data_constrained: bool,
+    /// Column of unique tokens for --data-constrained (D is the tokens trained on, every epoch).
+    #[arg(long, default_value = "unique_tokens")]
+    pub unique: String,
+    /// --data-constrained: the Chinchilla part fitted with alpha = beta (the paper's choice),
+    /// fitted freely, or held at the paper's values.
+    #[arg(long, value_enum, default_value_t = crate::constrained_fit::BaseChoice::Tied)]
+    pub dc_base: crate::constrained_fit::BaseChoice,
 }
 
 /// Parses the --approach list.
@@ -201,6 +218,19 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     });
     if a.krajewski {
         return fit_krajewski(&a, &spec, &out);
+    }
+    if a.data_constrained {
+        let f = crate::constrained_fit::analyse(
+            &a.input,
+            &spec,
+            &a.unique,
+            a.dc_base,
+            (a.bootstrap, a.seed, a.level),
+        )?;
+        crate::constrained_fit::write(&out, &f)?;
+        print!("{}", crate::constrained_fit::markdown(&f));
+        println!("wrote {}", out.join("data_constrained.json").display());
+        return Ok(0);
     }
     if let Some(filter) = &a.schedule_fit {
         let f = crate::schedule_fit::analyse(

@@ -1,0 +1,154 @@
+//! `lab fit TABLE --data-constrained`: Muennighoff et al.'s data-constrained law
+//! (`fit::data_constrained`) on a table of parameters, tokens, unique tokens and losses, beside
+//! the paper's constants. Writes `<out>/data_constrained.{json,md}`.
+
+use crate::error::{LabError, LabResult};
+use crate::fitreport::{sci, with_interval};
+use crate::results::write_atomic;
+use crate::table::{numbers, read, read_frame, TableSpec};
+use anyhow::Context;
+use fit::data_constrained::{self, Base, ConstrainedObs, DataConstrainedFit, DataConstrainedLaw};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// How the law's Chinchilla part (E, A, alpha, B, beta) is had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BaseChoice {
+    /// Fitted on the table's single-epoch runs of models their data can use, beta = alpha (the
+    /// paper's choice).
+    Tied,
+    /// Fitted likewise, alpha and beta separately.
+    Free,
+    /// Held at the paper's values (fitted on C4 runs), as the paper's own second stage does.
+    Published,
+}
+
+/// The content of data_constrained.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConstrainedFile {
+    /// The table.
+    pub input: String,
+    /// The column of unique tokens.
+    pub unique_column: String,
+    /// The fit.
+    pub fit: DataConstrainedFit,
+    /// The paper's law, for comparison.
+    pub published: DataConstrainedLaw,
+    /// RMSE of ln(predicted / observed) of the paper's law on the same runs.
+    pub published_rmse_log: f64,
+}
+
+/// Reads the runs: N, D and the loss as `lab fit` reads any table, and the unique tokens from
+/// `unique_column` of the same rows.
+fn read_runs(path: &Path, spec: &TableSpec, unique_column: &str) -> LabResult<Vec<ConstrainedObs>> {
+    if path.is_dir() {
+        return Err(LabError::input(
+            path,
+            None,
+            "--data-constrained fits a table with a unique-tokens column; lab's runs do not \
+             record unique tokens",
+        ));
+    }
+    let data = read(path, spec)?;
+    let unique = numbers(&read_frame(path)?, unique_column, path)?;
+    data.finals
+        .iter()
+        .map(|o| {
+            let row = o.run as usize;
+            let u = unique[row].ok_or_else(|| {
+                LabError::input(
+                    path,
+                    Some(row + 2),
+                    format!("row {}: empty {unique_column}", row + 1),
+                )
+            })?;
+            Ok(ConstrainedObs {
+                n: o.n,
+                d: o.d,
+                unique: u,
+                loss: o.loss,
+            })
+        })
+        .collect()
+}
+
+/// Fits the law on the table at `path`.
+pub fn analyse(
+    path: &Path,
+    spec: &TableSpec,
+    unique_column: &str,
+    base: BaseChoice,
+    (bootstrap, seed, level): (usize, u64, f64),
+) -> LabResult<ConstrainedFile> {
+    let runs = read_runs(path, spec, unique_column)?;
+    let published = DataConstrainedLaw::published();
+    let base = match base {
+        BaseChoice::Tied => Base::Tied,
+        BaseChoice::Free => Base::Free,
+        BaseChoice::Published => Base::Held(published.base),
+    };
+    let fit = data_constrained::fit(&runs, base, bootstrap, seed, level)
+        .map_err(|e| LabError::input(path, None, e.to_string()))?;
+    let published_rmse_log = (runs
+        .iter()
+        .map(|p| (published.loss(p) / p.loss).ln().powi(2))
+        .sum::<f64>()
+        / runs.len() as f64)
+        .sqrt();
+    Ok(ConstrainedFile {
+        input: path.display().to_string(),
+        unique_column: unique_column.to_string(),
+        fit,
+        published,
+        published_rmse_log,
+    })
+}
+
+/// The fit as markdown.
+pub fn markdown(f: &ConstrainedFile) -> String {
+    let fit = &f.fit;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Data-constrained law (Muennighoff et al. 2023)\n\nL = E + A / N'^alpha + B / D'^beta on effective parameters N' and data D' ({}; unique tokens from `{}`). {} runs: {} of one epoch with no excess parameters, {} repeated, {} with excess parameters. Chinchilla part: {}. RMSE of ln L {:.4} (the paper's law on the same runs: {:.4}); {} bootstrap fits.\n",
+        f.input,
+        f.unique_column,
+        fit.points,
+        fit.plain,
+        fit.repeated,
+        fit.excess_parameters,
+        match fit.base {
+            Base::Tied => "fitted, alpha = beta",
+            Base::Free => "fitted",
+            Base::Held(_) => "held at the paper's",
+        },
+        fit.rmse_log,
+        f.published_rmse_log,
+        fit.bootstrap_succeeded
+    );
+    let _ = writeln!(s, "| parameter | lab | published |\n|---|---|---|");
+    for (name, published) in f.published.parameters() {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} |",
+            with_interval(&fit.parameters[name]),
+            sci(published)
+        );
+    }
+    for u in &fit.unidentified {
+        let _ = writeln!(s, "\n**Not identified:** {u}.");
+    }
+    s
+}
+
+/// Writes data_constrained.json and .md into `out`.
+pub fn write(out: &Path, f: &ConstrainedFile) -> LabResult<()> {
+    std::fs::create_dir_all(out)?;
+    write_atomic(
+        &out.join("data_constrained.json"),
+        &serde_json::to_vec_pretty(f).context("data_constrained.json")?,
+    )?;
+    write_atomic(&out.join("data_constrained.md"), markdown(f).as_bytes())?;
+    Ok(())
+}
