@@ -4,9 +4,7 @@
 
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{sci, with_interval};
-use crate::results::write_atomic;
 use crate::table::{numbers, read, read_frame, TableSpec};
-use anyhow::Context;
 use fit::data_constrained::{self, Base, ConstrainedObs, DataConstrainedFit, DataConstrainedLaw};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -144,11 +142,5 @@ pub fn markdown(f: &ConstrainedFile) -> String {
 
 /// Writes data_constrained.json and .md into `out`.
 pub fn write(out: &Path, f: &ConstrainedFile) -> LabResult<()> {
-    std::fs::create_dir_all(out)?;
-    write_atomic(
-        &out.join("data_constrained.json"),
-        &serde_json::to_vec_pretty(f).context("data_constrained.json")?,
-    )?;
-    write_atomic(&out.join("data_constrained.md"), markdown(f).as_bytes())?;
-    Ok(())
+    crate::results::write_report(out, "data_constrained", f, &markdown(f))
 }

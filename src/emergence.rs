@@ -2,7 +2,6 @@
 //! against log10 compute or log10 N, with jump detection and the mirage check (fit::emergence).
 
 use crate::error::{LabError, LabResult};
-use crate::results::write_atomic;
 use crate::table::read_frame;
 use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
 use polars::prelude::*;
@@ -253,13 +252,7 @@ pub fn markdown(f: &EmergenceFile) -> String {
 
 /// Writes emergence.json and emergence.md into `out`.
 pub fn write(out: &Path, f: &EmergenceFile) -> LabResult<()> {
-    std::fs::create_dir_all(out)?;
-    write_atomic(
-        &out.join("emergence.json"),
-        &serde_json::to_vec_pretty(f).map_err(|e| anyhow::anyhow!("serialising: {e}"))?,
-    )?;
-    write_atomic(&out.join("emergence.md"), markdown(f).as_bytes())?;
-    Ok(())
+    crate::results::write_report(out, "emergence", f, &markdown(f))
 }
 
 #[cfg(test)]

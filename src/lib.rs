@@ -17,6 +17,7 @@ pub mod fitreport;
 pub mod plot;
 pub mod report;
 pub mod results;
+pub mod routed_fit;
 pub mod schedule_fit;
 pub mod sweep;
 pub mod table;

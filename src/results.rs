@@ -21,6 +21,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Writes an analysis as `<out>/<stem>.json` (`value`, pretty) and `<out>/<stem>.md` (`markdown`),
+/// each atomically, creating `out`.
+pub fn write_report<T: Serialize>(
+    out: &Path,
+    stem: &str,
+    value: &T,
+    markdown: &str,
+) -> LabResult<()> {
+    fs::create_dir_all(out)?;
+    let json =
+        serde_json::to_vec_pretty(value).with_context(|| format!("serialising {stem}.json"))?;
+    write_atomic(&out.join(format!("{stem}.json")), &json)?;
+    write_atomic(&out.join(format!("{stem}.md")), markdown.as_bytes())?;
+    Ok(())
+}
+
 /// A temporary sibling of `path`, unique to this process.
 pub fn tmp_path(path: &Path) -> PathBuf {
     let name = path

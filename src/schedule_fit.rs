@@ -7,10 +7,8 @@
 use crate::collect::find_runs;
 use crate::config::RunConfig;
 use crate::error::{LabError, LabResult};
-use crate::results::write_atomic;
 use crate::table::{filter_mask, numbers, read_frame, texts};
 use crate::train::schedule::{lr_at, warmup_end};
-use anyhow::Context;
 use fit::schedule_law::{self, Curve, LambdaChoice, ScheduleFit};
 use fit::Estimate;
 use serde::Serialize;
@@ -366,13 +364,7 @@ pub fn markdown(f: &ScheduleFile) -> String {
 
 /// Writes schedule.json and schedule.md into `out`.
 pub fn write(out: &Path, f: &ScheduleFile) -> LabResult<()> {
-    std::fs::create_dir_all(out)?;
-    write_atomic(
-        &out.join("schedule.json"),
-        &serde_json::to_vec_pretty(f).context("schedule.json")?,
-    )?;
-    write_atomic(&out.join("schedule.md"), markdown(f).as_bytes())?;
-    Ok(())
+    crate::results::write_report(out, "schedule", f, &markdown(f))
 }
 
 #[cfg(test)]

@@ -431,15 +431,17 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
             .zip(c)
             .map(|(d, c)| Some(c.as_ref()? / (6.0 * d.as_ref()?)))
             .collect(),
-        _ => return Err(LabError::input(
-            path,
-            None,
-            format!(
+        _ => {
+            return Err(LabError::input(
+                path,
+                None,
+                format!(
                 "no N column: pass --n, or give both a D and a C column to derive N = C / (6 D) \
                      (columns: {})",
                 column_names(&df).join(", ")
             ),
-        )),
+            ))
+        }
     };
     let mask = filter_mask(&df, &spec.filters, path)?;
     let mut finals = Vec::new();

@@ -232,6 +232,68 @@ fn lab_fit_data_constrained_writes_reports() {
     }
 }
 
+/// `lab fit --routed` on Clark et al.'s S-BASE runs (with the dense ones): the command line's
+/// filters pick the 58 runs of the main study and the report sets lab's law beside the published.
+#[test]
+fn lab_fit_routed_writes_reports() {
+    let Some(path) = shared("moe_scaling_law_data.csv") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "fit",
+        path.to_str().unwrap(),
+        "--routed",
+        "--n",
+        "dense_parameter_count",
+        "--loss",
+        "loss_validation",
+        "--bootstrap",
+        "50",
+        "--out",
+        "rt",
+    ];
+    for f in [
+        "step>=249000",
+        "k=1",
+        "routing_frequency=0.5",
+        "seed=42",
+        "flop_increase=1",
+        "router_type!=Hash",
+        "router_type!=RL-R",
+    ] {
+        args.extend(["--filter", f]);
+    }
+    let out = common::lab(dir.path(), &args);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("rt/routed.json")).unwrap()).unwrap();
+    assert_eq!(json["fit"]["points"], 58);
+    let a = json["fit"]["law"]["a"].as_f64().unwrap();
+    assert!((a + 0.082).abs() < 0.002, "{a}");
+    let md = std::fs::read_to_string(dir.path().join("rt/routed.md")).unwrap();
+    assert!(md.contains("| E_max |") && md.contains("314.4780"), "{md}");
+    // Without the step filter, rows of evaluations with no loss are named.
+    let o = common::lab(
+        dir.path(),
+        &[
+            "fit",
+            path.to_str().unwrap(),
+            "--routed",
+            "--n",
+            "dense_parameter_count",
+            "--loss",
+            "loss_validation",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::text(&o));
+    assert!(
+        common::text(&o).contains("empty dense_parameter_count, num_experts or loss_validation"),
+        "{}",
+        common::text(&o)
+    );
+}
+
 /// Bad inputs to `lab fit`: a clear message and exit code 2.
 #[test]
 fn lab_fit_bad_inputs() {

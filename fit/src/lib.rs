@@ -28,6 +28,7 @@ pub mod optimize;
 pub mod profile;
 pub mod regression;
 pub mod report;
+pub mod routed;
 pub mod schedule_law;
 
 pub use allocation::{Allocation, ComputeOptimal};

@@ -125,6 +125,48 @@ impl Parabola {
     }
 }
 
+/// Least squares `min |X b - y|` by Householder QR (no normal equations, so a design with
+/// columns of very different scale keeps its precision): `rows[i]` is row i of X. Returns the
+/// coefficients and the residual sum of squares; `None` when X has fewer rows than columns or is
+/// rank-deficient.
+pub fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<(Vec<f64>, f64)> {
+    let (m, k) = (rows.len(), rows.first()?.len());
+    if m < k || y.len() != m || rows.iter().any(|r| r.len() != k) {
+        return None;
+    }
+    // Column-major copy of X and the right-hand side, reduced in place.
+    let mut a: Vec<Vec<f64>> = (0..k)
+        .map(|j| rows.iter().map(|r| r[j]).collect())
+        .collect();
+    let mut b = y.to_vec();
+    let scale = a.iter().flatten().fold(0.0f64, |acc, v| acc.max(v.abs()));
+    for j in 0..k {
+        let norm = a[j][j..].iter().map(|v| v * v).sum::<f64>().sqrt();
+        if norm <= 1e-12 * scale.max(f64::MIN_POSITIVE) {
+            return None;
+        }
+        let alpha = if a[j][j] > 0.0 { -norm } else { norm };
+        let mut v: Vec<f64> = a[j][j..].to_vec();
+        v[0] -= alpha;
+        let vv: f64 = v.iter().map(|x| x * x).sum();
+        if vv > 0.0 {
+            for col in a.iter_mut().skip(j) {
+                let f = 2.0 * v.iter().zip(&col[j..]).map(|(p, q)| p * q).sum::<f64>() / vv;
+                col[j..].iter_mut().zip(&v).for_each(|(c, p)| *c -= f * p);
+            }
+            let f = 2.0 * v.iter().zip(&b[j..]).map(|(p, q)| p * q).sum::<f64>() / vv;
+            b[j..].iter_mut().zip(&v).for_each(|(c, p)| *c -= f * p);
+        }
+    }
+    let mut coef = vec![0.0; k];
+    for j in (0..k).rev() {
+        let s: f64 = (j + 1..k).map(|c| a[c][j] * coef[c]).sum();
+        coef[j] = (b[j] - s) / a[j][j];
+    }
+    let sse = b[k..].iter().map(|v| v * v).sum();
+    Some((coef, sse))
+}
+
 /// Solves a 3x3 linear system by Cramer's rule; `None` when it is (numerically) singular.
 fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
     let det = |m: [[f64; 3]; 3]| {
@@ -151,6 +193,29 @@ fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn least_squares_by_hand() {
+        // y = 1 + 2 x exactly, plus a point off the line by 1: the fit and its residuals by hand.
+        let rows: Vec<Vec<f64>> = [0.0, 1.0, 2.0].iter().map(|&x| vec![1.0, x]).collect();
+        let (c, sse) = least_squares(&rows, &[1.0, 3.0, 5.0]).unwrap();
+        assert!(
+            (c[0] - 1.0).abs() < 1e-14 && (c[1] - 2.0).abs() < 1e-14,
+            "{c:?}"
+        );
+        assert!(sse < 1e-28);
+        let (c, sse) = least_squares(&rows, &[1.0, 4.0, 5.0]).unwrap();
+        // Normal equations: 3 b0 + 3 b1 = 10, 3 b0 + 5 b1 = 14 -> b1 = 2, b0 = 4/3; SSE 2/3.
+        assert!(
+            (c[0] - 4.0 / 3.0).abs() < 1e-14 && (c[1] - 2.0).abs() < 1e-14,
+            "{c:?}"
+        );
+        assert!((sse - 2.0 / 3.0).abs() < 1e-14, "{sse}");
+        // Rank-deficient and underdetermined designs are refused.
+        let twins: Vec<Vec<f64>> = [0.0, 1.0, 2.0].iter().map(|&x| vec![x, 2.0 * x]).collect();
+        assert!(least_squares(&twins, &[0.0, 1.0, 2.0]).is_none());
+        assert!(least_squares(&rows[..1], &[1.0]).is_none());
+    }
 
     #[test]
     fn line_exact() {

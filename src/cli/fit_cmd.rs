@@ -30,6 +30,11 @@ use std::path::{Path, PathBuf};
   lab fit ../shared/data/public-scaling-runs/data_constrained_scaling_law_data.csv --data-constrained \
       --d unique_tokens --unique tokens --dc-base published
                                    Muennighoff et al.'s law (that table's two token columns are swapped)
+  lab fit ../shared/data/public-scaling-runs/moe_scaling_law_data.csv --routed \
+      --n dense_parameter_count --loss loss_validation --filter 'step>=249000' --filter k=1 \
+      --filter routing_frequency=0.5 --filter seed=42 --filter flop_increase=1 \
+      --filter 'router_type!=Hash' --filter 'router_type!=RL-R'
+                                   Clark et al.'s routed-LM law on the S-BASE runs and the dense ones
   lab fit ../shared/data/public-scaling-runs/llama3_isoflops_points.csv --approach 2
                                    a table of C, D and loss: N is derived as C / (6D)")]
 pub struct FitArgs {
@@ -146,6 +151,15 @@ pub struct FitArgs {
     /// fitted freely, or held at the paper's values.
     #[arg(long, value_enum, default_value_t = crate::constrained_fit::BaseChoice::Tied)]
     pub dc_base: crate::constrained_fit::BaseChoice,
+    /// Fit Clark et al. 2022's routed-LM law, log L = a log N + b log Ê + c log N log Ê + d with the
+    /// saturating expert count Ê, to a table of dense parameters (--n), expert counts
+    /// (--experts-column; 1 for dense rows) and final losses (--loss); writes
+    /// <out>/routed.{json,md}.
+    #[arg(long)]
+    pub routed: bool,
+    /// Column of the expert count for --routed.
+    #[arg(long, default_value = "num_experts")]
+    pub experts_column: String,
 }
 
 /// Parses the --approach list.
@@ -218,6 +232,19 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     });
     if a.krajewski {
         return fit_krajewski(&a, &spec, &out);
+    }
+    if a.routed {
+        let cols = crate::routed_fit::RoutedColumns {
+            n: a.n.as_deref().unwrap_or("N"),
+            experts: &a.experts_column,
+            loss: a.loss.as_deref().unwrap_or("loss"),
+            filters: &a.filters,
+        };
+        let f = crate::routed_fit::analyse(&a.input, &cols, (a.bootstrap, a.seed, a.level))?;
+        crate::routed_fit::write(&out, &f)?;
+        print!("{}", crate::routed_fit::markdown(&f));
+        println!("wrote {}", out.join("routed.json").display());
+        return Ok(0);
     }
     if a.data_constrained {
         let f = crate::constrained_fit::analyse(
