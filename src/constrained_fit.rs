@@ -5,7 +5,9 @@
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{sci, with_interval};
 use crate::table::{numbers, read, read_frame, TableSpec};
-use fit::data_constrained::{self, Base, ConstrainedObs, DataConstrainedFit, DataConstrainedLaw};
+use fit::data_constrained::{
+    self, Base, ConstrainedExtrapolation, ConstrainedObs, DataConstrainedFit, DataConstrainedLaw,
+};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -35,6 +37,9 @@ pub struct ConstrainedFile {
     pub published: DataConstrainedLaw,
     /// RMSE of ln(predicted / observed) of the paper's law on the same runs.
     pub published_rmse_log: f64,
+    /// Fitted on the smaller runs, predicting the largest (and Chinchilla's law, blind to
+    /// repetition, on the same split); `None` when the smaller runs do not fit.
+    pub extrapolation: Option<ConstrainedExtrapolation>,
 }
 
 /// Reads the runs: N, D and the loss as `lab fit` reads any table, and the unique tokens from
@@ -94,7 +99,9 @@ pub fn analyse(
         .sum::<f64>()
         / runs.len() as f64)
         .sqrt();
+    let extrapolation = data_constrained::extrapolation(&runs, base, level).ok();
     Ok(ConstrainedFile {
+        extrapolation,
         input: path.display().to_string(),
         unique_column: unique_column.to_string(),
         fit,
@@ -136,6 +143,20 @@ pub fn markdown(f: &ConstrainedFile) -> String {
     }
     for u in &fit.unidentified {
         let _ = writeln!(s, "\n**Not identified:** {u}.");
+    }
+    if let Some(x) = &f.extrapolation {
+        let _ = writeln!(
+            s,
+            "\n**Extrapolation** (fitted on {} runs, predicting {} with {}): mean |error| {}{}.",
+            x.law.train_points,
+            x.law.held_out_points,
+            x.law.held_out,
+            crate::fitreport::error_with_interval(&x.law),
+            x.chinchilla.as_ref().map_or(String::new(), |c| format!(
+                "; Chinchilla's law on N and D alone (repeated tokens counted as fresh): {}",
+                crate::fitreport::error_with_interval(c)
+            ))
+        );
     }
     s
 }

@@ -105,6 +105,18 @@ pub fn sci(x: f64) -> String {
     }
 }
 
+/// An extrapolation error as "2.6% [1.6%, 3.7%] (max 12.5%)".
+pub fn error_with_interval(e: &fit::extrapolate::ExtrapolationError) -> String {
+    let m = &e.mean_abs_rel_error;
+    format!(
+        "{:.1}% [{:.1}%, {:.1}%] (max {:.1}%)",
+        100.0 * m.value,
+        100.0 * m.lo,
+        100.0 * m.hi,
+        100.0 * e.max_abs_rel_error
+    )
+}
+
 /// "value [lo, hi]".
 pub fn with_interval(e: &Estimate) -> String {
     if e.is_unbounded() {
@@ -249,7 +261,13 @@ pub fn markdown(f: &FitFile) -> String {
                 sci(x.threshold_c),
                 x.held_out_points
             );
-            if let Some(m) = x.loss_mape {
+            if let Some(e) = &x.loss_error {
+                let _ = writeln!(
+                    s,
+                    "Held-out loss error: mean |predicted/observed - 1| {}.",
+                    error_with_interval(e)
+                );
+            } else if let Some(m) = x.loss_mape {
                 let _ = writeln!(
                     s,
                     "Held-out loss error: mean {:.2}%, max {:.2}%.",

@@ -31,6 +31,8 @@ pub struct RoutedFile {
     pub fit: RoutedFit,
     /// Clark et al.'s S-BASE, RL-R and HASH laws, for comparison.
     pub published: Vec<(String, RoutedLaw)>,
+    /// Fitted on the smaller sizes, predicting the largest; `None` when those do not fit.
+    pub extrapolation: Option<fit::extrapolate::ExtrapolationError>,
 }
 
 /// Reads the rows that pass the filters.
@@ -76,7 +78,9 @@ pub fn analyse(
     let runs = read_runs(path, cols)?;
     let fit = routed::fit(&runs, bootstrap, seed, level)
         .map_err(|e| LabError::input(path, None, e.to_string()))?;
+    let extrapolation = routed::extrapolation(&runs, level).ok();
     Ok(RoutedFile {
+        extrapolation,
         input: path.display().to_string(),
         fit,
         published: [
@@ -122,6 +126,16 @@ pub fn markdown(f: &RoutedFile) -> String {
         let _ = writeln!(
             s,
             "\n**Not identified:** {u}: the expert counts do not pin it."
+        );
+    }
+    if let Some(x) = &f.extrapolation {
+        let _ = writeln!(
+            s,
+            "\n**Extrapolation** (fitted on {} runs, predicting {} with {}): mean |error| {}.",
+            x.train_points,
+            x.held_out_points,
+            x.held_out,
+            crate::fitreport::error_with_interval(x)
         );
     }
     s

@@ -209,6 +209,7 @@ fn lab_fit_data_constrained_writes_reports() {
     let md = std::fs::read_to_string(dir.path().join("dc/data_constrained.md")).unwrap();
     assert!(md.contains("| R*_D |") && md.contains("15.3878"), "{md}");
     assert!(md.contains("Not identified:** R*_D"), "{md}");
+    assert!(md.contains("Chinchilla's law on N and D alone"), "{md}");
     // A results folder has no unique tokens; a missing column is named.
     for (args, want) in [
         (
@@ -273,6 +274,10 @@ fn lab_fit_routed_writes_reports() {
     assert!((a + 0.082).abs() < 0.002, "{a}");
     let md = std::fs::read_to_string(dir.path().join("rt/routed.md")).unwrap();
     assert!(md.contains("| E_max |") && md.contains("314.4780"), "{md}");
+    assert!(
+        md.contains("**Extrapolation** (fitted on 48 runs, predicting 10 with N >= 1.309e9"),
+        "{md}"
+    );
     // Without the step filter, rows of evaluations with no loss are named.
     let o = common::lab(
         dir.path(),

@@ -17,9 +17,11 @@
 //! log L = LSE(log A - alpha log N', log B - beta log D', log E), by L-BFGS from a grid of starts;
 //! bootstrap intervals resample the runs and repeat both stages.
 
+use crate::approach3::{self, Approach3Settings};
 use crate::bootstrap::{self, Estimate, Resample};
 use crate::data::Obs;
 use crate::error::{FitError, FitResult};
+use crate::extrapolate::ExtrapolationError;
 use crate::optimize::{grid, minimize_all, LbfgsSettings, Objective};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -509,6 +511,67 @@ pub fn fit(
     })
 }
 
+/// The share of runs, largest compute (6ND) first, that [`extrapolation`] holds out.
+pub const HELD_OUT_SHARE: f64 = 0.2;
+
+/// The extrapolation check of the law against a law blind to repetition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConstrainedExtrapolation {
+    /// The data-constrained law fitted on the smaller runs.
+    pub law: ExtrapolationError,
+    /// Chinchilla's law (approach 3) fitted on the same runs' N and D alone; `None` when it did
+    /// not fit.
+    pub chinchilla: Option<ExtrapolationError>,
+}
+
+/// Fits on all but the [`HELD_OUT_SHARE`] of runs with the largest compute 6ND and predicts
+/// those; a Chinchilla law fitted on N and D alone (repeated tokens counted as fresh) is held to
+/// the same runs, so the table shows what accounting for repetition buys.
+pub fn extrapolation(
+    points: &[ConstrainedObs],
+    base: Base,
+    level: f64,
+) -> FitResult<ConstrainedExtrapolation> {
+    let compute = |p: &ConstrainedObs| 6.0 * p.n * p.d;
+    let mut cs: Vec<f64> = points.iter().map(compute).collect();
+    cs.sort_by(f64::total_cmp);
+    let cut = ((1.0 - HELD_OUT_SHARE) * cs.len() as f64).floor() as usize;
+    let threshold = *cs.get(cut).ok_or(FitError::TooFewPoints {
+        law: "data-constrained extrapolation",
+        needed: 10,
+        got: points.len(),
+    })?;
+    let (train, held): (Vec<ConstrainedObs>, Vec<ConstrainedObs>) =
+        points.iter().partition(|p| compute(p) < threshold);
+    let label = format!(
+        "C = 6ND >= {threshold:.3e} (the largest {:.0}% of runs)",
+        100.0 * HELD_OUT_SHARE
+    );
+    let law = fit(&train, base, 0, 0, level)?.law;
+    let pairs: Vec<(f64, f64)> = held.iter().map(|p| (law.loss(p), p.loss)).collect();
+    let law_error =
+        ExtrapolationError::of(label.clone(), train.len(), &pairs, level).ok_or_else(|| {
+            FitError::NotFittable("data-constrained extrapolation: no finite prediction".into())
+        })?;
+    let plain: Vec<Obs> = train
+        .iter()
+        .map(|p| Obs::from_n_d(p.n, p.d, p.loss))
+        .collect();
+    let chinchilla = approach3::fit(&plain, &Approach3Settings::default())
+        .ok()
+        .and_then(|f| {
+            let pairs: Vec<(f64, f64)> = held
+                .iter()
+                .map(|p| (f.law.loss(p.n, p.d), p.loss))
+                .collect();
+            ExtrapolationError::of(label, train.len(), &pairs, level)
+        });
+    Ok(ConstrainedExtrapolation {
+        law: law_error,
+        chinchilla,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +706,18 @@ mod tests {
                 g[i]
             );
         }
+    }
+
+    #[test]
+    fn an_exact_law_extrapolates_exactly_and_chinchilla_does_not() {
+        let truth = DataConstrainedLaw::published();
+        let x = extrapolation(&design(&truth), Base::Tied, 0.95).unwrap();
+        assert_eq!(x.law.held_out_points + x.law.train_points, 90);
+        assert!(x.law.held_out_points >= 18, "{:?}", x.law);
+        assert!(x.law.mean_abs_rel_error.value < 1e-6, "{:?}", x.law);
+        // Blind to repetition, Chinchilla's law mispredicts the many-epoch runs.
+        let blind = x.chinchilla.unwrap();
+        assert!(blind.mean_abs_rel_error.value > 0.01, "{blind:?}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Extrapolation check: fit on the smaller budgets, predict the held-out largest ones, report the error.
+//! [`ExtrapolationError`] is the measure every law reports the same way (Choshen et al. 2025, "A
+//! Hitchhiker's Guide to Scaling Law Estimation"): the mean absolute relative error of the losses
+//! it predicts for runs it was not fitted on, with a bootstrap interval over those runs.
 
+use crate::bootstrap::Estimate;
 use crate::data::{budget_compute, distinct_sizes, group_budgets, Obs};
 use crate::error::{FitError, FitResult};
 use crate::regression::Parabola;
@@ -35,6 +39,66 @@ pub struct HeldOutBudget {
     pub loss_rel_error: f64,
 }
 
+/// How well a law fitted on some runs predicts the final losses of others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtrapolationError {
+    /// What was held out (e.g. "C >= 1.0e12", "N >= 1.3e9").
+    pub held_out: String,
+    /// Runs fitted on.
+    pub train_points: usize,
+    /// Runs predicted.
+    pub held_out_points: usize,
+    /// Mean |predicted / observed - 1| over the held-out runs, with a percentile interval from
+    /// resampling them.
+    pub mean_abs_rel_error: Estimate,
+    /// The largest |predicted / observed - 1|.
+    pub max_abs_rel_error: f64,
+}
+
+/// Resamples of the held-out runs behind the interval of [`ExtrapolationError`].
+const ERROR_REPLICATES: usize = 2000;
+
+impl ExtrapolationError {
+    /// The error of `(predicted, observed)` losses of held-out runs, with a `level` interval
+    /// (deterministic: a fixed resampling stream). `None` without runs or with a non-finite or
+    /// non-positive value.
+    pub fn of(
+        held_out: String,
+        train_points: usize,
+        pairs: &[(f64, f64)],
+        level: f64,
+    ) -> Option<Self> {
+        use rand::{Rng, SeedableRng};
+        if pairs.is_empty()
+            || pairs
+                .iter()
+                .any(|&(p, o)| !(p.is_finite() && o.is_finite() && o > 0.0))
+        {
+            return None;
+        }
+        let errs: Vec<f64> = pairs.iter().map(|&(p, o)| (p / o - 1.0).abs()).collect();
+        let mean = |v: &mut dyn Iterator<Item = f64>| {
+            let (s, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+            s / n as f64
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+        let samples: Vec<f64> = (0..ERROR_REPLICATES)
+            .map(|_| mean(&mut (0..errs.len()).map(|_| errs[rng.random_range(0..errs.len())])))
+            .collect();
+        Some(ExtrapolationError {
+            held_out,
+            train_points,
+            held_out_points: pairs.len(),
+            mean_abs_rel_error: Estimate::from_samples(
+                mean(&mut errs.iter().copied()),
+                &samples,
+                level,
+            ),
+            max_abs_rel_error: errs.iter().fold(0.0, |m: f64, v| m.max(*v)),
+        })
+    }
+}
+
 /// The outcome of the check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extrapolation {
@@ -50,6 +114,10 @@ pub struct Extrapolation {
     pub loss_mape: Option<f64>,
     /// Largest |predicted/observed - 1| of those.
     pub loss_max_ape: Option<f64>,
+    /// The same held-out losses as [`ExtrapolationError`], with its interval (laws of L(N, D)
+    /// only; absent from checks written before it existed).
+    #[serde(default)]
+    pub loss_error: Option<ExtrapolationError>,
 }
 
 /// The observed optimum of one budget's points.
@@ -139,11 +207,23 @@ pub fn check(
             }
         })
         .collect();
-    let errs: Option<Vec<f64>> = held
+    let pairs: Option<Vec<(f64, f64)>> = held
         .iter()
-        .map(|p| law.predict_loss(p.n, p.d).map(|l| (l / p.loss - 1.0).abs()))
+        .map(|p| law.predict_loss(p.n, p.d).map(|l| (l, p.loss)))
         .collect();
+    let errs: Option<Vec<f64>> = pairs
+        .as_ref()
+        .map(|v| v.iter().map(|&(l, o)| (l / o - 1.0).abs()).collect());
+    let loss_error = pairs.as_ref().and_then(|v| {
+        ExtrapolationError::of(
+            format!("C >= {threshold_c:.3e}"),
+            train.len(),
+            v,
+            options.level,
+        )
+    });
     Ok(Extrapolation {
+        loss_error,
         threshold_c,
         train_points: train.len(),
         held_out_points: held.len(),
@@ -160,6 +240,28 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extrapolation_error_by_hand() {
+        // Errors 10%, 0% and 20%: mean 10%, max 20%; every resample's mean lies in [0, 20%].
+        let pairs = [(1.1, 1.0), (2.0, 2.0), (2.4, 3.0)];
+        let e = ExtrapolationError::of("N >= 1e9".into(), 7, &pairs, 0.95).unwrap();
+        assert!((e.mean_abs_rel_error.value - 0.1).abs() < 1e-12);
+        assert!((e.max_abs_rel_error - 0.2).abs() < 1e-12);
+        let (lo, hi) = (e.mean_abs_rel_error.lo, e.mean_abs_rel_error.hi);
+        assert!(
+            lo >= 0.0 && lo < 0.1 && hi > 0.1 && hi <= 0.2 + 1e-12,
+            "{lo} {hi}"
+        );
+        assert_eq!((e.train_points, e.held_out_points), (7, 3));
+        // Deterministic, and refused without runs or with a bad value.
+        assert_eq!(
+            ExtrapolationError::of("N >= 1e9".into(), 7, &pairs, 0.95).unwrap(),
+            e
+        );
+        assert!(ExtrapolationError::of("x".into(), 7, &[], 0.95).is_none());
+        assert!(ExtrapolationError::of("x".into(), 7, &[(f64::NAN, 1.0)], 0.95).is_none());
+    }
 
     #[test]
     fn a_budget_without_a_finite_prediction_survives_json() {

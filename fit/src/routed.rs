@@ -16,6 +16,7 @@
 use crate::bootstrap::{self, Estimate, Resample};
 use crate::data::Obs;
 use crate::error::{FitError, FitResult};
+use crate::extrapolate::ExtrapolationError;
 use crate::optimize::{grid, linspace, minimize_all, LbfgsSettings, Objective};
 use crate::regression::least_squares;
 use serde::{Deserialize, Serialize};
@@ -308,6 +309,25 @@ pub fn fit(points: &[RoutedObs], bootstrap: usize, seed: u64, level: f64) -> Fit
     })
 }
 
+/// Fits on every size but the largest and predicts the largest size's runs (each expert count).
+pub fn extrapolation(points: &[RoutedObs], level: f64) -> FitResult<ExtrapolationError> {
+    let largest = points.iter().map(|p| p.n).fold(f64::NEG_INFINITY, f64::max);
+    let (train, held): (Vec<RoutedObs>, Vec<RoutedObs>) =
+        points.iter().partition(|p| p.n < largest);
+    let law = fit(&train, 0, 0, level)?.law;
+    let pairs: Vec<(f64, f64)> = held
+        .iter()
+        .map(|p| (law.loss(p.n, p.experts), p.loss))
+        .collect();
+    ExtrapolationError::of(
+        format!("N >= {largest:.3e} (the largest size)"),
+        train.len(),
+        &pairs,
+        level,
+    )
+    .ok_or_else(|| FitError::NotFittable("routed-LM extrapolation: no finite prediction".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +403,15 @@ mod tests {
             }
             assert!(f.rms_log10 < 1e-10, "{}", f.rms_log10);
         }
+    }
+
+    #[test]
+    fn an_exact_law_extrapolates_exactly() {
+        let truth = RoutedLaw::published(Router::RlR);
+        let e = extrapolation(&design(&truth), 0.95).unwrap();
+        assert_eq!((e.train_points, e.held_out_points), (36, 9));
+        assert!(e.mean_abs_rel_error.value < 1e-8, "{e:?}");
+        assert!(e.held_out.starts_with("N >= 1.300e9"), "{}", e.held_out);
     }
 
     #[test]
