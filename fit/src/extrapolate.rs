@@ -250,7 +250,7 @@ mod tests {
         assert!((e.max_abs_rel_error - 0.2).abs() < 1e-12);
         let (lo, hi) = (e.mean_abs_rel_error.lo, e.mean_abs_rel_error.hi);
         assert!(
-            lo >= 0.0 && lo < 0.1 && hi > 0.1 && hi <= 0.2 + 1e-12,
+            (0.0..0.1).contains(&lo) && hi > 0.1 && hi <= 0.2 + 1e-12,
             "{lo} {hi}"
         );
         assert_eq!((e.train_points, e.held_out_points), (7, 3));
