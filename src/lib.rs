@@ -14,6 +14,7 @@ pub mod data;
 pub mod emergence;
 pub mod error;
 pub mod fitreport;
+pub mod joint_moe_fit;
 pub mod plot;
 pub mod report;
 pub mod results;

@@ -1,4 +1,5 @@
-//! `lab fit` on published tables (skipped with a message when ../shared is absent).
+//! `lab fit` on published tables (skipped with a message when ../shared is absent) and on a
+//! hand-made results folder.
 
 mod common;
 
@@ -296,6 +297,97 @@ fn lab_fit_routed_writes_reports() {
         common::text(&o).contains("empty dense_parameter_count, num_experts or loss_validation"),
         "{}",
         common::text(&o)
+    );
+}
+
+/// `lab fit --joint-moe` on a results folder of dense and MoE runs whose losses follow a known
+/// joint law: the command line groups the runs by expansion (dense: E = 1; n_experts / top_k),
+/// recovers the law and reports each expansion's leverage.
+#[test]
+fn lab_fit_joint_moe_on_a_results_folder() {
+    use fit::joint_moe::JointMoeLaw;
+    use polars::prelude::*;
+    let truth = JointMoeLaw {
+        a: 400.0,
+        delta: -0.05,
+        alpha: -0.34,
+        gamma: -0.01,
+        b: 1500.0,
+        omega: 0.02,
+        beta: -0.28,
+        zeta: 0.005,
+        c: 1.7,
+    };
+    let (mut id, mut ffn, mut experts, mut top_k) = (vec![], vec![], vec![], vec![]);
+    let (mut n, mut d, mut loss) = (vec![], vec![], vec![]);
+    for (i, &(e, k)) in [(None, None), (Some(8u64), Some(1u64)), (Some(16), Some(2))]
+        .iter()
+        .enumerate()
+    {
+        for (j, &params) in [1e5, 4e5, 1.6e6, 6.4e6].iter().enumerate() {
+            for (l, &tokens) in [1e7, 4e7, 1.6e8].iter().enumerate() {
+                let expansion = e.zip(k).map_or(1.0, |(e, k)| e as f64 / k as f64);
+                id.push(format!("r{i}{j}{l}"));
+                ffn.push(if e.is_some() { "moe" } else { "dense" });
+                experts.push(e);
+                top_k.push(k);
+                n.push(params);
+                d.push(tokens);
+                loss.push(truth.loss(params, tokens, expansion));
+            }
+        }
+    }
+    let rows = id.len();
+    let fpt: Vec<f64> = n.iter().map(|p| 6.0 * p).collect();
+    let mut df = df!(
+        "id" => id,
+        "status" => vec!["done"; rows],
+        "ffn" => ffn,
+        "n_experts" => experts,
+        "top_k" => top_k,
+        "params_active" => n,
+        "tokens" => d,
+        "flops_per_token" => fpt,
+        "final_val_loss" => loss,
+        "entropy_floor" => vec![1.0; rows],
+        "seed" => vec![0u64; rows],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("res");
+    std::fs::create_dir_all(&res).unwrap();
+    ParquetWriter::new(std::fs::File::create(res.join("runs.parquet")).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let out = common::lab(
+        dir.path(),
+        &[
+            "fit",
+            "res",
+            "--joint-moe",
+            "--bootstrap",
+            "20",
+            "--predict",
+            "1e15",
+        ],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(res.join("fit/joint_moe.json")).unwrap()).unwrap();
+    let fit = &json["fit"];
+    assert_eq!(fit["points"], 36);
+    assert_eq!(fit["expansions"], serde_json::json!([1.0, 8.0]));
+    for (name, want) in [("alpha", -0.34), ("gamma", -0.01), ("zeta", 0.005)] {
+        let got = fit["law"][name].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-4, "{name}: {got}");
+    }
+    let leverage = fit["leverage"][0][2]["value"].as_f64().unwrap();
+    let want = truth.efficiency_leverage(1e15, 8.0).unwrap();
+    assert!((leverage / want - 1.0).abs() < 1e-3, "{leverage} vs {want}");
+    let md = std::fs::read_to_string(res.join("fit/joint_moe.md")).unwrap();
+    assert!(
+        md.contains("Efficiency leverage") && md.contains("| 8 | 1.000e15 |"),
+        "{md}"
     );
 }
 

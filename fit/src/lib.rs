@@ -21,6 +21,7 @@ pub mod emergence;
 pub mod error;
 pub mod extrapolate;
 pub mod floor;
+pub mod joint_moe;
 pub mod kaplan;
 pub mod krajewski;
 pub mod lr_rule;

@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
       --filter routing_frequency=0.5 --filter seed=42 --filter flop_increase=1 \
       --filter 'router_type!=Hash' --filter 'router_type!=RL-R'
                                    Clark et al.'s routed-LM law on the S-BASE runs and the dense ones
+  lab fit results/moe-granularity --joint-moe
+                                   Ludziejewski et al.'s joint law of the dense and MoE runs, with leverage
   lab fit ../shared/data/public-scaling-runs/llama3_isoflops_points.csv --approach 2
                                    a table of C, D and loss: N is derived as C / (6D)")]
 pub struct FitArgs {
@@ -160,6 +162,13 @@ pub struct FitArgs {
     /// Column of the expert count for --routed.
     #[arg(long, default_value = "num_experts")]
     pub experts_column: String,
+    /// Fit Ludziejewski et al. 2025's joint law of dense and MoE models,
+    /// L = a E^delta N^(alpha + gamma ln E) + b E^omega D^(beta + zeta ln E) + c (N active
+    /// parameters, E experts per active expert), to a results folder's dense and MoE runs, with
+    /// each expansion's efficiency leverage at the --predict computes; writes
+    /// <out>/joint_moe.{json,md}.
+    #[arg(long)]
+    pub joint_moe: bool,
 }
 
 /// Parses the --approach list.
@@ -232,6 +241,23 @@ pub fn run(a: FitArgs) -> LabResult<i32> {
     });
     if a.krajewski {
         return fit_krajewski(&a, &spec, &out);
+    }
+    if a.joint_moe {
+        let leverage_at = if a.predict.is_empty() {
+            default_predictions(&read(&a.input, &spec)?.finals)
+        } else {
+            a.predict.clone()
+        };
+        let f = crate::joint_moe_fit::analyse(
+            &a.input,
+            &spec,
+            &leverage_at,
+            (a.bootstrap, a.seed, a.level),
+        )?;
+        crate::joint_moe_fit::write(&out, &f)?;
+        print!("{}", crate::joint_moe_fit::markdown(&f));
+        println!("wrote {}", out.join("joint_moe.json").display());
+        return Ok(0);
     }
     if a.routed {
         let cols = crate::routed_fit::RoutedColumns {
