@@ -5,7 +5,7 @@ mod common;
 
 use fit::approach2::{self, Approach2Settings};
 use lab::table::{read, CKind, NKind, TableSpec};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn shared(file: &str) -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -17,6 +17,17 @@ fn shared(file: &str) -> Option<PathBuf> {
         eprintln!("SKIPPED: {} not found", p.display());
         None
     }
+}
+
+/// Runs `lab fit ARGS` in `dir`, which must succeed, and returns the report it wrote as
+/// `<report>.json` (parsed) and `<report>.md` (`report` relative to `dir`, without extension).
+fn fit_report(dir: &Path, args: &[&str], report: &str) -> (serde_json::Value, String) {
+    let out = common::lab(dir, args);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let path = dir.join(report);
+    let json = std::fs::read(path.with_extension("json")).unwrap();
+    let md = std::fs::read_to_string(path.with_extension("md")).unwrap();
+    (serde_json::from_slice(&json).unwrap(), md)
 }
 
 fn spec(filters: &[&str]) -> TableSpec {
@@ -138,7 +149,7 @@ fn lab_fit_on_epoch_table_writes_reports() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = common::lab(
+    let (json, md) = fit_report(
         dir.path(),
         &[
             "fit",
@@ -158,16 +169,13 @@ fn lab_fit_on_epoch_table_writes_reports() {
             "--out",
             "fit",
         ],
+        "fit/fit",
     );
-    assert!(out.status.success(), "{}", common::text(&out));
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("fit/fit.json")).unwrap()).unwrap();
     let r = &json["reports"][0];
     assert_eq!(r["approach"], "approach3");
     assert_eq!(json["input"]["used"], 240);
     let alpha = r["parameters"]["alpha"]["value"].as_f64().unwrap();
     assert!((alpha / 0.3473 - 1.0).abs() < 0.01, "{alpha}");
-    let md = std::fs::read_to_string(dir.path().join("fit/fit.md")).unwrap();
     assert!(md.contains("approach3") && md.contains("| alpha |"), "{md}");
 }
 
@@ -179,7 +187,7 @@ fn lab_fit_data_constrained_writes_reports() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = common::lab(
+    let (json, md) = fit_report(
         dir.path(),
         &[
             "fit",
@@ -198,16 +206,11 @@ fn lab_fit_data_constrained_writes_reports() {
             "--out",
             "dc",
         ],
+        "dc/data_constrained",
     );
-    assert!(out.status.success(), "{}", common::text(&out));
-    let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("dc/data_constrained.json")).unwrap(),
-    )
-    .unwrap();
     assert_eq!(json["fit"]["points"], 182);
     let rd = json["fit"]["parameters"]["R*_N"]["value"].as_f64().unwrap();
     assert!(rd > 0.5 && rd < 20.0, "{rd}");
-    let md = std::fs::read_to_string(dir.path().join("dc/data_constrained.md")).unwrap();
     assert!(md.contains("| R*_D |") && md.contains("15.3878"), "{md}");
     assert!(md.contains("Not identified:** R*_D"), "{md}");
     assert!(md.contains("Chinchilla's law on N and D alone"), "{md}");
@@ -266,14 +269,10 @@ fn lab_fit_routed_writes_reports() {
     ] {
         args.extend(["--filter", f]);
     }
-    let out = common::lab(dir.path(), &args);
-    assert!(out.status.success(), "{}", common::text(&out));
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("rt/routed.json")).unwrap()).unwrap();
+    let (json, md) = fit_report(dir.path(), &args, "rt/routed");
     assert_eq!(json["fit"]["points"], 58);
     let a = json["fit"]["law"]["a"].as_f64().unwrap();
     assert!((a + 0.082).abs() < 0.002, "{a}");
-    let md = std::fs::read_to_string(dir.path().join("rt/routed.md")).unwrap();
     assert!(md.contains("| E_max |") && md.contains("314.4780"), "{md}");
     assert!(
         md.contains("**Extrapolation** (fitted on 48 runs, predicting 10 with N >= 1.309e9"),
@@ -359,21 +358,16 @@ fn lab_fit_joint_moe_on_a_results_folder() {
     ParquetWriter::new(std::fs::File::create(res.join("runs.parquet")).unwrap())
         .finish(&mut df)
         .unwrap();
-    let out = common::lab(
-        dir.path(),
-        &[
-            "fit",
-            "res",
-            "--joint-moe",
-            "--bootstrap",
-            "20",
-            "--predict",
-            "1e15",
-        ],
-    );
-    assert!(out.status.success(), "{}", common::text(&out));
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(res.join("fit/joint_moe.json")).unwrap()).unwrap();
+    let args = [
+        "fit",
+        "res",
+        "--joint-moe",
+        "--bootstrap",
+        "20",
+        "--predict",
+        "1e15",
+    ];
+    let (json, md) = fit_report(dir.path(), &args, "res/fit/joint_moe");
     let fit = &json["fit"];
     assert_eq!(fit["points"], 36);
     assert_eq!(fit["expansions"], serde_json::json!([1.0, 8.0]));
@@ -384,7 +378,6 @@ fn lab_fit_joint_moe_on_a_results_folder() {
     let leverage = fit["leverage"][0][2]["value"].as_f64().unwrap();
     let want = truth.efficiency_leverage(1e15, 8.0).unwrap();
     assert!((leverage / want - 1.0).abs() < 1e-3, "{leverage} vs {want}");
-    let md = std::fs::read_to_string(res.join("fit/joint_moe.md")).unwrap();
     assert!(
         md.contains("Efficiency leverage") && md.contains("| 8 | 1.000e15 |"),
         "{md}"

@@ -152,6 +152,45 @@ where
         .collect()
 }
 
+/// [`run`] for observations of any kind: each replicate refits `fit` on a resample (with
+/// replacement) of `points`; failed refits are dropped.
+pub fn over_points<P, F, T>(points: &[P], replicates: usize, seed: u64, fit: F) -> Vec<T>
+where
+    P: Copy + Sync,
+    F: Fn(&[P]) -> Option<T> + Sync,
+    T: Send,
+{
+    let index: Vec<Obs> = (0..points.len())
+        .map(|i| Obs {
+            run: i as u32,
+            ..Obs::from_n_d(1.0, 1.0, 1.0)
+        })
+        .collect();
+    run(&index, Resample::Points, 1.25, replicates, seed, |sample| {
+        let sub: Vec<P> = sample.iter().map(|o| points[o.run as usize]).collect();
+        fit(&sub)
+    })
+}
+
+/// Each named parameter of a fit with the percentile interval of the same parameter over the
+/// bootstrap replicates (`parameters` lists a fit's parameters in a fixed order).
+pub fn named_intervals<T>(
+    parameters: impl Fn(&T) -> Vec<(&'static str, f64)>,
+    fitted: &T,
+    replicates: &[T],
+    level: f64,
+) -> std::collections::BTreeMap<String, Estimate> {
+    let samples: Vec<Vec<(&'static str, f64)>> = replicates.iter().map(&parameters).collect();
+    parameters(fitted)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            let s: Vec<f64> = samples.iter().map(|p| p[i].1).collect();
+            (name.to_string(), Estimate::from_samples(value, &s, level))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

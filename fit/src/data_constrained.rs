@@ -18,7 +18,7 @@
 //! bootstrap intervals resample the runs and repeat both stages.
 
 use crate::approach3::{self, Approach3Settings};
-use crate::bootstrap::{self, Estimate, Resample};
+use crate::bootstrap::{self, Estimate};
 use crate::data::Obs;
 use crate::error::{FitError, FitResult};
 use crate::extrapolate::ExtrapolationError;
@@ -450,30 +450,16 @@ pub fn fit(
              here)"
         )));
     }
-    let obs: Vec<Obs> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Obs {
-            run: i as u32,
-            ..Obs::from_n_d(p.n, p.d, p.loss)
-        })
-        .collect();
-    let boots = bootstrap::run(&obs, Resample::Points, 1.25, bootstrap, seed, |sample| {
-        let sub: Vec<ConstrainedObs> = sample.iter().map(|o| points[o.run as usize]).collect();
-        fit_stages(&sub, base, Some(&law))
+    let boots = bootstrap::over_points(points, bootstrap, seed, |sub| {
+        fit_stages(sub, base, Some(&law))
     });
-    let held = matches!(base, Base::Held(_));
-    let mut parameters = BTreeMap::new();
-    for (i, (name, value)) in law.parameters().into_iter().enumerate() {
-        let samples: Vec<f64> = if held && i < 5 {
-            Vec::new()
-        } else {
-            boots.iter().map(|b| b.parameters()[i].1).collect()
-        };
-        parameters.insert(
-            name.to_string(),
-            Estimate::from_samples(value, &samples, level),
-        );
+    let mut parameters =
+        bootstrap::named_intervals(DataConstrainedLaw::parameters, &law, &boots, level);
+    if matches!(base, Base::Held(_)) {
+        // Held parameters carry no interval.
+        for (name, value) in &law.parameters()[..5] {
+            parameters.insert(name.to_string(), Estimate::from_samples(*value, &[], level));
+        }
     }
     let rmse_log = (points
         .iter()

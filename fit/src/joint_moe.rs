@@ -12,8 +12,7 @@
 //! log L = LSE(log a + delta ln E + (alpha + gamma ln E) ln N, log b + omega ln E +
 //! (beta + zeta ln E) ln D, log c), by L-BFGS from a grid of starts, bootstrap intervals over runs.
 
-use crate::bootstrap::{self, Estimate, Resample};
-use crate::data::Obs;
+use crate::bootstrap::{self, Estimate};
 use crate::error::{FitError, FitResult};
 use crate::optimize::{grid, minimize_all, LbfgsSettings, Objective};
 use serde::{Deserialize, Serialize};
@@ -298,26 +297,8 @@ pub fn fit(
     let law = fit_from(points, &starts())
         .ok_or_else(|| FitError::NotFittable(format!("{law_name}: no start converged")))?;
     let from_best = vec![law.theta()];
-    let obs: Vec<Obs> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Obs {
-            run: i as u32,
-            ..Obs::from_n_d(p.n, p.d, p.loss)
-        })
-        .collect();
-    let boots = bootstrap::run(&obs, Resample::Points, 1.25, bootstrap, seed, |sample| {
-        let sub: Vec<MoeObs> = sample.iter().map(|o| points[o.run as usize]).collect();
-        fit_from(&sub, &from_best)
-    });
-    let mut parameters = BTreeMap::new();
-    for (i, (name, value)) in law.parameters().into_iter().enumerate() {
-        let samples: Vec<f64> = boots.iter().map(|b| b.parameters()[i].1).collect();
-        parameters.insert(
-            name.to_string(),
-            Estimate::from_samples(value, &samples, level),
-        );
-    }
+    let boots = bootstrap::over_points(points, bootstrap, seed, |sub| fit_from(sub, &from_best));
+    let parameters = bootstrap::named_intervals(JointMoeLaw::parameters, &law, &boots, level);
     let mut leverage = Vec::new();
     for &e in expansions.iter().filter(|&&e| e > 1.0) {
         for &c in leverage_at {

@@ -5,7 +5,7 @@
 //! log L = LSE(log g - gamma log G - alpha log N, log a - alpha log N, log b - beta log D, log c),
 //! by L-BFGS from a grid of starts, with bootstrap intervals over points.
 
-use crate::bootstrap::{self, Estimate, Resample};
+use crate::bootstrap::{self, Estimate};
 use crate::data::Obs;
 use crate::error::{FitError, FitResult};
 use crate::optimize::{grid, minimize_all, LbfgsSettings, Objective};
@@ -250,26 +250,10 @@ pub fn fit(
     let held = fixed_c.is_some();
     let law = fit_from(points, &start_grid(fixed_c), delta, held)?;
     let starts = vec![law.theta()];
-    let obs: Vec<Obs> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Obs {
-            run: i as u32,
-            ..p.obs
-        })
-        .collect();
-    let boots = bootstrap::run(&obs, Resample::Points, 1.25, bootstrap, seed, |sample| {
-        let sub: Vec<GObs> = sample.iter().map(|o| points[o.run as usize]).collect();
-        fit_from(&sub, &starts, delta, held).ok()
+    let boots = bootstrap::over_points(points, bootstrap, seed, |sub| {
+        fit_from(sub, &starts, delta, held).ok()
     });
-    let mut parameters = BTreeMap::new();
-    for (i, (name, value)) in law.parameters().into_iter().enumerate() {
-        let samples: Vec<f64> = boots.iter().map(|b| b.parameters()[i].1).collect();
-        parameters.insert(
-            name.to_string(),
-            Estimate::from_samples(value, &samples, level),
-        );
-    }
+    let parameters = bootstrap::named_intervals(KrajewskiLaw::parameters, &law, &boots, level);
     let rmse_log = (points
         .iter()
         .map(|p| (law.loss(p.obs.n, p.obs.d, p.g) / p.obs.loss).ln().powi(2))

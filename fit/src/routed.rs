@@ -13,8 +13,7 @@
 //! starts, with the gradient of the profiled sum of squares (variable projection). Intervals:
 //! bootstrap over runs.
 
-use crate::bootstrap::{self, Estimate, Resample};
-use crate::data::Obs;
+use crate::bootstrap::{self, Estimate};
 use crate::error::{FitError, FitResult};
 use crate::extrapolate::ExtrapolationError;
 use crate::optimize::{grid, linspace, minimize_all, LbfgsSettings, Objective};
@@ -261,26 +260,8 @@ pub fn fit(points: &[RoutedObs], bootstrap: usize, seed: u64, level: f64) -> Fit
     let law = fit_from(points, &starts())
         .ok_or_else(|| FitError::NotFittable(format!("{law_name}: no start converged")))?;
     let from_best = vec![vec![law.e_start.ln(), (law.e_max - law.e_start).ln()]];
-    let obs: Vec<Obs> = points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| Obs {
-            run: i as u32,
-            ..Obs::from_n_d(p.n, p.experts, p.loss)
-        })
-        .collect();
-    let boots = bootstrap::run(&obs, Resample::Points, 1.25, bootstrap, seed, |sample| {
-        let sub: Vec<RoutedObs> = sample.iter().map(|o| points[o.run as usize]).collect();
-        fit_from(&sub, &from_best)
-    });
-    let mut parameters = BTreeMap::new();
-    for (i, (name, value)) in law.parameters().into_iter().enumerate() {
-        let samples: Vec<f64> = boots.iter().map(|b| b.parameters()[i].1).collect();
-        parameters.insert(
-            name.to_string(),
-            Estimate::from_samples(value, &samples, level),
-        );
-    }
+    let boots = bootstrap::over_points(points, bootstrap, seed, |sub| fit_from(sub, &from_best));
+    let parameters = bootstrap::named_intervals(RoutedLaw::parameters, &law, &boots, level);
     let unidentified = ["E_start", "E_max"]
         .into_iter()
         .filter(|n| {
