@@ -40,6 +40,9 @@ pub struct ConstrainedFile {
     /// Fitted on the smaller runs, predicting the largest (and Chinchilla's law, blind to
     /// repetition, on the same split); `None` when the smaller runs do not fit.
     pub extrapolation: Option<ConstrainedExtrapolation>,
+    /// The runs fitted (for the figure).
+    #[serde(skip)]
+    pub runs: Vec<ConstrainedObs>,
 }
 
 /// Reads the runs: N, D and the loss as `lab fit` reads any table, and the unique tokens from
@@ -102,6 +105,7 @@ pub fn analyse(
     let extrapolation = data_constrained::extrapolation(&runs, base, level).ok();
     Ok(ConstrainedFile {
         extrapolation,
+        runs,
         input: path.display().to_string(),
         unique_column: unique_column.to_string(),
         fit,
@@ -161,7 +165,25 @@ pub fn markdown(f: &ConstrainedFile) -> String {
     s
 }
 
-/// Writes data_constrained.json and .md into `out`.
+/// Writes data_constrained.json, .md and the fit-quality figure (.png, .svg) into `out`.
 pub fn write(out: &Path, f: &ConstrainedFile) -> LabResult<()> {
-    crate::results::write_report(out, "data_constrained", f, &markdown(f))
+    crate::results::write_report(out, "data_constrained", f, &markdown(f))?;
+    let law = &f.fit.law;
+    let figure = crate::plot::lawfit::LawFitFigure {
+        title: "Data-constrained law (Muennighoff et al. 2023)".into(),
+        x_label: "epochs D / U_D".into(),
+        x_log: true,
+        points: f
+            .runs
+            .iter()
+            .map(|p| crate::plot::lawfit::LawPoint {
+                n: p.n,
+                x: p.d / p.unique,
+                predicted: law.loss(p),
+                observed: p.loss,
+            })
+            .collect(),
+        notes: vec![format!("RMSE of ln L {:.4}.", f.fit.rmse_log)],
+    };
+    crate::plot::lawfit::draw(&figure, &out.join("data_constrained"))
 }

@@ -18,6 +18,9 @@ pub struct JointMoeFile {
     pub input: String,
     /// The fit.
     pub fit: JointMoeFit,
+    /// The runs fitted (for the figure).
+    #[serde(skip)]
+    pub runs: Vec<MoeObs>,
 }
 
 /// The runs of each expansion: the dense ones (`ffn=dense`, E = 1) and each (n_experts, top_k)
@@ -85,6 +88,7 @@ pub fn analyse(
     Ok(JointMoeFile {
         input: dir.display().to_string(),
         fit,
+        runs,
     })
 }
 
@@ -112,7 +116,28 @@ pub fn markdown(f: &JointMoeFile) -> String {
     s
 }
 
-/// Writes joint_moe.json and joint_moe.md into `out`.
+/// Writes joint_moe.json, joint_moe.md and the fit-quality figure (.png, .svg) into `out`.
 pub fn write(out: &Path, f: &JointMoeFile) -> LabResult<()> {
-    crate::results::write_report(out, "joint_moe", f, &markdown(f))
+    crate::results::write_report(out, "joint_moe", f, &markdown(f))?;
+    let law = &f.fit.law;
+    let figure = crate::plot::lawfit::LawFitFigure {
+        title: "Joint MoE law (Ludziejewski et al. 2025)".into(),
+        x_label: "compute 6ND (FLOPs)".into(),
+        x_log: true,
+        points: f
+            .runs
+            .iter()
+            .map(|p| crate::plot::lawfit::LawPoint {
+                n: p.n,
+                x: 6.0 * p.n * p.d,
+                predicted: law.loss(p.n, p.d, p.e),
+                observed: p.loss,
+            })
+            .collect(),
+        notes: vec![format!(
+            "RMSE of ln L {:.4}; expansions {:?}.",
+            f.fit.rmse_log, f.fit.expansions
+        )],
+    };
+    crate::plot::lawfit::draw(&figure, &out.join("joint_moe"))
 }

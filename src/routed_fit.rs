@@ -33,6 +33,9 @@ pub struct RoutedFile {
     pub published: Vec<(String, RoutedLaw)>,
     /// Fitted on the smaller sizes, predicting the largest; `None` when those do not fit.
     pub extrapolation: Option<fit::extrapolate::ExtrapolationError>,
+    /// The runs fitted (for the figure).
+    #[serde(skip)]
+    pub runs: Vec<RoutedObs>,
 }
 
 /// Reads the rows that pass the filters.
@@ -81,6 +84,7 @@ pub fn analyse(
     let extrapolation = routed::extrapolation(&runs, level).ok();
     Ok(RoutedFile {
         extrapolation,
+        runs,
         input: path.display().to_string(),
         fit,
         published: [
@@ -141,7 +145,25 @@ pub fn markdown(f: &RoutedFile) -> String {
     s
 }
 
-/// Writes routed.json and routed.md into `out`.
+/// Writes routed.json, routed.md and the fit-quality figure (.png, .svg) into `out`.
 pub fn write(out: &Path, f: &RoutedFile) -> LabResult<()> {
-    crate::results::write_report(out, "routed", f, &markdown(f))
+    crate::results::write_report(out, "routed", f, &markdown(f))?;
+    let law = &f.fit.law;
+    let figure = crate::plot::lawfit::LawFitFigure {
+        title: "Routed-LM law (Clark et al. 2022)".into(),
+        x_label: "experts E (1: dense)".into(),
+        x_log: true,
+        points: f
+            .runs
+            .iter()
+            .map(|p| crate::plot::lawfit::LawPoint {
+                n: p.n,
+                x: p.experts,
+                predicted: law.loss(p.n, p.experts),
+                observed: p.loss,
+            })
+            .collect(),
+        notes: vec![format!("RMS of log10 L {:.4}.", f.fit.rms_log10)],
+    };
+    crate::plot::lawfit::draw(&figure, &out.join("routed"))
 }

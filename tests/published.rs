@@ -214,6 +214,12 @@ fn lab_fit_data_constrained_writes_reports() {
     assert!(md.contains("| R*_D |") && md.contains("15.3878"), "{md}");
     assert!(md.contains("Not identified:** R*_D"), "{md}");
     assert!(md.contains("Chinchilla's law on N and D alone"), "{md}");
+    for ext in ["png", "svg"] {
+        assert!(dir
+            .path()
+            .join(format!("dc/data_constrained.{ext}"))
+            .exists());
+    }
     // A results folder has no unique tokens; a missing column is named.
     for (args, want) in [
         (
@@ -270,6 +276,7 @@ fn lab_fit_routed_writes_reports() {
         args.extend(["--filter", f]);
     }
     let (json, md) = fit_report(dir.path(), &args, "rt/routed");
+    assert!(dir.path().join("rt/routed.png").exists() && dir.path().join("rt/routed.svg").exists());
     assert_eq!(json["fit"]["points"], 58);
     let a = json["fit"]["law"]["a"].as_f64().unwrap();
     assert!((a + 0.082).abs() < 0.002, "{a}");
@@ -368,6 +375,7 @@ fn lab_fit_joint_moe_on_a_results_folder() {
         "1e15",
     ];
     let (json, md) = fit_report(dir.path(), &args, "res/fit/joint_moe");
+    assert!(res.join("fit/joint_moe.png").exists() && res.join("fit/joint_moe.svg").exists());
     let fit = &json["fit"];
     assert_eq!(fit["points"], 36);
     assert_eq!(fit["expansions"], serde_json::json!([1.0, 8.0]));

@@ -13,6 +13,7 @@ pub mod fitquality;
 pub mod frontier;
 pub mod isoflop;
 pub mod kaplan;
+pub mod lawfit;
 pub mod raster;
 pub mod source;
 pub mod style;

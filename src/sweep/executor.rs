@@ -349,12 +349,22 @@ pub(crate) fn log_finished(overall: &ProgressBar, done: usize, total: usize, wha
     if std::io::stderr().is_terminal() {
         return;
     }
-    let share = overall.position() as f64 / overall.length().unwrap_or(0).max(1) as f64;
+    let share = (overall.position() as f64 / overall.length().unwrap_or(0).max(1) as f64).min(1.0);
+    // The rest at the pace so far (by compute): steadier than the bar's recent-rate estimate,
+    // which swings with each run's speed.
+    let elapsed = overall.elapsed();
+    let eta = if share > 0.0 {
+        format!(
+            ", eta {}",
+            indicatif::HumanDuration(elapsed.mul_f64((1.0 - share) / share))
+        )
+    } else {
+        String::new()
+    };
     eprintln!(
-        "[{done}/{total}] {what}; {:.0}% of the compute, elapsed {}, eta {}",
-        100.0 * share.min(1.0),
-        indicatif::HumanDuration(overall.elapsed()),
-        indicatif::HumanDuration(overall.eta())
+        "[{done}/{total}] {what}; {:.0}% of the compute, elapsed {}{eta}",
+        100.0 * share,
+        indicatif::HumanDuration(elapsed)
     );
 }
 
