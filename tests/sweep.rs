@@ -95,6 +95,13 @@ fn smoke_sweep_completes_and_rerun_skips_done_runs() {
     ];
     let out = lab(dir.path(), &args);
     assert!(out.status.success(), "{}", text(&out));
+    // Without a terminal (here, a pipe) each finished run gets a progress line with the compute
+    // done and an ETA.
+    let log = text(&out);
+    assert!(
+        log.contains("[1/6] ") && log.contains("[6/6] ") && log.contains("% of the compute"),
+        "{log}"
+    );
     let res = dir.path().join("res/smoke");
     let runs = frame(&res.join("runs.parquet"));
     assert_eq!(runs.height(), 6);
