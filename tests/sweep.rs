@@ -99,7 +99,7 @@ fn smoke_sweep_completes_and_rerun_skips_done_runs() {
     // done and an ETA.
     let log = text(&out);
     assert!(
-        log.contains("[1/6] ") && log.contains("[6/6] ") && log.contains("% of the compute"),
+        log.contains("[1/6] ") && log.contains("[6/6] ") && log.contains("100% of the compute"),
         "{log}"
     );
     let res = dir.path().join("res/smoke");

@@ -328,18 +328,25 @@ fn trunk_unfinished(run: &PlannedRun, dir: &Path) -> LabResult<Option<String>> {
     })
 }
 
-/// The multi-bar display: an overall bar in GFLOP over the `pending` runs, with an ETA.
+/// Units of the overall bar per GFLOP: it counts MFLOP, so that the steps of small models (well
+/// under a GFLOP each) add up.
+const BAR_UNITS_PER_GFLOP: f64 = 1e3;
+
+/// The multi-bar display: an overall bar of the `pending` runs' compute, with an ETA.
 pub(crate) fn overall_progress(plan: &Plan, pending: &[usize]) -> (MultiProgress, ProgressBar) {
     let multi = MultiProgress::new();
     if !std::io::stderr().is_terminal() {
         multi.set_draw_target(ProgressDrawTarget::hidden());
     }
     let total_gflop: f64 = pending.iter().map(|&i| own_gflop(&plan.runs[i])).sum();
-    let overall = multi.add(ProgressBar::new(total_gflop.ceil() as u64));
+    let overall = multi.add(ProgressBar::new(
+        (total_gflop * BAR_UNITS_PER_GFLOP).ceil() as u64
+    ));
     overall.set_style(style(
-        "{prefix} [{elapsed_precise}] {bar:30} {percent}% of {len} GFLOP, eta {eta}",
+        "{prefix} [{elapsed_precise}] {bar:30} {percent}% of {msg} GFLOP, eta {eta}",
     ));
     overall.set_prefix(format!("{} runs", pending.len()));
+    overall.set_message(format!("{total_gflop:.0}"));
     (multi, overall)
 }
 
@@ -408,8 +415,12 @@ pub(crate) fn apply_progress(
     if let Some(m) = parts.next() {
         bar.set_message(m.to_string());
     }
-    let from = last.unwrap_or(step);
-    overall.inc((step.saturating_sub(from) as f64 * gflop_per_step(run)) as u64);
+    // Credit the compute between the previous line (or the run's first step) and this one, as
+    // differences of whole cumulative bar units, so that no fraction is lost to rounding.
+    let first = run.cfg.train.branch.as_ref().map_or(0, |b| b.step);
+    let from = last.unwrap_or(first);
+    let cumulative = |s: u64| (s as f64 * gflop_per_step(run) * BAR_UNITS_PER_GFLOP) as u64;
+    overall.inc(cumulative(step).saturating_sub(cumulative(from)));
     *last = Some(step);
     true
 }
