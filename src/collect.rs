@@ -271,6 +271,8 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "final_val_loss" => o(&|st, _| st.final_val_loss),
         "best_val_loss" => o(&|st, _| st.best_val_loss),
         "entropy_floor" => o(&|st, _| st.entropy_floor),
+        "unique_tokens" => rows.iter().map(|(_, st, _)| st.unique_tokens).collect::<Vec<Option<u64>>>(),
+        "epochs" => o(&|st, _| st.unique_tokens.map(|u| st.tokens as f64 / u.max(1) as f64)),
         "lr" => x(&|_, c| c.train.lr),
         "batch_size" => u(&|_, c| c.train.batch_size as u64),
         "schedule" => s(&|_, c| format!("{:?}", c.train.schedule).to_lowercase()),

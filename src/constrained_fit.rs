@@ -4,7 +4,7 @@
 
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{sci, with_interval};
-use crate::table::{numbers, read, read_frame, TableSpec};
+use crate::table::{filter_mask, numbers, read, read_frame, TableSpec};
 use fit::data_constrained::{
     self, Base, ConstrainedExtrapolation, ConstrainedObs, DataConstrainedFit, DataConstrainedLaw,
 };
@@ -45,16 +45,52 @@ pub struct ConstrainedFile {
     pub runs: Vec<ConstrainedObs>,
 }
 
-/// Reads the runs: N, D and the loss as `lab fit` reads any table, and the unique tokens from
-/// `unique_column` of the same rows.
+/// The done runs of a lab results folder (trunks left out, `spec`'s N and filters): N, tokens,
+/// the corpus's unique training tokens and the final loss; every run is its own point.
+fn read_results_runs(dir: &Path, spec: &TableSpec) -> LabResult<Vec<ConstrainedObs>> {
+    let path = dir.join("runs.parquet");
+    let df = read_frame(&path)?;
+    let mut filters = vec!["status=done".to_string()];
+    if df.column("role").is_ok() {
+        filters.push("role!=trunk".into());
+    }
+    filters.extend(spec.filters.iter().cloned());
+    let mask = filter_mask(&df, &filters, &path)?;
+    let n = numbers(&df, spec.n_kind.column(), &path)?;
+    let d = numbers(&df, "tokens", &path)?;
+    let loss = numbers(&df, "final_val_loss", &path)?;
+    let unique = df
+        .column("unique_tokens")
+        .is_ok()
+        .then(|| numbers(&df, "unique_tokens", &path))
+        .transpose()?;
+    let runs: Vec<ConstrainedObs> = (0..df.height())
+        .filter(|&i| mask[i])
+        .filter_map(|i| {
+            Some(ConstrainedObs {
+                n: n[i]?,
+                d: d[i]?,
+                unique: unique.as_ref()?[i]?,
+                loss: loss[i]?,
+            })
+        })
+        .collect();
+    if runs.is_empty() {
+        return Err(LabError::input(
+            &path,
+            None,
+            "--data-constrained: no done run records unique tokens (a text corpus's training split; \
+             the synthetic stream never repeats, and runs trained before lab recorded it lack it)",
+        ));
+    }
+    Ok(runs)
+}
+
+/// Reads the runs: from a results folder, or from a table (N, D and the loss as `lab fit` reads
+/// any table, and the unique tokens from `unique_column` of the same rows).
 fn read_runs(path: &Path, spec: &TableSpec, unique_column: &str) -> LabResult<Vec<ConstrainedObs>> {
     if path.is_dir() {
-        return Err(LabError::input(
-            path,
-            None,
-            "--data-constrained fits a table with a unique-tokens column; lab's runs do not \
-             record unique tokens",
-        ));
+        return read_results_runs(path, spec);
     }
     let data = read(path, spec)?;
     let unique = numbers(&read_frame(path)?, unique_column, path)?;

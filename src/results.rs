@@ -112,6 +112,11 @@ pub struct RunStatus {
     pub best_val_loss: Option<f64>,
     /// Entropy rate of the corpus when known (the irreducible loss).
     pub entropy_floor: Option<f64>,
+    /// Distinct training tokens the corpus holds (a text corpus's training split; `None` for the
+    /// synthetic stream, which never repeats): with `tokens`, the epochs a data-constrained law
+    /// needs. Absent from runs trained before it was recorded.
+    #[serde(default)]
+    pub unique_tokens: Option<u64>,
     /// Wall time spent training, over all attempts.
     pub wall_seconds: f64,
     /// Training throughput of the last attempt.
@@ -143,6 +148,7 @@ impl RunStatus {
             final_val_loss: None,
             best_val_loss: None,
             entropy_floor: None,
+            unique_tokens: None,
             wall_seconds: 0.0,
             tokens_per_second: 0.0,
             backend: backend.into(),

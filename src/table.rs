@@ -21,6 +21,17 @@ pub enum NKind {
     Active,
 }
 
+impl NKind {
+    /// The runs.parquet column that holds this N.
+    pub fn column(self) -> &'static str {
+        match self {
+            NKind::Total => "params_total",
+            NKind::Nonembedding => "params_nonembedding",
+            NKind::Active => "params_active",
+        }
+    }
+}
+
 /// Which compute is C.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -529,11 +540,7 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
 fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let runs_path = dir.join("runs.parquet");
     let runs = read_frame(&runs_path)?;
-    let n_col = match spec.n_kind {
-        NKind::Total => "params_total",
-        NKind::Nonembedding => "params_nonembedding",
-        NKind::Active => "params_active",
-    };
+    let n_col = spec.n_kind.column();
     let n = numbers(&runs, n_col, &runs_path)?;
     // D is the tokens seen, or (`--d loss_tokens`) the loss-bearing ones, e.g. to compare a prefix
     // decoder per target token; C is always the compute spent.

@@ -65,6 +65,17 @@ fn byte_level_and_bpe_corpora_train_and_cache_their_shards() {
         .collect();
     sizes.sort();
     assert!(sizes[0] * 10 < sizes[1] * 7, "{sizes:?}");
+    // The run records the corpus's distinct training tokens (the byte shard's training split) for
+    // the data-constrained law: 4,096 tokens drawn from it.
+    let n = sizes[1] / 4;
+    let unique = status(&dir.path().join("bytes"))["unique_tokens"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        unique,
+        ((n as f64) * (1.0 - 0.1)) as u64,
+        "{n} tokens in the shard"
+    );
     // A second run reuses the cached shard (no new file).
     let cfg = write(
         dir.path(),

@@ -104,6 +104,16 @@ impl Corpus {
         })
     }
 
+    /// Distinct training tokens: a text corpus's training split (windows are drawn from it with
+    /// replacement, so a run of D tokens sees it D / split times); `None` for the synthetic
+    /// stream, which never repeats.
+    pub fn unique_train_tokens(&self) -> Option<u64> {
+        match self {
+            Corpus::Synthetic(_) => None,
+            Corpus::Text(t) => Some(t.split as u64),
+        }
+    }
+
     /// Largest token id + 1.
     pub fn vocab(&self) -> usize {
         match self {

@@ -327,6 +327,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     );
     status.best_val_loss = state.curve.iter().map(|r| r.val_loss).reduce(f64::min);
     status.entropy_floor = validation_floor(&corpus, cfg);
+    status.unique_tokens = corpus.unique_train_tokens();
     status.device = backend::describe(&device);
     dir.write_status(&status)?;
 
