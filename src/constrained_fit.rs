@@ -55,33 +55,35 @@ fn read_results_runs(dir: &Path, spec: &TableSpec) -> LabResult<Vec<ConstrainedO
         filters.push("role!=trunk".into());
     }
     filters.extend(spec.filters.iter().cloned());
+    let none = || {
+        LabError::input(
+            &path,
+            None,
+            "--data-constrained: no done run records unique tokens (a text corpus's training split; \
+             the synthetic stream never repeats, and runs trained before lab recorded it lack it)",
+        )
+    };
+    if df.column("unique_tokens").is_err() {
+        return Err(none());
+    }
     let mask = filter_mask(&df, &filters, &path)?;
+    let unique = numbers(&df, "unique_tokens", &path)?;
     let n = numbers(&df, spec.n_kind.column(), &path)?;
     let d = numbers(&df, "tokens", &path)?;
     let loss = numbers(&df, "final_val_loss", &path)?;
-    let unique = df
-        .column("unique_tokens")
-        .is_ok()
-        .then(|| numbers(&df, "unique_tokens", &path))
-        .transpose()?;
     let runs: Vec<ConstrainedObs> = (0..df.height())
         .filter(|&i| mask[i])
         .filter_map(|i| {
             Some(ConstrainedObs {
                 n: n[i]?,
                 d: d[i]?,
-                unique: unique.as_ref()?[i]?,
+                unique: unique[i]?,
                 loss: loss[i]?,
             })
         })
         .collect();
     if runs.is_empty() {
-        return Err(LabError::input(
-            &path,
-            None,
-            "--data-constrained: no done run records unique tokens (a text corpus's training split; \
-             the synthetic stream never repeats, and runs trained before lab recorded it lack it)",
-        ));
+        return Err(none());
     }
     Ok(runs)
 }
