@@ -187,17 +187,16 @@ pub fn markdown(f: &ConstrainedFile) -> String {
         let _ = writeln!(s, "\n**Not identified:** {u}.");
     }
     if let Some(x) = &f.extrapolation {
-        let _ = writeln!(
-            s,
-            "\n**Extrapolation** (fitted on {} runs, predicting {} with {}): mean |error| {}{}.",
-            x.law.train_points,
-            x.law.held_out_points,
-            x.law.held_out,
-            crate::fitreport::error_with_interval(&x.law),
-            x.chinchilla.as_ref().map_or(String::new(), |c| format!(
+        let blind = x.chinchilla.as_ref().map_or(String::new(), |c| {
+            format!(
                 "; Chinchilla's law on N and D alone (repeated tokens counted as fresh): {}",
                 crate::fitreport::error_with_interval(c)
-            ))
+            )
+        });
+        let _ = writeln!(
+            s,
+            "{}",
+            crate::fitreport::extrapolation_paragraph(&x.law, &blind)
         );
     }
     s

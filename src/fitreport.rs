@@ -117,6 +117,18 @@ pub fn error_with_interval(e: &fit::extrapolate::ExtrapolationError) -> String {
     )
 }
 
+/// "**Extrapolation** (fitted on 145 runs, predicting 37 with C >= ...): mean |error| 2.6% [...]
+/// (max ...){extra}." as a markdown paragraph.
+pub fn extrapolation_paragraph(x: &fit::extrapolate::ExtrapolationError, extra: &str) -> String {
+    format!(
+        "\n**Extrapolation** (fitted on {} runs, predicting {} with {}): mean |error| {}{extra}.",
+        x.train_points,
+        x.held_out_points,
+        x.held_out,
+        error_with_interval(x)
+    )
+}
+
 /// "value [lo, hi]".
 pub fn with_interval(e: &Estimate) -> String {
     if e.is_unbounded() {

@@ -18,6 +18,8 @@ pub struct JointMoeFile {
     pub input: String,
     /// The fit.
     pub fit: JointMoeFit,
+    /// Fitted on the smaller runs, predicting the largest; `None` when those do not fit.
+    pub extrapolation: Option<fit::extrapolate::ExtrapolationError>,
     /// The runs fitted (for the figure).
     #[serde(skip)]
     pub runs: Vec<MoeObs>,
@@ -88,6 +90,7 @@ pub fn analyse(
     Ok(JointMoeFile {
         input: dir.display().to_string(),
         fit,
+        extrapolation: joint_moe::extrapolation(&runs, level).ok(),
         runs,
     })
 }
@@ -112,6 +115,9 @@ pub fn markdown(f: &JointMoeFile) -> String {
         for (e, c, l) in &fit.leverage {
             let _ = writeln!(s, "| {e} | {} | {} |", sci(*c), with_interval(l));
         }
+    }
+    if let Some(x) = &f.extrapolation {
+        let _ = writeln!(s, "{}", crate::fitreport::extrapolation_paragraph(x, ""));
     }
     s
 }

@@ -133,14 +133,7 @@ pub fn markdown(f: &RoutedFile) -> String {
         );
     }
     if let Some(x) = &f.extrapolation {
-        let _ = writeln!(
-            s,
-            "\n**Extrapolation** (fitted on {} runs, predicting {} with {}): mean |error| {}.",
-            x.train_points,
-            x.held_out_points,
-            x.held_out,
-            crate::fitreport::error_with_interval(x)
-        );
+        let _ = writeln!(s, "{}", crate::fitreport::extrapolation_paragraph(x, ""));
     }
     s
 }

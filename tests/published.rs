@@ -390,6 +390,7 @@ fn lab_fit_joint_moe_on_a_results_folder() {
         md.contains("Efficiency leverage") && md.contains("| 8 | 1.000e15 |"),
         "{md}"
     );
+    assert!(md.contains("**Extrapolation** (fitted on"), "{md}");
 }
 
 /// Bad inputs to `lab fit`: a clear message and exit code 2.

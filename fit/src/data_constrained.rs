@@ -21,7 +21,7 @@ use crate::approach3::{self, Approach3Settings};
 use crate::bootstrap::{self, Estimate};
 use crate::data::Obs;
 use crate::error::{FitError, FitResult};
-use crate::extrapolate::ExtrapolationError;
+use crate::extrapolate::{self, ExtrapolationError};
 use crate::optimize::{grid, minimize_all, LbfgsSettings, Objective};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -497,9 +497,6 @@ pub fn fit(
     })
 }
 
-/// The share of runs, largest compute (6ND) first, that [`extrapolation`] holds out.
-pub const HELD_OUT_SHARE: f64 = 0.2;
-
 /// The extrapolation check of the law against a law blind to repetition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConstrainedExtrapolation {
@@ -510,7 +507,7 @@ pub struct ConstrainedExtrapolation {
     pub chinchilla: Option<ExtrapolationError>,
 }
 
-/// Fits on all but the [`HELD_OUT_SHARE`] of runs with the largest compute 6ND and predicts
+/// Fits on all but the `extrapolate::HELD_OUT_SHARE` of runs with the largest compute 6ND and predicts
 /// those; a Chinchilla law fitted on N and D alone (repeated tokens counted as fresh) is held to
 /// the same runs, so the table shows what accounting for repetition buys.
 pub fn extrapolation(
@@ -519,26 +516,16 @@ pub fn extrapolation(
     level: f64,
 ) -> FitResult<ConstrainedExtrapolation> {
     let compute = |p: &ConstrainedObs| 6.0 * p.n * p.d;
-    let mut cs: Vec<f64> = points.iter().map(compute).collect();
-    cs.sort_by(f64::total_cmp);
-    let cut = ((1.0 - HELD_OUT_SHARE) * cs.len() as f64).floor() as usize;
-    let threshold = *cs.get(cut).ok_or(FitError::TooFewPoints {
-        law: "data-constrained extrapolation",
-        needed: 10,
-        got: points.len(),
-    })?;
-    let (train, held): (Vec<ConstrainedObs>, Vec<ConstrainedObs>) =
-        points.iter().partition(|p| compute(p) < threshold);
-    let label = format!(
-        "C = 6ND >= {threshold:.3e} (the largest {:.0}% of runs)",
-        100.0 * HELD_OUT_SHARE
-    );
-    let law = fit(&train, base, 0, 0, level)?.law;
-    let pairs: Vec<(f64, f64)> = held.iter().map(|p| (law.loss(p), p.loss)).collect();
-    let law_error =
-        ExtrapolationError::of(label.clone(), train.len(), &pairs, level).ok_or_else(|| {
-            FitError::NotFittable("data-constrained extrapolation: no finite prediction".into())
-        })?;
+    let law_error = extrapolate::by_compute(
+        points,
+        compute,
+        |train| Ok(fit(train, base, 0, 0, level)?.law),
+        |law, p| law.loss(p),
+        |p| p.loss,
+        ("data-constrained law", level),
+    )?;
+    let (train, held, label) =
+        extrapolate::split_by_compute(points, compute, "data-constrained law")?;
     let plain: Vec<Obs> = train
         .iter()
         .map(|p| Obs::from_n_d(p.n, p.d, p.loss))

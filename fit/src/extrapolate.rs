@@ -99,6 +99,52 @@ impl ExtrapolationError {
     }
 }
 
+/// The runs of `points` split at the [`HELD_OUT_SHARE`] with the largest `compute`: (the smaller
+/// runs, the held-out ones, a label saying where the split lies).
+pub fn split_by_compute<P: Copy>(
+    points: &[P],
+    compute: impl Fn(&P) -> f64,
+    law: &'static str,
+) -> FitResult<(Vec<P>, Vec<P>, String)> {
+    let mut cs: Vec<f64> = points.iter().map(&compute).collect();
+    cs.sort_by(f64::total_cmp);
+    let cut = ((1.0 - HELD_OUT_SHARE) * cs.len() as f64).floor() as usize;
+    let threshold = *cs.get(cut).ok_or(FitError::TooFewPoints {
+        law,
+        needed: 10,
+        got: points.len(),
+    })?;
+    let (train, held): (Vec<P>, Vec<P>) = points.iter().partition(|p| compute(p) < threshold);
+    let label = format!(
+        "compute >= {threshold:.3e} (the largest {:.0}% of runs)",
+        100.0 * HELD_OUT_SHARE
+    );
+    Ok((train, held, label))
+}
+
+/// Fits `fit` on the runs below the [`HELD_OUT_SHARE`] of largest compute and scores `predict` on
+/// the rest: `observed` gives a run's loss.
+pub fn by_compute<P: Copy, L>(
+    points: &[P],
+    compute: impl Fn(&P) -> f64,
+    fit: impl Fn(&[P]) -> FitResult<L>,
+    predict: impl Fn(&L, &P) -> f64,
+    observed: impl Fn(&P) -> f64,
+    (law, level): (&'static str, f64),
+) -> FitResult<ExtrapolationError> {
+    let (train, held, label) = split_by_compute(points, compute, law)?;
+    let fitted = fit(&train)?;
+    let pairs: Vec<(f64, f64)> = held
+        .iter()
+        .map(|p| (predict(&fitted, p), observed(p)))
+        .collect();
+    ExtrapolationError::of(label, train.len(), &pairs, level)
+        .ok_or_else(|| FitError::NotFittable(format!("{law} extrapolation: no finite prediction")))
+}
+
+/// The share of runs, largest compute (6ND) first, that [`by_compute`] holds out.
+pub const HELD_OUT_SHARE: f64 = 0.2;
+
 /// The outcome of the check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Extrapolation {

@@ -329,6 +329,22 @@ pub fn fit(
     })
 }
 
+/// Fits on all but the `extrapolate::HELD_OUT_SHARE` of runs with the largest compute 6ND and
+/// predicts those.
+pub fn extrapolation(
+    points: &[MoeObs],
+    level: f64,
+) -> FitResult<crate::extrapolate::ExtrapolationError> {
+    crate::extrapolate::by_compute(
+        points,
+        |p| 6.0 * p.n * p.d,
+        |train| Ok(fit(train, &[], 0, 0, level)?.law),
+        |law, p| law.loss(p.n, p.d, p.e),
+        |p| p.loss,
+        ("joint MoE law", level),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +438,14 @@ mod tests {
         let (e, c, l) = &f.leverage[1];
         assert_eq!((*e, *c), (8.0, 1e20));
         assert!((l.value / TRUTH.efficiency_leverage(1e20, 8.0).unwrap() - 1.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn an_exact_law_extrapolates_exactly() {
+        let e = extrapolation(&design(&TRUTH), 0.95).unwrap();
+        assert_eq!(e.train_points + e.held_out_points, 48);
+        assert!(e.held_out_points >= 9, "{e:?}");
+        assert!(e.mean_abs_rel_error.value < 1e-6, "{e:?}");
     }
 
     #[test]

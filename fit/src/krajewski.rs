@@ -215,6 +215,10 @@ pub struct KrajewskiFit {
     pub rmse_log: f64,
     /// Bootstrap replicates that produced a fit.
     pub bootstrap_succeeded: usize,
+    /// Fitted on the smaller runs, predicting the largest ([`extrapolation`]; filled by the
+    /// caller, absent from fits written before it existed).
+    #[serde(default)]
+    pub extrapolation: Option<crate::extrapolate::ExtrapolationError>,
 }
 
 /// Fits the law to points of at least two granularities, with `bootstrap` replicates (points
@@ -267,7 +271,25 @@ pub fn fit(
         granularities: gs,
         rmse_log,
         bootstrap_succeeded: boots.len(),
+        extrapolation: None,
     })
+}
+
+/// Fits on all but the `extrapolate::HELD_OUT_SHARE` of runs with the largest compute and predicts
+/// those (c held as in the full fit).
+pub fn extrapolation(
+    points: &[GObs],
+    fixed_c: Option<f64>,
+    level: f64,
+) -> FitResult<crate::extrapolate::ExtrapolationError> {
+    crate::extrapolate::by_compute(
+        points,
+        |p| p.obs.c,
+        |train| Ok(fit(train, 0, 0, level, fixed_c)?.law),
+        |law, p| law.loss(p.obs.n, p.obs.d, p.g),
+        |p| p.obs.loss,
+        ("Krajewski law", level),
+    )
 }
 
 #[cfg(test)]
@@ -310,6 +332,10 @@ mod tests {
         assert!(f.rmse_log < 1e-3, "{}", f.rmse_log);
         // Finer granularity lowers the loss at fixed N and D.
         assert!(l.loss(1e8, 1e10, 8.0) < l.loss(1e8, 1e10, 1.0));
+        // Fitted on the smaller 80% of the runs by compute, it predicts the rest exactly.
+        let x = extrapolation(&pts, Some(truth.c), 0.95).unwrap();
+        assert_eq!(x.train_points + x.held_out_points, pts.len());
+        assert!(x.mean_abs_rel_error.value < 1e-6, "{x:?}");
     }
 
     #[test]

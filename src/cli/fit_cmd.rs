@@ -367,8 +367,9 @@ fn fit_krajewski(a: &FitArgs, spec: &TableSpec, out: &Path) -> LabResult<i32> {
         points.extend(data.finals.iter().map(|&obs| GObs { obs, g }));
     }
     let fixed_c = fixed_e(a, || Ok(read(&a.input, spec)?.entropy_floor))?;
-    let f = krajewski::fit(&points, a.bootstrap, a.seed, a.level, fixed_c)
+    let mut f = krajewski::fit(&points, a.bootstrap, a.seed, a.level, fixed_c)
         .map_err(|e| LabError::input(&a.input, None, e.to_string()))?;
+    f.extrapolation = krajewski::extrapolation(&points, fixed_c, a.level).ok();
     std::fs::create_dir_all(out)?;
     write_atomic(
         &out.join("krajewski.json"),
@@ -380,6 +381,9 @@ fn fit_krajewski(a: &FitArgs, spec: &TableSpec, out: &Path) -> LabResult<i32> {
     );
     for (k, v) in &f.parameters {
         println!("  {k:>6} = {}", with_interval(v));
+    }
+    if let Some(x) = &f.extrapolation {
+        println!("{}", crate::fitreport::extrapolation_paragraph(x, ""));
     }
     println!("wrote {}", out.join("krajewski.json").display());
     Ok(0)
