@@ -48,7 +48,8 @@ pub struct FitArgs {
     /// Compute budgets (FLOPs) to predict N_opt, D_opt, tokens/param and loss at, comma separated.
     #[arg(long, value_delimiter = ',')]
     pub predict: Vec<f64>,
-    /// Table column of N (auto-detected when absent).
+    /// Table column of N (auto-detected when absent; without one, derived as C/(6D) from the D and C
+    /// columns).
     #[arg(long)]
     pub n: Option<String>,
     /// Table column of D (derived as C/(6N) when absent).
@@ -60,7 +61,8 @@ pub struct FitArgs {
     /// Table column of the loss.
     #[arg(long)]
     pub loss: Option<String>,
-    /// Row filter col=value, col!=value, col<value, col>value (repeatable, all must hold).
+    /// Row filter col=value, col!=value, col<value, col>value, col<=value, col>=value (repeatable,
+    /// all must hold).
     #[arg(long = "filter")]
     pub filters: Vec<String>,
     /// lab results: fit every seed's run as its own point (by default the runs that repeat one
