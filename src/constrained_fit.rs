@@ -4,7 +4,8 @@
 
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{sci, with_interval};
-use crate::table::{filter_mask, numbers, read, read_frame, TableSpec};
+use crate::plot::lawfit::{write_with_figure, LawFitFigure, LawPoint};
+use crate::table::{done_runs_mask, numbers, read, read_frame, TableSpec};
 use fit::data_constrained::{
     self, Base, ConstrainedExtrapolation, ConstrainedObs, DataConstrainedFit, DataConstrainedLaw,
 };
@@ -50,11 +51,6 @@ pub struct ConstrainedFile {
 fn read_results_runs(dir: &Path, spec: &TableSpec) -> LabResult<Vec<ConstrainedObs>> {
     let path = dir.join("runs.parquet");
     let df = read_frame(&path)?;
-    let mut filters = vec!["status=done".to_string()];
-    if df.column("role").is_ok() {
-        filters.push("role!=trunk".into());
-    }
-    filters.extend(spec.filters.iter().cloned());
     let none = || {
         LabError::input(
             &path,
@@ -66,7 +62,7 @@ fn read_results_runs(dir: &Path, spec: &TableSpec) -> LabResult<Vec<ConstrainedO
     if df.column("unique_tokens").is_err() {
         return Err(none());
     }
-    let mask = filter_mask(&df, &filters, &path)?;
+    let mask = done_runs_mask(&df, &spec.filters, &path)?;
     let unique = numbers(&df, "unique_tokens", &path)?;
     let n = numbers(&df, spec.n_kind.column(), &path)?;
     let d = numbers(&df, "tokens", &path)?;
@@ -204,16 +200,14 @@ pub fn markdown(f: &ConstrainedFile) -> String {
 
 /// Writes data_constrained.json, .md and the fit-quality figure (.png, .svg) into `out`.
 pub fn write(out: &Path, f: &ConstrainedFile) -> LabResult<()> {
-    crate::results::write_report(out, "data_constrained", f, &markdown(f))?;
     let law = &f.fit.law;
-    let figure = crate::plot::lawfit::LawFitFigure {
+    let figure = LawFitFigure {
         title: "Data-constrained law (Muennighoff et al. 2023)".into(),
         x_label: "epochs D / U_D".into(),
-        x_log: true,
         points: f
             .runs
             .iter()
-            .map(|p| crate::plot::lawfit::LawPoint {
+            .map(|p| LawPoint {
                 n: p.n,
                 x: p.d / p.unique,
                 predicted: law.loss(p),
@@ -222,5 +216,5 @@ pub fn write(out: &Path, f: &ConstrainedFile) -> LabResult<()> {
             .collect(),
         notes: vec![format!("RMSE of ln L {:.4}.", f.fit.rmse_log)],
     };
-    crate::plot::lawfit::draw(&figure, &out.join("data_constrained"))
+    write_with_figure(out, "data_constrained", (f, &markdown(f)), &figure)
 }

@@ -5,6 +5,7 @@
 
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{sci, with_interval};
+use crate::plot::lawfit::{write_with_figure, LawFitFigure, LawPoint};
 use crate::table::{read, NKind, TableSpec};
 use fit::joint_moe::{self, JointMoeFit, MoeObs};
 use serde::Serialize;
@@ -124,16 +125,14 @@ pub fn markdown(f: &JointMoeFile) -> String {
 
 /// Writes joint_moe.json, joint_moe.md and the fit-quality figure (.png, .svg) into `out`.
 pub fn write(out: &Path, f: &JointMoeFile) -> LabResult<()> {
-    crate::results::write_report(out, "joint_moe", f, &markdown(f))?;
     let law = &f.fit.law;
-    let figure = crate::plot::lawfit::LawFitFigure {
+    let figure = LawFitFigure {
         title: "Joint MoE law (Ludziejewski et al. 2025)".into(),
         x_label: "compute 6ND (FLOPs)".into(),
-        x_log: true,
         points: f
             .runs
             .iter()
-            .map(|p| crate::plot::lawfit::LawPoint {
+            .map(|p| LawPoint {
                 n: p.n,
                 x: 6.0 * p.n * p.d,
                 predicted: law.loss(p.n, p.d, p.e),
@@ -145,5 +144,5 @@ pub fn write(out: &Path, f: &JointMoeFile) -> LabResult<()> {
             f.fit.rmse_log, f.fit.expansions
         )],
     };
-    crate::plot::lawfit::draw(&figure, &out.join("joint_moe"))
+    write_with_figure(out, "joint_moe", (f, &markdown(f)), &figure)
 }

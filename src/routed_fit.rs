@@ -4,6 +4,7 @@
 
 use crate::error::{LabError, LabResult};
 use crate::fitreport::{sci, with_interval};
+use crate::plot::lawfit::{write_with_figure, LawFitFigure, LawPoint};
 use crate::table::{filter_mask, numbers, read_frame};
 use fit::routed::{self, RoutedFit, RoutedLaw, RoutedObs, Router};
 use serde::Serialize;
@@ -140,16 +141,14 @@ pub fn markdown(f: &RoutedFile) -> String {
 
 /// Writes routed.json, routed.md and the fit-quality figure (.png, .svg) into `out`.
 pub fn write(out: &Path, f: &RoutedFile) -> LabResult<()> {
-    crate::results::write_report(out, "routed", f, &markdown(f))?;
     let law = &f.fit.law;
-    let figure = crate::plot::lawfit::LawFitFigure {
+    let figure = LawFitFigure {
         title: "Routed-LM law (Clark et al. 2022)".into(),
         x_label: "experts E (1: dense)".into(),
-        x_log: true,
         points: f
             .runs
             .iter()
-            .map(|p| crate::plot::lawfit::LawPoint {
+            .map(|p| LawPoint {
                 n: p.n,
                 x: p.experts,
                 predicted: law.loss(p.n, p.experts),
@@ -158,5 +157,5 @@ pub fn write(out: &Path, f: &RoutedFile) -> LabResult<()> {
             .collect(),
         notes: vec![format!("RMS of log10 L {:.4}.", f.fit.rms_log10)],
     };
-    crate::plot::lawfit::draw(&figure, &out.join("routed"))
+    write_with_figure(out, "routed", (f, &markdown(f)), &figure)
 }

@@ -7,7 +7,7 @@
 use crate::collect::find_runs;
 use crate::config::RunConfig;
 use crate::error::{LabError, LabResult};
-use crate::table::{filter_mask, numbers, read_frame, texts};
+use crate::table::{done_runs_mask, numbers, read_frame, texts};
 use crate::train::schedule::{lr_at, warmup_end};
 use fit::schedule_law::{self, Curve, LambdaChoice, ScheduleFit};
 use fit::Estimate;
@@ -76,13 +76,8 @@ pub struct ScheduleFile {
 fn read_curves(dir: &Path, filter: &str) -> LabResult<(Vec<RunCurve>, Vec<bool>)> {
     let runs_path = dir.join("runs.parquet");
     let runs = read_frame(&runs_path)?;
-    let mut conditions = vec!["status=done".to_string()];
-    if runs.column("role").is_ok() {
-        conditions.push("role!=trunk".to_string());
-    }
-    let done = filter_mask(&runs, &conditions, &runs_path)?;
-    conditions.push(filter.to_string());
-    let matched = filter_mask(&runs, &conditions, &runs_path)?;
+    let done = done_runs_mask(&runs, &[], &runs_path)?;
+    let matched = done_runs_mask(&runs, &[filter.to_string()], &runs_path)?;
     let ids = texts(&runs, "id", &runs_path)?;
     let wanted: HashMap<String, bool> = (0..runs.height())
         .filter(|&i| done[i])

@@ -314,6 +314,22 @@ fn require_column(
     })
 }
 
+/// The rows of a results folder's runs.parquet that fits use: done runs, less a branched sweep's
+/// trunks (they end at constant LR, mid-training: their branches are the points), that also pass
+/// `filters`.
+pub(crate) fn done_runs_mask(
+    df: &DataFrame,
+    filters: &[String],
+    path: &Path,
+) -> LabResult<Vec<bool>> {
+    let mut all = vec!["status=done".to_string()];
+    if df.column("role").is_ok() {
+        all.push("role!=trunk".to_string());
+    }
+    all.extend(filters.iter().cloned());
+    filter_mask(df, &all, path)
+}
+
 /// Row mask from `col op value` filters.
 pub(crate) fn filter_mask(df: &DataFrame, filters: &[String], path: &Path) -> LabResult<Vec<bool>> {
     let mut mask = vec![true; df.height()];
@@ -558,13 +574,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     let loss = numbers(&runs, "final_val_loss", &runs_path)?;
     let floors = numbers(&runs, "entropy_floor", &runs_path)?;
     let ids = texts(&runs, "id", &runs_path)?;
-    let mut status_filter = vec!["status=done".to_string()];
-    // A branched sweep's trunks end at constant LR, mid-training: their branches are the points.
-    if runs.column("role").is_ok() {
-        status_filter.push("role!=trunk".to_string());
-    }
-    status_filter.extend(spec.filters.iter().cloned());
-    let mask = filter_mask(&runs, &status_filter, &runs_path)?;
+    let mask = done_runs_mask(&runs, &spec.filters, &runs_path)?;
     // C per token: exact FLOPs, or 6N with the chosen N.
     let per_token = |i: usize| match spec.c_kind {
         CKind::Exact => fpt[i],

@@ -515,30 +515,23 @@ pub fn extrapolation(
     base: Base,
     level: f64,
 ) -> FitResult<ConstrainedExtrapolation> {
-    let compute = |p: &ConstrainedObs| 6.0 * p.n * p.d;
-    let law_error = extrapolate::by_compute(
-        points,
-        compute,
-        |train| Ok(fit(train, base, 0, 0, level)?.law),
-        |law, p| law.loss(p),
-        |p| p.loss,
-        ("data-constrained law", level),
-    )?;
-    let (train, held, label) =
-        extrapolate::split_by_compute(points, compute, "data-constrained law")?;
+    let name = "data-constrained law";
+    let (train, held, label) = extrapolate::split_by_compute(points, |p| 6.0 * p.n * p.d, name)?;
+    let law = fit(&train, base, 0, 0, level)?.law;
+    let error_of = |predict: &dyn Fn(&ConstrainedObs) -> f64| {
+        let pairs: Vec<(f64, f64)> = held.iter().map(|p| (predict(p), p.loss)).collect();
+        ExtrapolationError::of(label.clone(), train.len(), &pairs, level)
+    };
+    let law_error = error_of(&|p| law.loss(p)).ok_or_else(|| {
+        FitError::NotFittable(format!("{name} extrapolation: no finite prediction"))
+    })?;
     let plain: Vec<Obs> = train
         .iter()
         .map(|p| Obs::from_n_d(p.n, p.d, p.loss))
         .collect();
     let chinchilla = approach3::fit(&plain, &Approach3Settings::default())
         .ok()
-        .and_then(|f| {
-            let pairs: Vec<(f64, f64)> = held
-                .iter()
-                .map(|p| (f.law.loss(p.n, p.d), p.loss))
-                .collect();
-            ExtrapolationError::of(label, train.len(), &pairs, level)
-        });
+        .and_then(|f| error_of(&|p| f.law.loss(p.n, p.d)));
     Ok(ConstrainedExtrapolation {
         law: law_error,
         chinchilla,

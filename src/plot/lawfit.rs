@@ -26,10 +26,8 @@ pub struct LawPoint {
 pub struct LawFitFigure {
     /// Title.
     pub title: String,
-    /// Label of the residual panel's x axis.
+    /// Label of the residual panel's x axis (logarithmic).
     pub x_label: String,
-    /// Whether that axis is logarithmic.
-    pub x_log: bool,
     /// The runs.
     pub points: Vec<LawPoint>,
     /// Notes under the legend.
@@ -67,20 +65,19 @@ impl Figure for LawFitFigure {
             &[(l.lo, l.lo), (l.hi, l.hi)],
             Look::dashed(style::INK, 1),
         )?;
+        // The runs of each size as (x, y) of a panel.
+        let of_size = |n: f64, xy: &dyn Fn(&LawPoint) -> (f64, f64)| -> Vec<(f64, f64)> {
+            self.points.iter().filter(|p| p.n == n).map(xy).collect()
+        };
         for &n in &sizes {
-            let pts: Vec<(f64, f64)> = self
-                .points
-                .iter()
-                .filter(|p| p.n == n)
-                .map(|p| (p.observed, p.predicted))
-                .collect();
+            let pts = of_size(n, &|p| (p.observed, p.predicted));
             canvas::markers(&mut ch, &l, &lp, &pts, Shape::Circle, look(n))?;
         }
         let residual = |p: &LawPoint| (p.predicted / p.observed).ln();
         let x = Axis::covering(
             &self.x_label,
             self.points.iter().map(|p| p.x),
-            self.x_log,
+            true,
             Units::Plain,
         );
         let r = Axis::covering(
@@ -98,12 +95,7 @@ impl Figure for LawFitFigure {
             Look::dashed(style::INK, 1),
         )?;
         for &n in &sizes {
-            let pts: Vec<(f64, f64)> = self
-                .points
-                .iter()
-                .filter(|p| p.n == n)
-                .map(|p| (p.x, residual(p)))
-                .collect();
+            let pts = of_size(n, &|p| (p.x, residual(p)));
             canvas::markers(&mut ch, &x, &r, &pts, Shape::Circle, look(n))?;
         }
         let mut legend = Legend::default();
@@ -126,8 +118,14 @@ impl Figure for LawFitFigure {
     }
 }
 
-/// Draws the figure as `<stem>.png` and `<stem>.svg`.
-pub fn draw(fig: &LawFitFigure, stem: &std::path::Path) -> crate::error::LabResult<()> {
+/// Writes a law's report as `<out>/<stem>.{json,md}` and its figure as `<out>/<stem>.{png,svg}`.
+pub fn write_with_figure<T: serde::Serialize>(
+    out: &std::path::Path,
+    stem: &str,
+    (value, markdown): (&T, &str),
+    figure: &LawFitFigure,
+) -> crate::error::LabResult<()> {
     use super::canvas::Format;
-    canvas::render(fig, stem, &[Format::Png, Format::Svg]).map(|_| ())
+    crate::results::write_report(out, stem, value, markdown)?;
+    canvas::render(figure, &out.join(stem), &[Format::Png, Format::Svg]).map(|_| ())
 }
