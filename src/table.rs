@@ -186,12 +186,20 @@ pub(crate) fn read_frame(path: &Path) -> LabResult<DataFrame> {
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     match ext.as_str() {
-        "csv" => CsvReadOptions::default()
-            .with_has_header(true)
-            .with_infer_schema_length(Some(10_000))
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish())
-            .map_err(|e| bad(format!("cannot read CSV: {e}"))),
+        "csv" => {
+            let read = |infer: usize| {
+                CsvReadOptions::default()
+                    .with_has_header(true)
+                    .with_infer_schema_length(Some(infer))
+                    .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                    .and_then(|r| r.finish())
+            };
+            // Typed columns where polars can infer them; otherwise (an integer beyond i64, say
+            // 1e19 FLOPs written out) every column as text, which `numbers` parses as f64.
+            read(10_000)
+                .or_else(|_| read(0))
+                .map_err(|e| bad(format!("cannot read CSV: {e}")))
+        }
         "parquet" => {
             let f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
             ParquetReader::new(f)
