@@ -4,7 +4,8 @@
 # Without a GPU, the wgpu tests run on Mesa's lavapipe (software Vulkan on the CPU), installed here
 # when no Vulkan driver is; the Slurm tests run on a one-machine cluster this script starts
 # (scripts/slurm-local.sh; root or sudo) and stops again. LAB_SLURM=0 skips the cluster. Then the
-# notebooks run headless on miniature sweeps (scripts/notebooks.sh); LAB_NOTEBOOKS=0 skips them.
+# notebooks run headless on miniature sweeps (scripts/notebooks.sh; LAB_NOTEBOOKS=0 skips them),
+# and lab's training is replayed step by step in PyTorch (scripts/parity.sh; LAB_PARITY=0 skips it).
 #   scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,4 +30,7 @@ fi
 cargo test --workspace --locked "$@"
 if [ "${LAB_NOTEBOOKS:-1}" = 1 ]; then
   scripts/notebooks.sh
+fi
+if [ "${LAB_PARITY:-1}" = 1 ]; then
+  scripts/parity.sh
 fi

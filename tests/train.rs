@@ -353,3 +353,104 @@ fn mixed_precision_trains_close_to_f32_and_is_recorded() {
     }
     assert!(finals[0] < 64f64.ln() - 0.5, "{finals:?}");
 }
+
+/// Names and values of a safetensors file's f32 tensors.
+fn safetensors(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
+    let raw = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(raw[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&raw[8..8 + n]).unwrap();
+    let data = &raw[8 + n..];
+    let mut out: Vec<(String, Vec<f32>)> = header
+        .iter()
+        .map(|(name, meta)| {
+            let lo = meta["data_offsets"][0].as_u64().unwrap() as usize;
+            let hi = meta["data_offsets"][1].as_u64().unwrap() as usize;
+            let values = data[lo..hi]
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            (name.clone(), values)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn trace_records_every_step_the_trainer_took() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20 steps of 8 x 32 tokens, evaluated every 5 steps.
+    let cfg = write(
+        dir.path(),
+        "run.yaml",
+        &tiny_run(5_120, "  eval_every_tokens: 1280\n  warmup: 0.1\n"),
+    );
+    let c = cfg.to_str().unwrap();
+    let out = lab(
+        dir.path(),
+        &["train", c, "--out", "run", "--trace", "trace"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let trace = dir.path().join("trace");
+    let steps: Vec<serde_json::Value> = std::fs::read_to_string(trace.join("steps.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(steps.len(), 20);
+    for (i, s) in steps.iter().enumerate() {
+        assert_eq!(s["step"], i);
+        let rows = s["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 8);
+        assert!(rows.iter().all(|r| r.as_array().unwrap().len() == 33));
+        assert_eq!(s["prefix"], serde_json::json!([0, 0, 0, 0, 0, 0, 0, 0]));
+    }
+    // Warmup of 2 steps: lr * (step + 1) / 2.
+    assert!((steps[0]["lr"].as_f64().unwrap() - 0.0015).abs() < 1e-12);
+    assert!((steps[1]["lr"].as_f64().unwrap() - 0.003).abs() < 1e-12);
+    // The curve's training loss is the mean of the traced losses since the previous evaluation.
+    let train_loss = column(&curve(&dir.path().join("run")), "train_loss");
+    assert_eq!(train_loss.len(), 4);
+    for (k, recorded) in train_loss.iter().enumerate() {
+        let mean = steps[5 * k..5 * k + 5]
+            .iter()
+            .map(|s| s["loss"].as_f64().unwrap())
+            .sum::<f64>()
+            / 5.0;
+        assert!((mean - recorded).abs() < 1e-9, "{k}: {mean} vs {recorded}");
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trace.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model"]["d_model"], 64);
+    let (init, last) = (
+        safetensors(&trace.join("init.safetensors")),
+        safetensors(&trace.join("final.safetensors")),
+    );
+    let names: Vec<&str> = init.iter().map(|t| t.0.as_str()).collect();
+    assert!(names.contains(&"tok.weight") && names.contains(&"blocks.1.attn.qkv.weight"));
+    assert_eq!(names, last.iter().map(|t| t.0.as_str()).collect::<Vec<_>>());
+    assert_ne!(init, last, "training moved the parameters");
+    // A trace is never overwritten, and a resumed run cannot be traced from its first step.
+    let again = lab(
+        dir.path(),
+        &["train", c, "--out", "run2", "--trace", "trace"],
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("already holds a trace"),
+        "{}",
+        text(&again)
+    );
+    let stopped = lab(
+        dir.path(),
+        &["train", c, "--out", "run3", "--max-steps", "3"],
+    );
+    assert_eq!(stopped.status.code(), Some(130), "{}", text(&stopped));
+    let resumed = lab(
+        dir.path(),
+        &["train", c, "--out", "run3", "--resume", "--trace", "t3"],
+    );
+    assert_eq!(resumed.status.code(), Some(2), "{}", text(&resumed));
+    assert!(text(&resumed).contains("--trace"), "{}", text(&resumed));
+}

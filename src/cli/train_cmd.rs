@@ -13,6 +13,9 @@ use std::path::PathBuf;
   lab train sweeps/run-s.yaml
   lab train sweeps/run-s.yaml --set train.lr=1e-3 --set model.n_layer=6 --out results/try/lr1e-3
   lab train sweeps/run-s.yaml --resume        continue an interrupted run from its checkpoint
+  lab train sweeps/parity/dense.yaml --out /tmp/p --trace /tmp/p/trace
+                                              record every step; then
+                                              python3 bench/torch_parity.py /tmp/p/trace
 
 Exit codes: 0 done, 1 failure, 2 bad input, 3 diverged, 130 interrupted (resumable).")]
 pub struct TrainArgs {
@@ -37,6 +40,11 @@ pub struct TrainArgs {
     /// Stop (with a checkpoint) after this many steps, as if interrupted.
     #[arg(long, hide = true)]
     pub max_steps: Option<u64>,
+    /// Record the run step by step into this folder (config, initial and final parameters as
+    /// safetensors, each step's tokens, learning rate, loss and gradient norm), for
+    /// `bench/torch_parity.py` to replay in PyTorch. A fresh run only.
+    #[arg(long, value_name = "DIR")]
+    pub trace: Option<PathBuf>,
 }
 
 /// Runs `lab train`.
@@ -61,6 +69,7 @@ pub fn run(mut a: TrainArgs) -> LabResult<i32> {
         ),
         stop,
         max_steps_this_attempt: a.max_steps,
+        trace: a.trace,
     };
     let s = train(&cfg, &opts)?;
     let loss = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());

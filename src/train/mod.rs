@@ -8,6 +8,7 @@ pub mod params;
 pub mod routing;
 pub mod scaling;
 pub mod schedule;
+pub mod trace;
 
 use crate::backend;
 use crate::config::RunConfig;
@@ -51,6 +52,8 @@ pub struct TrainOptions {
     pub stop: Arc<AtomicBool>,
     /// Stop after this many steps in this attempt (for tests of resume); checkpoints like a signal.
     pub max_steps_this_attempt: Option<u64>,
+    /// Record every step into this folder ([`trace`]) for a parity check; a fresh run only.
+    pub trace: Option<PathBuf>,
 }
 
 /// Validation loss over the run's fixed validation batches: `eval_batches` batches of `batch_size`
@@ -233,6 +236,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             ),
         ));
     }
+    if let Some(t) = &opts.trace {
+        trace::ensure_new(t)?;
+    }
     std::fs::create_dir_all(&dir.0)?;
     let _lock = lock_run(&dir)?;
     let yaml = serde_yaml::to_string(cfg).context("serialising run config")?;
@@ -262,6 +268,13 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
                 "{} has a checkpoint: pass --resume to continue it, or choose another --out",
                 dir.0.display()
             ),
+        ));
+    }
+    if opts.trace.is_some() && (own.is_some() || cfg.train.branch.is_some()) {
+        return Err(LabError::input(
+            &opts.config_file,
+            None,
+            "--trace records a run from its first step: it needs a fresh run, not a resumed one or a branch".to_string(),
         ));
     }
     let prior = match (own, &cfg.train.branch) {
@@ -340,6 +353,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     let lines = progress_lines();
     let line_every = (steps / 100).max(1);
     let mut message = String::new();
+    let mut trace = match &opts.trace {
+        Some(d) => Some(trace::Trace::create(d, cfg, &params::export(&model))?),
+        None => None,
+    };
     let save_ckpt = |model: &Decoder, optim: &AdamW, state: &TrainerState| -> LabResult<()> {
         checkpoint::save(
             &dir.ckpt(),
@@ -393,6 +410,18 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         } else {
             1.0
         };
+        if let Some(tr) = trace.as_mut() {
+            tr.step(&trace::StepRecord {
+                step,
+                lr,
+                loss: step_loss,
+                grad_norm: gnorm,
+                clip_scale: scale,
+                rows: step_rows.chunks_exact(seq + 1).collect(),
+                prefix: &prefix,
+                biases: &state.biases,
+            })?;
+        }
         // An overflowing f16 step is skipped (its data counts as seen) and the scale halved.
         if state.loss_scale.update(gnorm.is_finite()) {
             model = optim.step(lr, model, grads, scale / loss_scale);
@@ -510,6 +539,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     if status.status == Status::Running {
         status.status = Status::Done;
         status.reason = None;
+    }
+    if let Some(tr) = trace {
+        tr.finish(&params::export(&model))?;
     }
     write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
     dir.write_status(&status)?;
