@@ -17,5 +17,21 @@ fn main() {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
+    keep_freed_memory();
     std::process::exit(lab::cli::main());
+}
+
+/// Training allocates and frees the same large tensor buffers every step. glibc's defaults serve
+/// each buffer over 128 KiB-32 MiB with a fresh mmap and give it back on free (and trim the heap
+/// top above 128 KiB), so every step page-faults and zeroes its activations anew. Keeping freed
+/// memory in the heap for reuse made `lab bench` 16-46% faster on model S and 20-24% on M (2 cores,
+/// measured back to back); the cost is that a process keeps its peak heap until it exits.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20); // glibc's maximum on 64-bit
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
 }
