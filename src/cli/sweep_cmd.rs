@@ -7,7 +7,7 @@ use crate::error::{LabError, LabResult};
 use crate::fitreport::sci;
 use crate::results::Status;
 use crate::sweep::executor::{
-    cpu_cores, execute, lock_results, own_steps, sweep_dir, ExecOptions, RunOutcome,
+    execute, lock_results, own_steps, sweep_dir, ExecOptions, RunOutcome,
 };
 use crate::sweep::slurm::{execute_slurm, SlurmOptions};
 use crate::sweep::spec::{load, Plan};
@@ -62,8 +62,7 @@ Exit codes: 0 all done, 1 some runs failed or diverged, 2 bad input, 130 interru
 pub struct SweepArgs {
     /// Sweep YAML.
     pub sweep: PathBuf,
-    /// Concurrent runs (default: one per CPU core, or --jobs-per-device on each GPU). CPU runs
-    /// share the cores: each gets cores / jobs threads (RAYON_NUM_THREADS, unless you set it).
+    /// Concurrent runs (default: one per CPU core, or --jobs-per-device on each GPU).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
@@ -164,7 +163,6 @@ pub fn run_sweep(mut a: SweepArgs) -> LabResult<i32> {
     }
     let opts = ExecOptions {
         jobs: jobs(a.jobs, &a.backend, &devices, a.jobs_per_device),
-        cpu_cores: cpu_cores(&a.backend),
         backend: a.backend.clone(),
         devices,
         retry_failed: a.retry_failed,

@@ -6,7 +6,7 @@ use crate::backend;
 use crate::error::{LabError, LabResult};
 use crate::fitreport::sci;
 use crate::results::write_atomic;
-use crate::sweep::executor::{cpu_cores, execute, lock_results, sweep_dir, ExecOptions};
+use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions};
 use crate::sweep::spec::load;
 use crate::sweep::tune::{plan, scans, ShapeScan};
 use clap::Args;
@@ -33,7 +33,7 @@ pub struct TuneArgs {
     /// Multiples of the sweep's learning rate to try.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,2,4")]
     pub factors: Vec<f64>,
-    /// Concurrent runs (default: one per CPU core, one on a GPU); CPU runs share the cores.
+    /// Concurrent runs (default: one per CPU core, one on a GPU).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Compute backend: auto (a hardware GPU when there is one, else the CPU), flex, ndarray, wgpu
@@ -76,7 +76,6 @@ pub fn run(mut a: TuneArgs) -> LabResult<i32> {
     let stop = stop_on_signals()?;
     let opts = ExecOptions {
         jobs: jobs(a.jobs, &a.backend, &[0], 1),
-        cpu_cores: cpu_cores(&a.backend),
         backend: a.backend.clone(),
         devices: vec![0],
         retry_failed: false,

@@ -24,10 +24,6 @@ use std::sync::{Arc, Mutex};
 pub struct ExecOptions {
     /// Concurrent runs.
     pub jobs: usize,
-    /// Cores the concurrent CPU runs share: each child gets an equal share as its
-    /// `RAYON_NUM_THREADS`, so that they do not oversubscribe the machine. `None` leaves the
-    /// children's default (GPU backends, or a `RAYON_NUM_THREADS` the user set): see [`cpu_cores`].
-    pub cpu_cores: Option<usize>,
     /// Backend passed to every run.
     pub backend: String,
     /// Device indices the concurrent runs take turns on (worker w uses `devices[w % len]`).
@@ -175,20 +171,6 @@ pub(crate) fn mark_failed(
     Ok(s)
 }
 
-/// The cores a sweep's CPU runs share ([`ExecOptions::cpu_cores`]): this machine's, or `None` on
-/// a GPU backend (the device does the work) or when the user set `RAYON_NUM_THREADS`.
-pub fn cpu_cores(backend: &str) -> Option<usize> {
-    if crate::backend::is_gpu(backend) || std::env::var_os("RAYON_NUM_THREADS").is_some() {
-        return None;
-    }
-    Some(std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// Threads for each of `workers` concurrent runs on `cores` cores: an equal share, at least one.
-pub fn threads_per_run(cores: usize, workers: usize) -> usize {
-    (cores / workers.max(1)).max(1)
-}
-
 /// Process ids of the running `lab train` children.
 type Children = Arc<Mutex<Vec<u32>>>;
 
@@ -197,7 +179,7 @@ type Children = Arc<Mutex<Vec<u32>>>;
 fn train_child(
     run: &PlannedRun,
     rd: &RunDir,
-    (backend, device, threads): (&str, usize, Option<usize>),
+    (backend, device): (&str, usize),
     bars: (&ProgressBar, &ProgressBar),
     children: &Children,
 ) -> LabResult<RunStatus> {
@@ -217,9 +199,6 @@ fn train_child(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    if let Some(n) = threads {
-        cmd.env("RAYON_NUM_THREADS", n.to_string());
-    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt;
@@ -456,7 +435,6 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
     let children: Children = Arc::new(Mutex::new(Vec::new()));
     let units = queue.lock().expect("queue").len();
     let workers = opts.jobs.max(1).min(units.max(1));
-    let threads = opts.cpu_cores.map(|cores| threads_per_run(cores, workers));
     let (finished, total) = (std::sync::atomic::AtomicUsize::new(0), pending.len());
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(workers));
     std::thread::scope(|scope| {
@@ -514,7 +492,7 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
                             Ok(Some(why)) => mark_failed(&rd, run, why, &opts.backend),
                             Ok(None) => {
                                 let bar = run_bar(multi, run);
-                                let backend = (opts.backend.as_str(), device, threads);
+                                let backend = (opts.backend.as_str(), device);
                                 let s = train_child(run, &rd, backend, (&bar, overall), &children);
                                 bar.finish_and_clear();
                                 multi.remove(&bar);
@@ -552,18 +530,4 @@ pub fn execute(plan: &Plan, dir: &Path, opts: &ExecOptions) -> LabResult<Vec<Run
 /// The results folder of a plan under `root`.
 pub fn sweep_dir(root: &Path, plan: &Plan) -> PathBuf {
     root.join(&plan.spec.name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::threads_per_run;
-
-    #[test]
-    fn concurrent_runs_share_the_cores() {
-        assert_eq!(threads_per_run(2, 2), 1);
-        assert_eq!(threads_per_run(2, 1), 2);
-        assert_eq!(threads_per_run(16, 3), 5);
-        assert_eq!(threads_per_run(2, 4), 1, "never fewer than one thread");
-        assert_eq!(threads_per_run(8, 0), 8, "no workers counts as one");
-    }
 }
