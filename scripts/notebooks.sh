@@ -13,14 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${LAB_VENV:-.venv}
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  echo "installing python3 and venv for the notebooks"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3 python3-venv >/dev/null
-fi
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r notebooks/requirements.txt
+source scripts/venv.sh
+make_venv "$venv" notebooks/requirements.txt
 
 # Outputs are stripped before commit: a notebook in the repository holds code and text only.
 "$venv/bin/python" - notebooks/*.ipynb <<'EOF'

@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${LAB_TORCH_VENV:-.venv-torch}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
+source scripts/venv.sh
+make_venv "$venv" bench/requirements.txt
 if [ -z "${LAB_BIN:-}" ]; then
   LAB_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/lab"
   [ -x "$LAB_BIN" ] || cargo build --locked

@@ -1,0 +1,15 @@
+# Sourced by scripts/notebooks.sh and scripts/parity.sh: make_venv DIR REQUIREMENTS creates a Python
+# virtual environment in DIR (installing python3 and venv with apt-get when missing) and installs the
+# pinned requirements into it.
+make_venv() {
+  local venv=$1 requirements=$2
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "installing python3 and venv"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+}
