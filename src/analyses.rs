@@ -5,7 +5,7 @@
 
 use crate::emergence::{self, EmergenceX};
 use crate::error::LabResult;
-use crate::fitreport::{free_e_and_floor, run_fits, with_interval, write, FitFile};
+use crate::fitreport::{free_e_and_floor, noise_model, run_fits, with_interval, write, FitFile};
 use crate::plot::compare::write_comparison;
 use crate::table::{read, read_frame, FitData, TableSpec};
 use fit::design::Design;
@@ -148,7 +148,12 @@ fn fit_laws(data: &FitData, bootstrap: usize, out: &Path, label: &str) -> Vec<St
     if wanted.is_empty() {
         return lines;
     }
-    match run_fits(data, &wanted, &options(data, bootstrap)).and_then(|f| {
+    let mut options = options(data, bootstrap);
+    // Without a given sd the model cannot fail: it falls back to resampling with a note.
+    let (noise, note) = noise_model(data, &options, None, None).unwrap_or_default();
+    options.noise = noise;
+    lines.extend(note.map(|n| format!("{label}: {n}")));
+    match run_fits(data, &wanted, &options).and_then(|f| {
         write(out, &f)?;
         Ok(f)
     }) {

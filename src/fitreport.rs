@@ -39,6 +39,79 @@ pub struct FitFile {
     pub seed_noise: Option<fit::data::ReplicateNoise>,
 }
 
+/// How bootstrap replicates are drawn (`lab fit --intervals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IntervalKind {
+    /// Keep the design; perturb each run's loss by the runs' measured noise.
+    Noise,
+    /// Draw points (runs for approach 1, points within budgets for approach 2) with replacement.
+    Resample,
+}
+
+/// The noise model of the bootstrap: `None` resamples. By default lab results get the noise
+/// bootstrap (their design is the sweep's choice, their noise measurable) and tables resampling.
+/// The noise is `given`, else one run's scatter between seeds where the results repeat seeds,
+/// else the scatter of ln L around approach 3's L(N, D) (`None`, resampling, when that law
+/// cannot be fitted, with the reason in the returned note).
+pub fn noise_model(
+    data: &FitData,
+    options: &FitOptions,
+    kind: Option<IntervalKind>,
+    given: Option<f64>,
+) -> LabResult<(Option<fit::noise::NoiseModel>, Option<String>)> {
+    use fit::noise::{residual_sd, NoiseModel, NoiseSource};
+    let kind = kind.unwrap_or(match (&data.runs_per_point, given) {
+        (Some(_), _) | (None, Some(_)) => IntervalKind::Noise,
+        (None, None) => IntervalKind::Resample,
+    });
+    if kind == IntervalKind::Resample {
+        return Ok((None, None));
+    }
+    let bad = |e: fit::FitError| LabError::input(&data.info.path, None, format!("--noise-sd: {e}"));
+    let mut model = if let Some(sd) = given {
+        NoiseModel::new(sd, NoiseSource::Given).map_err(bad)?
+    } else if let Some(seeds) = &data.seed_noise {
+        NoiseModel::new(seeds.sd_ln_loss, NoiseSource::Seeds).map_err(bad)?
+    } else {
+        match residual_sd(&data.finals, &options.approach3) {
+            Ok(sd) => NoiseModel::new(sd, NoiseSource::Residuals).map_err(bad)?,
+            Err(e) => {
+                let why = format!(
+                    "no noise to perturb by (approach 3's residual scatter: {e}); the intervals \
+                     resample points instead"
+                );
+                return Ok((None, Some(why)));
+            }
+        }
+    };
+    model.runs_per_point = data.runs_per_point.clone().unwrap_or_default();
+    model.shared = data.noise_groups.clone();
+    Ok((Some(model), None))
+}
+
+/// How fit.md names the bootstrap's draws.
+fn intervals_line(options: &FitOptions) -> String {
+    use fit::noise::NoiseSource;
+    match &options.noise {
+        None => "resampling points (runs for approach 1, points within each budget for approach 2)"
+            .into(),
+        Some(m) => format!(
+            "fixed design, each run's loss perturbed by its noise (one run's sd of ln L {:.4}, {}){}",
+            m.sd_ln_loss,
+            match m.source {
+                NoiseSource::Seeds => "the scatter between seeds",
+                NoiseSource::Residuals => "the residual scatter around approach 3's L(N, D)",
+                NoiseSource::Given => "given",
+            },
+            if m.has_shared_groups() {
+                "; the branches of one trunk share one draw"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
 /// Fits every requested approach; an approach that cannot be fitted is reported, not fatal, unless
 /// none succeeds.
 pub fn run_fits(
@@ -171,7 +244,7 @@ pub fn markdown(f: &FitFile) -> String {
         writeln!(
         s,
         "Input: `{}` ({} of {} rows used; fingerprint `{}`). N = {}, D = {}, C = {}, loss = {}. \
-         Intervals: {level:.0}% bootstrap percentile, {} replicates, seed {}.\n",
+         Intervals: {level:.0}% bootstrap percentile, {} replicates, seed {}: {}.\n",
         f.input.path.display(),
         f.input.used,
         f.input.rows,
@@ -182,6 +255,7 @@ pub fn markdown(f: &FitFile) -> String {
         f.input.columns.get("loss").map(String::as_str).unwrap_or("?"),
         f.options.bootstrap,
         f.options.seed,
+        intervals_line(&f.options),
     );
     if let Some(d) = &f.design {
         let _ = writeln!(s, "Design: {}.\n", d.summary());

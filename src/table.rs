@@ -117,6 +117,12 @@ pub struct FitData {
     pub entropy_floor: Option<f64>,
     /// The scatter between seeds of one configuration, when lab results repeat some.
     pub seed_noise: Option<fit::data::ReplicateNoise>,
+    /// Runs averaged into each point (by its `run` id) on lab results; `None` for tables, whose
+    /// design and noise lab does not know.
+    pub runs_per_point: Option<Vec<usize>>,
+    /// Each point's noise group by its `run` id (the branches of one WSD trunk share one; see
+    /// `fit::noise::NoiseModel::shared`); empty when no points share a trunk.
+    pub noise_groups: Vec<u32>,
     /// Provenance.
     pub info: InputInfo,
 }
@@ -556,8 +562,50 @@ fn read_table(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
         curves: None,
         entropy_floor: None,
         seed_noise: None,
+        runs_per_point: None,
+        noise_groups: Vec::new(),
         info,
     })
+}
+
+/// The first run of each pooled point, points numbered as `fit::data::pool_replicates` numbers
+/// them (configurations in order of their first run).
+fn first_run_of_each_point(config: &[usize]) -> Vec<usize> {
+    let mut seen = std::collections::HashSet::new();
+    (0..config.len())
+        .filter(|&r| seen.insert(config[r]))
+        .collect()
+}
+
+/// Noise groups of the points: the points whose first runs are branches of one trunk share a group
+/// (pooled seeds pool the branches of each seed's trunk alike); every other point has its own.
+/// Empty when no two points share a trunk.
+fn noise_groups(first_run: &[usize], trunk_of_run: &[Option<String>]) -> Vec<u32> {
+    let mut index: HashMap<&str, u32> = HashMap::new();
+    let groups: Vec<u32> = first_run
+        .iter()
+        .enumerate()
+        .map(
+            |(point, &r)| match trunk_of_run.get(r).and_then(Option::as_deref) {
+                Some(t) => {
+                    let next = (first_run.len() + index.len()) as u32;
+                    *index.entry(t).or_insert(next)
+                }
+                None => point as u32,
+            },
+        )
+        .collect();
+    let shared = groups.len() - {
+        let mut g = groups.clone();
+        g.sort_unstable();
+        g.dedup();
+        g.len()
+    };
+    if shared > 0 {
+        groups
+    } else {
+        Vec::new()
+    }
 }
 
 /// Reads a lab results folder (runs.parquet, and curves.parquet when present).
@@ -588,6 +636,9 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         CKind::Exact => fpt[i],
         CKind::SixNd => n[i].map(|n| 6.0 * n),
     };
+    // A branch's trunk (absent before branched sweeps existed): its noise group.
+    let trunks = texts(&runs, "trunk", &runs_path).ok();
+    let mut trunk_of_run: Vec<Option<String>> = Vec::new();
     let mut finals = Vec::new();
     let mut rows = Vec::new();
     let mut by_id: HashMap<String, (u32, f64, f64, f64)> = HashMap::new();
@@ -615,6 +666,7 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
             run,
         });
         rows.push(i);
+        trunk_of_run.push(trunks.as_ref().and_then(|t| t[i].clone()));
         by_id.insert(id, (run, ni, pt, di / ti));
     }
     let curves_path = dir.join("curves.parquet");
@@ -642,14 +694,17 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
     } else {
         None
     };
-    let (finals, curves, seed_noise, runs_per_point) = if spec.pool_seeds {
+    let (finals, curves, seed_noise, runs_per_point, first_run) = if spec.pool_seeds {
         let config = seed_configurations(&runs, &rows);
         let p = fit::data::pool_replicates(&finals, curves.as_deref(), &config);
-        (p.finals, p.curves, p.noise, p.runs_per_point)
+        let first = first_run_of_each_point(&config);
+        (p.finals, p.curves, p.noise, p.runs_per_point, first)
     } else {
         let one = vec![1; finals.len()];
-        (finals, curves, None, one)
+        let first = (0..finals.len()).collect();
+        (finals, curves, None, one, first)
     };
+    let noise_groups = noise_groups(&first_run, &trunk_of_run);
     let finals = fit::data::drop_highest_loss(finals, spec.drop_highest);
     let kept: std::collections::HashSet<u32> = finals.iter().map(|p| p.run).collect();
     let curves = curves.map(|c| c.into_iter().filter(|p| kept.contains(&p.run)).collect());
@@ -679,6 +734,8 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         curves,
         entropy_floor,
         seed_noise,
+        runs_per_point: Some(runs_per_point),
+        noise_groups,
         info,
     })
 }
@@ -704,6 +761,20 @@ pub fn read(path: &Path, spec: &TableSpec) -> LabResult<FitData> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branches_of_one_trunk_share_a_noise_group() {
+        // Runs 0-3: seed 0 and seed 1 of two configurations, pooled into points 0 and 1 (the
+        // first runs 0 and 1); both first runs are branches of trunk T0.
+        let config = [7, 9, 7, 9, 4];
+        let first = first_run_of_each_point(&config);
+        assert_eq!(first, vec![0, 1, 4]);
+        let t = |s: &str| Some(s.to_string());
+        let trunks = [t("T0"), t("T0"), t("T1"), t("T1"), None];
+        assert_eq!(noise_groups(&first, &trunks), vec![3, 3, 2]);
+        // Unbranched runs: no shared groups at all.
+        assert!(noise_groups(&first, &[None, None, None, None, None]).is_empty());
+    }
 
     #[test]
     fn seeds_of_one_configuration_share_an_index() {

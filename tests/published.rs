@@ -177,6 +177,45 @@ fn lab_fit_on_epoch_table_writes_reports() {
     let alpha = r["parameters"]["alpha"]["value"].as_f64().unwrap();
     assert!((alpha / 0.3473 - 1.0).abs() < 0.01, "{alpha}");
     assert!(md.contains("approach3") && md.contains("| alpha |"), "{md}");
+    // A table's design is not lab's: by default its intervals resample points.
+    assert_eq!(r["bootstrap"]["unit"], "Points");
+    assert!(md.contains("resampling points"), "{md}");
+    // The noise bootstrap on request: the design kept, each point's loss perturbed by the given sd.
+    let noise_args = [
+        "fit",
+        path.to_str().unwrap(),
+        "--n",
+        "Model Size",
+        "--c",
+        "Training FLOP",
+        "--approach",
+        "3",
+        "--bootstrap",
+        "50",
+        "--intervals",
+        "noise",
+        "--noise-sd",
+        "0.02",
+        "--out",
+        "noise",
+    ];
+    let (json, md) = fit_report(dir.path(), &noise_args, "noise/fit");
+    assert_eq!(json["reports"][0]["bootstrap"]["unit"], "Noise");
+    assert_eq!(json["options"]["noise"]["sd_ln_loss"], 0.02);
+    assert_eq!(json["options"]["noise"]["source"], "given");
+    assert!(
+        md.contains("fixed design") && md.contains("0.0200, given"),
+        "{md}"
+    );
+    let mut bad = noise_args.to_vec();
+    bad[13] = "nan";
+    let out = common::lab(dir.path(), &bad);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("--noise-sd"),
+        "{}",
+        common::text(&out)
+    );
 }
 
 /// `lab fit --data-constrained` on Muennighoff et al.'s runs, with the paper's Chinchilla part held:

@@ -1,6 +1,7 @@
 //! Bootstrap resampling (parallel, deterministic for a seed) and percentile intervals.
 
 use crate::data::{group_budgets, Obs};
+use crate::noise::NoiseModel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -16,6 +17,9 @@ pub enum Resample {
     Runs,
     /// Points within each compute budget (keeps every isoFLOP profile populated), for approach 2.
     WithinBudgets,
+    /// Nothing: every point is kept and each run's loss perturbed by the measured noise
+    /// ([`crate::noise::NoiseModel`]; a fixed-design bootstrap).
+    Noise,
 }
 
 /// A value with a two-sided interval.
@@ -86,14 +90,20 @@ impl Estimate {
     }
 }
 
-/// One bootstrap sample of the points.
+/// One bootstrap sample of the points (`noise` is what [`Resample::Noise`] draws; without it that
+/// unit keeps the points as they are).
 pub fn resample(
     points: &[Obs],
     how: Resample,
     budget_ratio: f64,
+    noise: Option<&NoiseModel>,
     rng: &mut ChaCha8Rng,
 ) -> Vec<Obs> {
     match how {
+        Resample::Noise => match noise {
+            Some(model) => model.perturb(points, rng),
+            None => points.to_vec(),
+        },
         Resample::Points => (0..points.len())
             .map(|_| points[rng.random_range(0..points.len())])
             .collect(),
@@ -130,10 +140,12 @@ pub fn resample(
 /// Runs `fit` on `replicates` bootstrap samples in parallel. Replicate i draws from a ChaCha8 stream
 /// seeded by (`seed`, i), so results do not depend on thread scheduling. Failed refits are dropped;
 /// the caller reports how many succeeded.
+#[allow(clippy::too_many_arguments)]
 pub fn run<F, T>(
     points: &[Obs],
     how: Resample,
     budget_ratio: f64,
+    noise: Option<&NoiseModel>,
     replicates: usize,
     seed: u64,
     fit: F,
@@ -147,7 +159,7 @@ where
         .filter_map(|i| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(i as u64);
-            fit(&resample(points, how, budget_ratio, &mut rng))
+            fit(&resample(points, how, budget_ratio, noise, &mut rng))
         })
         .collect()
 }
@@ -166,10 +178,18 @@ where
             ..Obs::from_n_d(1.0, 1.0, 1.0)
         })
         .collect();
-    run(&index, Resample::Points, 1.25, replicates, seed, |sample| {
-        let sub: Vec<P> = sample.iter().map(|o| points[o.run as usize]).collect();
-        fit(&sub)
-    })
+    run(
+        &index,
+        Resample::Points,
+        1.25,
+        None,
+        replicates,
+        seed,
+        |sample| {
+            let sub: Vec<P> = sample.iter().map(|o| points[o.run as usize]).collect();
+            fit(&sub)
+        },
+    )
 }
 
 /// Each named parameter of a fit with the percentile interval of the same parameter over the
@@ -214,10 +234,10 @@ mod tests {
                 )
             })
             .collect();
-        let a = run(&pts, Resample::WithinBudgets, 1.25, 8, 7, |s| {
+        let a = run(&pts, Resample::WithinBudgets, 1.25, None, 8, 7, |s| {
             Some(s.to_vec())
         });
-        let b = run(&pts, Resample::WithinBudgets, 1.25, 8, 7, |s| {
+        let b = run(&pts, Resample::WithinBudgets, 1.25, None, 8, 7, |s| {
             Some(s.to_vec())
         });
         assert_eq!(a, b);

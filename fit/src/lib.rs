@@ -25,6 +25,7 @@ pub mod joint_moe;
 pub mod kaplan;
 pub mod krajewski;
 pub mod lr_rule;
+pub mod noise;
 pub mod optimize;
 pub mod profile;
 pub mod regression;

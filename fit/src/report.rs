@@ -11,6 +11,7 @@ use crate::design::Design;
 use crate::error::{FitError, FitResult};
 use crate::extrapolate::{self, Extrapolation};
 use crate::kaplan;
+use crate::noise::NoiseModel;
 use crate::profile::{profile, Held, Profile};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -81,6 +82,10 @@ pub struct FitOptions {
     pub approach3: Approach3Settings,
     /// Approach-3 bootstrap refits start from this many of the best full-data optima.
     pub approach3_bootstrap_starts: usize,
+    /// The runs' measured noise: when set, every approach's bootstrap keeps the design and
+    /// perturbs each run's loss by it (`crate::noise`) instead of resampling points or runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<NoiseModel>,
 }
 
 impl FitOptions {
@@ -106,6 +111,7 @@ impl Default for FitOptions {
             approach2: Approach2Settings::default(),
             approach3: Approach3Settings::default(),
             approach3_bootstrap_starts: 3,
+            noise: None,
         }
     }
 }
@@ -362,10 +368,16 @@ fn with_intervals<L: ComputeOptimal + Send>(
     refit: impl Fn(&[Obs]) -> Option<L> + Sync,
 ) -> ApproachReport {
     let ratio = options.approach2.budget_ratio;
+    let unit = if options.noise.is_some() {
+        Resample::Noise
+    } else {
+        unit
+    };
     let boots = bootstrap::run(
         resampled,
         unit,
         ratio,
+        options.noise.as_ref(),
         options.bootstrap,
         options.seed,
         refit,

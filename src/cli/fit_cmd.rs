@@ -1,7 +1,7 @@
 //! `lab fit`: scaling laws on a results folder or a published table.
 
 use crate::error::{LabError, LabResult};
-use crate::fitreport::{run_fits, sci, with_interval, write};
+use crate::fitreport::{noise_model, run_fits, sci, with_interval, write, IntervalKind};
 use crate::results::write_atomic;
 use crate::table::{read, read_frame, CKind, NKind, TableSpec};
 use clap::Args;
@@ -85,6 +85,16 @@ pub struct FitArgs {
     /// Bootstrap seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How the bootstrap draws: `noise` keeps the design and perturbs each run's loss by the runs'
+    /// noise (one run's scatter between seeds where the results repeat seeds, else the residual
+    /// scatter around approach 3's L(N, D), or --noise-sd); `resample` draws points with
+    /// replacement (runs for approach 1, points within each budget for approach 2). Default:
+    /// noise on lab results, resample on tables.
+    #[arg(long, value_enum)]
+    pub intervals: Option<IntervalKind>,
+    /// One run's standard deviation of ln L for the noise bootstrap, instead of measuring it.
+    #[arg(long)]
+    pub noise_sd: Option<f64>,
     /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95)]
     pub level: f64,
@@ -449,7 +459,14 @@ fn fit_one(
     options.hold_e(fixed_e(a, || Ok(data.entropy_floor))?);
     options.approach2.budget_ratio = a.budget_ratio;
     options.approach2.window_decades = (a.window > 0.0).then_some(a.window);
-    let file = run_fits(&data, approaches, &options)?;
+    let (noise, note) = noise_model(&data, &options, a.intervals, a.noise_sd)?;
+    options.noise = noise;
+    let mut file = run_fits(&data, approaches, &options)?;
+    if let Some(note) = note {
+        for r in &mut file.reports {
+            r.warnings.push(note.clone());
+        }
+    }
     write(out, &file)?;
     println!(
         "{} points from {} ({:.1} s)",
