@@ -32,5 +32,5 @@ for run in "${runs[@]}"; do
     echo "parity: $run diverged from PyTorch" >&2
     exit 1
   fi
-  grep -E "^[0-9]+ steps|^routing|^parity" "$work/replay.log" | sed "s/^/  /"
+  grep -E "^[0-9]+ (of [0-9]+ )?steps|^routing|^parity" "$work/replay.log" | sed "s/^/  /"
 done
