@@ -67,14 +67,13 @@ pub fn noise_model(
     if kind == IntervalKind::Resample {
         return Ok((None, None));
     }
-    let bad = |e: fit::FitError| LabError::input(&data.info.path, None, format!("--noise-sd: {e}"));
-    let mut model = if let Some(sd) = given {
-        NoiseModel::new(sd, NoiseSource::Given).map_err(bad)?
+    let (sd, source) = if let Some(sd) = given {
+        (sd, NoiseSource::Given)
     } else if let Some(seeds) = &data.seed_noise {
-        NoiseModel::new(seeds.sd_ln_loss, NoiseSource::Seeds).map_err(bad)?
+        (seeds.sd_ln_loss, NoiseSource::Seeds)
     } else {
         match residual_sd(&data.finals, &options.approach3) {
-            Ok(sd) => NoiseModel::new(sd, NoiseSource::Residuals).map_err(bad)?,
+            Ok(sd) => (sd, NoiseSource::Residuals),
             Err(e) => {
                 let why = format!(
                     "no noise to perturb by (approach 3's residual scatter: {e}); the intervals \
@@ -84,6 +83,9 @@ pub fn noise_model(
             }
         }
     };
+    // Only a given sd can be invalid: measured ones are finite and non-negative.
+    let mut model = NoiseModel::new(sd, source)
+        .map_err(|e| LabError::input(&data.info.path, None, format!("--noise-sd: {e}")))?;
     model.runs_per_point = data.runs_per_point.clone().unwrap_or_default();
     model.shared = data.noise_groups.clone();
     Ok((Some(model), None))

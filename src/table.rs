@@ -582,12 +582,14 @@ fn first_run_of_each_point(config: &[usize]) -> Vec<usize> {
 /// Empty when no two points share a trunk.
 fn noise_groups(first_run: &[usize], trunk_of_run: &[Option<String>]) -> Vec<u32> {
     let mut index: HashMap<&str, u32> = HashMap::new();
+    let mut branches = 0;
     let groups: Vec<u32> = first_run
         .iter()
         .enumerate()
         .map(
             |(point, &r)| match trunk_of_run.get(r).and_then(Option::as_deref) {
                 Some(t) => {
+                    branches += 1;
                     let next = (first_run.len() + index.len()) as u32;
                     *index.entry(t).or_insert(next)
                 }
@@ -595,13 +597,8 @@ fn noise_groups(first_run: &[usize], trunk_of_run: &[Option<String>]) -> Vec<u32
             },
         )
         .collect();
-    let shared = groups.len() - {
-        let mut g = groups.clone();
-        g.sort_unstable();
-        g.dedup();
-        g.len()
-    };
-    if shared > 0 {
+    // Some trunk has two or more of the points exactly when there are fewer trunks than branches.
+    if index.len() < branches {
         groups
     } else {
         Vec::new()

@@ -149,26 +149,33 @@ fn lab_fit_on_epoch_table_writes_reports() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (json, md) = fit_report(
-        dir.path(),
-        &[
+    // The table's columns and one approach; each fit below adds its own flags.
+    let epoch = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec![
             "fit",
             path.to_str().unwrap(),
             "--n",
             "Model Size",
             "--c",
             "Training FLOP",
-            "--drop-highest",
-            "5",
             "--approach",
             "3",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+    let (json, md) = fit_report(
+        dir.path(),
+        &epoch(&[
+            "--drop-highest",
+            "5",
             "--bootstrap",
             "100",
             "--predict",
             "1e21",
             "--out",
             "fit",
-        ],
+        ]),
         "fit/fit",
     );
     let r = &json["reports"][0];
@@ -181,15 +188,7 @@ fn lab_fit_on_epoch_table_writes_reports() {
     assert_eq!(r["bootstrap"]["unit"], "Points");
     assert!(md.contains("resampling points"), "{md}");
     // The noise bootstrap on request: the design kept, each point's loss perturbed by the given sd.
-    let noise_args = [
-        "fit",
-        path.to_str().unwrap(),
-        "--n",
-        "Model Size",
-        "--c",
-        "Training FLOP",
-        "--approach",
-        "3",
+    let noise_args = epoch(&[
         "--bootstrap",
         "50",
         "--intervals",
@@ -198,7 +197,7 @@ fn lab_fit_on_epoch_table_writes_reports() {
         "0.02",
         "--out",
         "noise",
-    ];
+    ]);
     let (json, md) = fit_report(dir.path(), &noise_args, "noise/fit");
     assert_eq!(json["reports"][0]["bootstrap"]["unit"], "Noise");
     assert_eq!(json["options"]["noise"]["sd_ln_loss"], 0.02);
@@ -207,8 +206,9 @@ fn lab_fit_on_epoch_table_writes_reports() {
         md.contains("fixed design") && md.contains("0.0200, given"),
         "{md}"
     );
-    let mut bad = noise_args.to_vec();
-    bad[13] = "nan";
+    let mut bad = noise_args.clone();
+    let sd = bad.iter().position(|a| *a == "0.02").unwrap();
+    bad[sd] = "nan";
     let out = common::lab(dir.path(), &bad);
     assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
     assert!(

@@ -90,17 +90,33 @@ impl Estimate {
     }
 }
 
-/// One bootstrap sample of the points (`noise` is what [`Resample::Noise`] draws; without it that
-/// unit keeps the points as they are).
-pub fn resample(
-    points: &[Obs],
-    how: Resample,
-    budget_ratio: f64,
-    noise: Option<&NoiseModel>,
-    rng: &mut ChaCha8Rng,
-) -> Vec<Obs> {
-    match how {
-        Resample::Noise => match noise {
+/// How a replicate is drawn: the unit, the budget grouping of [`Resample::WithinBudgets`] and
+/// the noise model of [`Resample::Noise`] (without one that unit keeps the points as they are).
+#[derive(Debug, Clone, Copy)]
+pub struct Draw<'a> {
+    /// What is drawn.
+    pub how: Resample,
+    /// Points whose compute is within this factor of the previous one share a budget.
+    pub budget_ratio: f64,
+    /// The runs' noise.
+    pub noise: Option<&'a NoiseModel>,
+}
+
+impl Draw<'_> {
+    /// Resampling `how`, with no noise model.
+    pub fn resampling(how: Resample, budget_ratio: f64) -> Self {
+        Draw {
+            how,
+            budget_ratio,
+            noise: None,
+        }
+    }
+}
+
+/// One bootstrap sample of the points.
+pub fn resample(points: &[Obs], draw: &Draw, rng: &mut ChaCha8Rng) -> Vec<Obs> {
+    match draw.how {
+        Resample::Noise => match draw.noise {
             Some(model) => model.perturb(points, rng),
             None => points.to_vec(),
         },
@@ -126,7 +142,7 @@ pub fn resample(
                 })
                 .collect()
         }
-        Resample::WithinBudgets => group_budgets(points, budget_ratio)
+        Resample::WithinBudgets => group_budgets(points, draw.budget_ratio)
             .into_iter()
             .flat_map(|g| {
                 (0..g.len())
@@ -140,16 +156,7 @@ pub fn resample(
 /// Runs `fit` on `replicates` bootstrap samples in parallel. Replicate i draws from a ChaCha8 stream
 /// seeded by (`seed`, i), so results do not depend on thread scheduling. Failed refits are dropped;
 /// the caller reports how many succeeded.
-#[allow(clippy::too_many_arguments)]
-pub fn run<F, T>(
-    points: &[Obs],
-    how: Resample,
-    budget_ratio: f64,
-    noise: Option<&NoiseModel>,
-    replicates: usize,
-    seed: u64,
-    fit: F,
-) -> Vec<T>
+pub fn run<F, T>(points: &[Obs], draw: &Draw, replicates: usize, seed: u64, fit: F) -> Vec<T>
 where
     F: Fn(&[Obs]) -> Option<T> + Sync,
     T: Send,
@@ -159,7 +166,7 @@ where
         .filter_map(|i| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             rng.set_stream(i as u64);
-            fit(&resample(points, how, budget_ratio, noise, &mut rng))
+            fit(&resample(points, draw, &mut rng))
         })
         .collect()
 }
@@ -178,18 +185,11 @@ where
             ..Obs::from_n_d(1.0, 1.0, 1.0)
         })
         .collect();
-    run(
-        &index,
-        Resample::Points,
-        1.25,
-        None,
-        replicates,
-        seed,
-        |sample| {
-            let sub: Vec<P> = sample.iter().map(|o| points[o.run as usize]).collect();
-            fit(&sub)
-        },
-    )
+    let draw = Draw::resampling(Resample::Points, 1.25);
+    run(&index, &draw, replicates, seed, |sample| {
+        let sub: Vec<P> = sample.iter().map(|o| points[o.run as usize]).collect();
+        fit(&sub)
+    })
 }
 
 /// Each named parameter of a fit with the percentile interval of the same parameter over the
@@ -234,12 +234,9 @@ mod tests {
                 )
             })
             .collect();
-        let a = run(&pts, Resample::WithinBudgets, 1.25, None, 8, 7, |s| {
-            Some(s.to_vec())
-        });
-        let b = run(&pts, Resample::WithinBudgets, 1.25, None, 8, 7, |s| {
-            Some(s.to_vec())
-        });
+        let draw = Draw::resampling(Resample::WithinBudgets, 1.25);
+        let a = run(&pts, &draw, 8, 7, |s| Some(s.to_vec()));
+        let b = run(&pts, &draw, 8, 7, |s| Some(s.to_vec()));
         assert_eq!(a, b);
         for s in &a {
             assert_eq!(s.iter().filter(|p| p.c == 1e18).count(), 10);

@@ -356,8 +356,8 @@ impl ApproachReport {
     }
 }
 
-/// Bootstraps `law` by refitting it on resamples of `resampled` (drawn by `unit`) and assembles the
-/// report over the final points.
+/// Bootstraps `law` by refitting it on resamples of `resampled` (drawn by `unit`, or perturbed by
+/// the options' noise model when they carry one) and assembles the report over the final points.
 fn with_intervals<L: ComputeOptimal + Send>(
     approach: Approach,
     law: &L,
@@ -367,22 +367,17 @@ fn with_intervals<L: ComputeOptimal + Send>(
     options: &FitOptions,
     refit: impl Fn(&[Obs]) -> Option<L> + Sync,
 ) -> ApproachReport {
-    let ratio = options.approach2.budget_ratio;
-    let unit = if options.noise.is_some() {
-        Resample::Noise
-    } else {
-        unit
+    let draw = bootstrap::Draw {
+        how: if options.noise.is_some() {
+            Resample::Noise
+        } else {
+            unit
+        },
+        budget_ratio: options.approach2.budget_ratio,
+        noise: options.noise.as_ref(),
     };
-    let boots = bootstrap::run(
-        resampled,
-        unit,
-        ratio,
-        options.noise.as_ref(),
-        options.bootstrap,
-        options.seed,
-        refit,
-    );
-    assemble(approach, law, &boots, finals, options, unit)
+    let boots = bootstrap::run(resampled, &draw, options.bootstrap, options.seed, refit);
+    assemble(approach, law, &boots, finals, options, draw.how)
 }
 
 /// Fits one approach with intervals and the extrapolation check.

@@ -5,30 +5,20 @@
 //! about 95% of copies and be about as wide as that spread says. The noise bootstrap (fixed design)
 //! is tested to be; the resampling bootstrap's coverage and widths are printed beside it.
 
-use fit::approach3::{Approach3Settings, ChinchillaLaw, StartGrid};
-use fit::noise::{NoiseModel, NoiseSource};
+mod common;
+
+use common::TRUTH;
+use fit::approach3::{Approach3Settings, StartGrid};
+use fit::noise::{standard_normal, NoiseModel, NoiseSource};
 use fit::report::{fit_approach, Approach, FitInput, FitOptions};
 use fit::{ComputeOptimal, Obs};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-const TRUTH: ChinchillaLaw = ChinchillaLaw {
-    e: 1.8,
-    a: 480.0,
-    b: 2100.0,
-    alpha: 0.35,
-    beta: 0.37,
-};
 
 /// One run's noise in ln L.
 const SIGMA: f64 = 0.02;
 /// Noisy copies of the design.
 const COPIES: u64 = 30;
-
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random());
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
 
 /// The design's runs as curves (20 evaluations each, the last its final point) and their final
 /// points. Each run's losses carry one factor exp(sigma z) (a seed moves a whole run); `sigma` 0
@@ -43,7 +33,7 @@ fn sweep(sigma: f64, seed: u64) -> (Vec<Obs>, Vec<Obs>) {
             let n = centre * (-1.0 + 0.5 * k as f64).exp();
             let d = c / (6.0 * n);
             let run = finals.len() as u32;
-            let factor = (sigma * normal(&mut rng)).exp();
+            let factor = (sigma * standard_normal(&mut rng)).exp();
             for j in 1..=20 {
                 let dj = d * j as f64 / 20.0;
                 curves.push(Obs {

@@ -1,7 +1,10 @@
 //! Every approach recovers the parameters of a known law from noisy synthetic data inside its reported
 //! intervals, and the intervals shrink as points are added.
 
-use fit::approach3::{Approach3Settings, ChinchillaLaw, StartGrid};
+mod common;
+
+use common::TRUTH;
+use fit::approach3::{Approach3Settings, StartGrid};
 use fit::kaplan::KaplanJoint;
 use fit::report::{fit_approach, Approach, ApproachReport, FitInput, FitOptions};
 use fit::{ComputeOptimal, Estimate, FitError, Obs};
@@ -13,14 +16,6 @@ fn noisy(loss: f64, sigma: f64, rng: &mut ChaCha8Rng) -> f64 {
     let z: f64 = (0..12).map(|_| rng.random::<f64>()).sum::<f64>() - 6.0;
     loss * (sigma * z).exp()
 }
-
-const TRUTH: ChinchillaLaw = ChinchillaLaw {
-    e: 1.8,
-    a: 480.0,
-    b: 2100.0,
-    alpha: 0.35,
-    beta: 0.37,
-};
 
 /// IsoFLOP table: `budgets` log-spaced budgets, `sizes` sizes per budget spread +-1.2 in ln N around
 /// the true optimum.

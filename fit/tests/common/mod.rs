@@ -1,7 +1,18 @@
-//! Helpers shared by the fit crate's integration tests.
+//! Helpers shared by the fit crate's integration tests (each test binary uses part of them).
+#![allow(dead_code)]
 
+use fit::approach3::ChinchillaLaw;
 use fit::Obs;
 use std::path::PathBuf;
+
+/// The known law the synthetic tests draw their points from.
+pub const TRUTH: ChinchillaLaw = ChinchillaLaw {
+    e: 1.8,
+    a: 480.0,
+    b: 2100.0,
+    alpha: 0.35,
+    beta: 0.37,
+};
 
 /// The shared public-scaling-runs folder, when it is present (it is not on a user's machine).
 pub fn shared_data(file: &str) -> Option<PathBuf> {
