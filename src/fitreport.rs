@@ -215,6 +215,23 @@ pub fn with_interval(e: &Estimate) -> String {
     }
 }
 
+/// Approach 1: which part of each training curve the envelope read, and how many runs lie on it.
+fn envelope_line(r: &ApproachReport) -> Option<String> {
+    let from = r.details.get("from_run_fraction")?.as_f64()?;
+    let runs = r.details.get("runs_on_envelope")?.as_u64()?;
+    let part = if from > 0.0 {
+        format!(
+            "each training curve from {:.0}% of its run's tokens on",
+            100.0 * from
+        )
+    } else {
+        "every point of each training curve".into()
+    };
+    Some(format!(
+        "Envelope: {part}; {runs} runs lie on it (the smallest and largest sizes censored)."
+    ))
+}
+
 /// The value E was held at in this report, if it was.
 fn held_e(r: &ApproachReport) -> Option<f64> {
     r.details.get("fixed_e").and_then(|v| v.as_f64())
@@ -274,6 +291,9 @@ pub fn markdown(f: &FitFile) -> String {
             with_interval(&r.a),
             with_interval(&r.b)
         );
+        if let Some(line) = envelope_line(r) {
+            let _ = writeln!(s, "{line}\n");
+        }
         for p in &r.profiles {
             let _ = writeln!(
                 s,

@@ -17,6 +17,26 @@ pub struct Approach1Settings {
     /// The loss frontier's floor E: held at this value, or fitted when `None`.
     #[serde(default)]
     pub fixed_e: Option<f64>,
+    /// A curve's points enter the envelope only from this fraction of its run's tokens on (0: every
+    /// point). Before it, a run with a decaying schedule has not annealed and its loss is not that of
+    /// a run trained to that point: Hoffmann et al. (2022, §3.1 and Fig. A1) found that a cosine cycle
+    /// longer than the steps taken by more than 25% gives a noticeably worse loss, hence 0.8. A WSD
+    /// branch with a 20% cooldown contributes exactly its cooldown.
+    #[serde(default = "default_from_run_fraction")]
+    pub from_run_fraction: f64,
+    /// Locate the optimum between sizes: at each compute, the minimum of a parabola in ln N through
+    /// the winning size and its neighbours. Without it N_opt is the winner's size (Hoffmann et al.'s
+    /// reading), a staircase that quantises a when sizes are a factor 2 or more apart.
+    #[serde(default = "default_interpolate_sizes")]
+    pub interpolate_sizes: bool,
+}
+
+fn default_interpolate_sizes() -> bool {
+    true
+}
+
+fn default_from_run_fraction() -> f64 {
+    0.8
 }
 
 impl Default for Approach1Settings {
@@ -24,6 +44,8 @@ impl Default for Approach1Settings {
         Approach1Settings {
             grid_points: 1500,
             fixed_e: None,
+            from_run_fraction: default_from_run_fraction(),
+            interpolate_sizes: default_interpolate_sizes(),
         }
     }
 }
@@ -60,7 +82,8 @@ pub struct Approach1Fit {
     pub loss_law: FloorPowerLaw,
     /// Number of distinct runs that appear on the (uncensored) envelope.
     pub runs_on_envelope: usize,
-    /// Envelope points dropped because the smallest or largest model won there.
+    /// Envelope points dropped because the smallest or largest model won there (with
+    /// `interpolate_sizes`: because no size on one side of the winner had a curve there).
     pub censored: usize,
 }
 
@@ -120,8 +143,64 @@ impl Curve {
     }
 }
 
-/// Reads the lower envelope of the curves at `grid_points` log-spaced compute values.
-pub fn envelope(points: &[Obs], grid_points: usize) -> Vec<EnvelopePoint> {
+/// One reading of the envelope, and whether a size on either side of its winner had a curve there
+/// (only then can the optimum be located between sizes, and is it known not to lie beyond them).
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    point: EnvelopePoint,
+    bracketed: bool,
+}
+
+/// The best curve of each size at compute `c` (each as an envelope point), sorted by size.
+fn best_by_size(curves: &[Curve], c: f64) -> Vec<EnvelopePoint> {
+    let mut best: Vec<EnvelopePoint> = Vec::new();
+    for cv in curves {
+        let Some((loss, d)) = cv.at(c) else { continue };
+        let p = EnvelopePoint {
+            c,
+            run: cv.run,
+            n: cv.n,
+            d,
+            loss,
+        };
+        match best.iter_mut().find(|b| b.n == cv.n) {
+            Some(b) if b.loss <= loss => {}
+            Some(b) => *b = p,
+            None => best.push(p),
+        }
+    }
+    best.sort_by(|a, b| a.n.total_cmp(&b.n));
+    best
+}
+
+/// The minimum of the parabola in ln N through a winning size and its two neighbours: its N, the
+/// tokens interpolated in ln N between the two sizes that bracket it, and its loss. `None` when the
+/// three losses tie (no curvature).
+fn vertex(three: &[EnvelopePoint]) -> Option<EnvelopePoint> {
+    let [p0, p1, p2] = three else { return None };
+    let (x0, x1, x2) = (p0.n.ln(), p1.n.ln(), p2.n.ln());
+    let f01 = (p1.loss - p0.loss) / (x1 - x0);
+    let f12 = (p2.loss - p1.loss) / (x2 - x1);
+    let curvature = (f12 - f01) / (x2 - x0);
+    if curvature.is_nan() || curvature <= 0.0 {
+        return None;
+    }
+    let x = 0.5 * (x0 + x1) - f01 / (2.0 * curvature);
+    let (a, b) = if x <= x1 { (p0, p1) } else { (p1, p2) };
+    let t = (x - a.n.ln()) / (b.n.ln() - a.n.ln());
+    Some(EnvelopePoint {
+        c: p1.c,
+        run: p1.run,
+        n: x.exp(),
+        d: (a.d.ln() + t * (b.d.ln() - a.d.ln())).exp(),
+        loss: p0.loss + f01 * (x - x0) + curvature * (x - x0) * (x - x1),
+    })
+}
+
+/// Reads the lower envelope of the curves at `grid_points` log-spaced compute values, each curve
+/// from `settings.from_run_fraction` of its run's tokens (its last point's) on; with
+/// `settings.interpolate_sizes`, the optimum between the winner and its neighbours.
+fn read_envelope(points: &[Obs], settings: &Approach1Settings) -> Vec<Reading> {
     let mut by_run: BTreeMap<u32, Vec<Obs>> = BTreeMap::new();
     for p in points {
         by_run.entry(p.run).or_default().push(*p);
@@ -130,6 +209,8 @@ pub fn envelope(points: &[Obs], grid_points: usize) -> Vec<EnvelopePoint> {
         .into_iter()
         .map(|(run, mut pts)| {
             pts.sort_by(|a, b| a.c.total_cmp(&b.c));
+            let run_tokens = pts.iter().fold(0.0f64, |m, p| m.max(p.d));
+            pts.retain(|p| p.d >= settings.from_run_fraction * run_tokens);
             Curve {
                 run,
                 n: pts[0].n,
@@ -137,25 +218,28 @@ pub fn envelope(points: &[Obs], grid_points: usize) -> Vec<EnvelopePoint> {
             }
         })
         .collect();
-    let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
-        (a.min(p.c), b.max(p.c))
-    });
-    (0..grid_points)
+    let (lo, hi) = curves
+        .iter()
+        .flat_map(|cv| &cv.pts)
+        .fold((f64::INFINITY, 0.0f64), |(a, b), p| {
+            (a.min(p.c), b.max(p.c))
+        });
+    let grid = settings.grid_points.max(2);
+    (0..grid)
         .filter_map(|i| {
-            let c =
-                (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (grid_points.max(2) - 1) as f64).exp();
-            curves
+            let c = (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (grid - 1) as f64).exp();
+            let sizes = best_by_size(&curves, c);
+            let (k, winner) = sizes
                 .iter()
-                .filter_map(|cv| {
-                    cv.at(c).map(|(loss, d)| EnvelopePoint {
-                        c,
-                        run: cv.run,
-                        n: cv.n,
-                        d,
-                        loss,
-                    })
-                })
-                .min_by(|a, b| a.loss.total_cmp(&b.loss))
+                .enumerate()
+                .min_by(|a, b| a.1.loss.total_cmp(&b.1.loss))?;
+            let bracketed = k > 0 && k + 1 < sizes.len();
+            let point = if settings.interpolate_sizes && bracketed {
+                vertex(&sizes[k - 1..=k + 1]).unwrap_or(*winner)
+            } else {
+                *winner
+            };
+            Some(Reading { point, bracketed })
         })
         .collect()
 }
@@ -168,14 +252,32 @@ pub fn fit(points: &[Obs], settings: &Approach1Settings) -> FitResult<Approach1F
             "approach 1 needs at least 10 grid points".into(),
         ));
     }
-    let full = envelope(points, settings.grid_points);
+    if !(0.0..=1.0).contains(&settings.from_run_fraction) {
+        return Err(FitError::InvalidSetting(format!(
+            "approach 1: the fraction of a run from which its curve is read must lie in [0, 1], not {}",
+            settings.from_run_fraction
+        )));
+    }
+    let full = read_envelope(points, settings);
     // Where the smallest or largest model wins, the true optimum may lie outside the sampled sizes:
-    // those envelope points are censored and left out of the power-law fits.
+    // those envelope points are censored and left out of the power-law fits. Interpolating between
+    // sizes needs a size with a curve on either side of the winner, so there every unbracketed
+    // winner is censored.
     let (n_min, n_max) = points.iter().fold((f64::INFINITY, 0.0f64), |(a, b), p| {
         (a.min(p.n), b.max(p.n))
     });
-    let interior = |e: &EnvelopePoint| e.n > n_min * (1.0 + 1e-9) && e.n < n_max * (1.0 - 1e-9);
-    let env: Vec<EnvelopePoint> = full.iter().copied().filter(interior).collect();
+    let interior = |r: &Reading| {
+        if settings.interpolate_sizes {
+            r.bracketed
+        } else {
+            r.point.n > n_min * (1.0 + 1e-9) && r.point.n < n_max * (1.0 - 1e-9)
+        }
+    };
+    let env: Vec<EnvelopePoint> = full
+        .iter()
+        .filter(|r| interior(r))
+        .map(|r| r.point)
+        .collect();
     let censored = full.len() - env.len();
     let mut runs: Vec<u32> = env.iter().map(|e| e.run).collect();
     runs.sort_unstable();
@@ -230,10 +332,95 @@ mod tests {
         out
     }
 
+    /// Settings that read every curve point (the curves of `curves` follow the law at every point).
+    fn every_point() -> Approach1Settings {
+        Approach1Settings {
+            from_run_fraction: 0.0,
+            ..Approach1Settings::default()
+        }
+    }
+
+    /// An isoFLOP design (8 budgets a factor 3 apart, sizes a factor 2 apart within a decade of the
+    /// law's optimum), each run's curve of 20 points on a cosine schedule: a point at t of T tokens
+    /// lies above L(N, t) by 15% of the reducible loss times the learning rate still to anneal.
+    fn isoflop_curves(law: &ChinchillaLaw) -> Vec<Obs> {
+        let mut out = Vec::new();
+        let mut run = 0;
+        for j in 0..8 {
+            let budget = 1e18 * 3f64.powi(j);
+            let n_opt = law.allocation(budget).n_opt;
+            for k in 0..24 {
+                let n = 1e6 * 2f64.powi(k);
+                if (n / n_opt).log10().abs() > 1.0 {
+                    continue;
+                }
+                let total = budget / (6.0 * n);
+                for i in 1..=20 {
+                    let t = total * i as f64 / 20.0;
+                    let to_anneal = 0.5 * (1.0 + (std::f64::consts::PI * i as f64 / 20.0).cos());
+                    out.push(Obs {
+                        n,
+                        d: t,
+                        c: 6.0 * n * t,
+                        loss: law.loss(n, t) + 0.15 * (law.loss(n, t) - law.e) * to_anneal,
+                        run,
+                    });
+                }
+                run += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn annealed_tail_of_each_curve_gives_the_exponent_of_an_isoflop_design() {
+        let law = ChinchillaLaw::hoffmann2022();
+        let pts = isoflop_curves(&law);
+        let tail = fit(&pts, &Approach1Settings::default()).unwrap();
+        let staircase = Approach1Settings {
+            interpolate_sizes: false,
+            ..Approach1Settings::default()
+        };
+        let steps = fit(&pts, &staircase).unwrap();
+        let truth = law.exponents().0;
+        let (off, off_steps) = (tail.n_law.exponent - truth, steps.n_law.exponent - truth);
+        // Sizes a factor 2 apart make the winner's size a staircase: a is off by 0.025 read that
+        // way, by 2e-5 with the optimum located between sizes.
+        assert!(off.abs() < 1e-3, "a off by {off}");
+        assert!(off_steps.abs() > 0.01, "staircase a off by {off_steps}");
+        assert!(tail.runs_on_envelope >= 6, "{} runs", tail.runs_on_envelope);
+        // Every winning curve point comes from the last 20% of its run.
+        for e in &steps.envelope {
+            let run_tokens = pts
+                .iter()
+                .filter(|p| p.run == e.run)
+                .fold(0.0f64, |m, p| m.max(p.d));
+            assert!(
+                e.d >= 0.8 * run_tokens * (1.0 - 1e-12),
+                "{e:?} before 80% of {run_tokens}"
+            );
+        }
+    }
+
+    #[test]
+    fn fraction_outside_unit_interval_is_refused() {
+        let law = ChinchillaLaw::hoffmann2022();
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let s = Approach1Settings {
+                from_run_fraction: bad,
+                ..Approach1Settings::default()
+            };
+            assert!(matches!(
+                fit(&isoflop_curves(&law), &s),
+                Err(FitError::InvalidSetting(_))
+            ));
+        }
+    }
+
     #[test]
     fn envelope_of_exact_law_gives_its_exponent() {
         let law = ChinchillaLaw::hoffmann2022();
-        let f = fit(&curves(&law), &Approach1Settings::default()).unwrap();
+        let f = fit(&curves(&law), &every_point()).unwrap();
         // Discrete sizes (factor 2) make the envelope a staircase; the exponent is still close.
         assert!(
             (f.n_law.exponent - law.exponents().0).abs() < 0.03,

@@ -425,6 +425,7 @@ pub fn fit_approach(
             );
             r.details = serde_json::json!({
                 "runs_on_envelope": law.runs_on_envelope,
+                "from_run_fraction": s.from_run_fraction,
                 "r2_n": law.n_law.r2,
                 "envelope": law.envelope,
             });

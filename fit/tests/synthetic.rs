@@ -4,6 +4,7 @@
 mod common;
 
 use common::TRUTH;
+use fit::approach1::Approach1Settings;
 use fit::approach3::{Approach3Settings, StartGrid};
 use fit::kaplan::KaplanJoint;
 use fit::report::{fit_approach, Approach, ApproachReport, FitInput, FitOptions};
@@ -55,6 +56,12 @@ fn options(bootstrap: usize) -> FitOptions {
         approach3: Approach3Settings {
             grid: small_grid,
             ..Approach3Settings::default()
+        },
+        // The synthetic curves follow the law at every point (no schedule left to anneal), so
+        // approach 1 reads all of each curve, as Chinchilla's runs trained far allowed.
+        approach1: Approach1Settings {
+            from_run_fraction: 0.0,
+            ..Approach1Settings::default()
         },
         ..FitOptions::default()
     }
@@ -154,9 +161,9 @@ fn approach1_recovers_exponent_closer_with_more_sizes() {
     let rs = fit(Approach::Approach1, &fs, Some(&cs));
     let rl = fit(Approach::Approach1, &fl, Some(&cl));
     let a = TRUTH.exponents().0;
-    // The envelope of discrete sizes is a staircase, and resampling runs coarsens it: noise-free, the
-    // fits give 0.5056 [0.471, 0.509] (10 sizes) and 0.5133 [0.462, 0.5136] (30) against 0.5139.
-    // Allow that bias (0.01) beyond the interval.
+    // With the optimum located between sizes the fits give 0.5084 [0.5052, 0.5141] (10 sizes) and
+    // 0.5145 [0.5051, 0.5166] (30) against 0.5139 (the winner's size alone, a staircase, gave 0.5056
+    // [0.471, 0.509] and 0.5133 [0.462, 0.5136]). Resampling runs drops sizes: allow 0.01 beyond.
     let near = |e: &Estimate| e.lo - 0.01 <= a && a <= e.hi + 0.01;
     assert!(
         near(&rs.a) && near(&rl.a),

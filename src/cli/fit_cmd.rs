@@ -119,6 +119,15 @@ pub struct FitArgs {
     /// (0: every size).
     #[arg(long, default_value_t = 0.5)]
     pub window: f64,
+    /// Approach 1: read each training curve from this fraction of its run's tokens on (0: every
+    /// point). Earlier, a decaying schedule has not annealed: a cosine cycle longer than the steps
+    /// taken by more than 25% gives a worse loss (Hoffmann et al. 2022), hence 0.8.
+    #[arg(long, default_value_t = 0.8)]
+    pub envelope_from: f64,
+    /// Approach 1: N_opt at each compute is the winning run's size (Hoffmann et al.'s reading, a
+    /// staircase) instead of the minimum of a parabola in ln N through it and its neighbours.
+    #[arg(long)]
+    pub envelope_staircase: bool,
     /// Output folder for fit.json and fit.md (default <results>/fit, or results/fit-<table name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -459,6 +468,8 @@ fn fit_one(
     options.hold_e(fixed_e(a, || Ok(data.entropy_floor))?);
     options.approach2.budget_ratio = a.budget_ratio;
     options.approach2.window_decades = (a.window > 0.0).then_some(a.window);
+    options.approach1.from_run_fraction = a.envelope_from;
+    options.approach1.interpolate_sizes = !a.envelope_staircase;
     let (noise, note) = noise_model(&data, &options, a.intervals, a.noise_sd)?;
     options.noise = noise;
     let mut file = run_fits(&data, approaches, &options)?;
