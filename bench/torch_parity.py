@@ -84,6 +84,23 @@ def rope_tables(seq, head_dim, theta=10000.0):
     return angles.cos(), angles.sin()
 
 
+def alibi_slopes(n):
+    """ALiBi's head slopes (Press et al. 2022, their reference code)."""
+    def power_of_two(p):
+        start = 2 ** (-8 / p)
+        return [start ** h for h in range(1, p + 1)]
+    if n & (n - 1) == 0:
+        return power_of_two(n)
+    below = 1 << (n.bit_length() - 1)
+    return power_of_two(below) + alibi_slopes(2 * below)[0::2][: n - below]
+
+
+def sinusoids(t, d):
+    """sin(p / 10000^(2i/d)) at 2i, cos at 2i + 1."""
+    angles = torch.arange(t, dtype=torch.float64)[:, None] / 10000 ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+    return torch.stack((angles.sin(), angles.cos()), dim=-1).flatten(-2).float()
+
+
 def rotate(x, cos, sin):
     """Rotates interleaved pairs (x[2k], x[2k+1]) of the last dimension by the position's angles."""
     a, b = x[..., 0::2], x[..., 1::2]
@@ -99,8 +116,10 @@ class Twin:
         self.p = params
         self.d = model["d_model"]
         self.h = model["n_head"]
-        position = model.get("position", "learned")
-        self.rope = rope_tables(model["seq_len"], self.d // self.h) if position == "rope" else None
+        self.kv = model.get("n_kv_head") or self.h
+        self.position = model.get("position", "learned")
+        self.rope = rope_tables(model["seq_len"], self.d // self.h) if self.position == "rope" else None
+        self.post_norm = model.get("norm_placement", "pre") == "post"
         self.margin = math.inf  # smallest gap between a chosen expert and the best one not chosen
 
     def linear(self, name, x):
@@ -109,6 +128,10 @@ class Twin:
         return y if bias is None else y + bias
 
     def norm(self, name, x):
+        if f"{name}.dyt.alpha" in self.p:
+            return torch.tanh(self.p[f"{name}.dyt.alpha"] * x) * self.p[f"{name}.dyt.gamma"] + self.p[f"{name}.dyt.beta"]
+        if f"{name}.rms.gamma" not in self.p and f"{name}.layer.gamma" not in self.p:
+            return x  # the final norm of post-norm blocks
         if f"{name}.layer.gamma" in self.p:
             return F.layer_norm(x, (self.d,), self.p[f"{name}.layer.gamma"], self.p.get(f"{name}.layer.beta"), 1e-5)
         gamma = self.p[f"{name}.rms.gamma"]
@@ -116,13 +139,21 @@ class Twin:
 
     def attention(self, name, x, allowed):
         b, t, d = x.shape
-        q, k, v = self.linear(f"{name}.qkv", x).chunk(3, dim=2)
-        heads = lambda z: z.reshape(b, t, self.h, d // self.h).transpose(1, 2)
-        q, k, v = heads(q), heads(k), heads(v)
+        hd = d // self.h
+        q, k, v = self.linear(f"{name}.qkv", x).split([d, self.kv * hd, self.kv * hd], dim=2)
+        heads = lambda z, n: z.reshape(b, t, n, hd).transpose(1, 2)
+        q, k, v = heads(q, self.h), heads(k, self.kv), heads(v, self.kv)
         if self.rope is not None:
             cos, sin = self.rope[0][:t], self.rope[1][:t]
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        # Grouped-query attention: query head i reads key/value head i // (h / kv).
+        k, v = k.repeat_interleave(self.h // self.kv, dim=1), v.repeat_interleave(self.h // self.kv, dim=1)
+        mask = allowed
+        if self.position == "alibi":
+            i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+            bias = -torch.tensor(alibi_slopes(self.h))[:, None, None] * (i - j).abs()[None].float()
+            mask = torch.where(allowed, bias[None], torch.tensor(float("-inf")))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.linear(f"{name}.out", y.transpose(1, 2).reshape(b, t, d))
 
     def moe(self, name, x, bias):
@@ -193,23 +224,28 @@ class Twin:
         x = self.p["tok.weight"][tokens]
         if "pos.weight" in self.p:
             x = x + self.p["pos.weight"][:t]
+        if self.position == "sinusoidal":
+            x = x + sinusoids(t, self.d)
         i = torch.arange(t)[:, None]
         j = torch.arange(t)[None, :]
         allowed = (j <= i)[None, None] | (j[None, None] < torch.tensor(prefix)[:, None, None, None])
         aux, loads = torch.zeros(()), []
         for layer in range(self.m["n_layer"]):
             block = f"blocks.{layer}"
-            x = x + self.attention(f"{block}.attn", self.norm(f"{block}.norm1", x), allowed)
-            h = self.norm(f"{block}.norm2", x)
+            # Pre-norm normalises each branch's input, post-norm each residual sum.
+            branch_in = (lambda n, z: z) if self.post_norm else self.norm
+            summed = self.norm if self.post_norm else (lambda n, z: z)
+            x = summed(f"{block}.norm1", x + self.attention(f"{block}.attn", branch_in(f"{block}.norm1", x), allowed))
+            h = branch_in(f"{block}.norm2", x)
             if self.m.get("ffn", "dense") == "moe":
                 y, a, load = self.moe(f"{block}.moe", h, biases[layer] if biases else None)
                 aux, loads = aux + a, loads + [load]
-                x = x + y
             else:
-                x = x + self.ffn(f"{block}.ffn", h)
+                y = self.ffn(f"{block}.ffn", h)
+            x = summed(f"{block}.norm2", x + y)
         x = self.norm("norm", x)
-        head = self.p.get("head.weight")
-        return (x @ head if head is not None else x @ self.p["tok.weight"].T), aux, loads
+        logits = self.linear("head", x) if "head.weight" in self.p else x @ self.p["tok.weight"].T
+        return logits, aux, loads
 
     def loss(self, rows, prefix, biases):
         """The objective (cross-entropy plus the routers' auxiliary losses), the mean cross-entropy

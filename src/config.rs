@@ -86,6 +86,11 @@ pub struct TrainConfig {
     /// Validation batches per evaluation.
     #[serde(default = "d_eval_batches")]
     pub eval_batches: usize,
+    /// Length generalisation: after the last step, the validation loss on sequences this many
+    /// times `seq_len` long (2 to 4), recorded in evals.parquet as task `length_<k>x`, metric
+    /// `loss`. Skipped for learned positions, which stop at `seq_len`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub length_eval: Vec<usize>,
     /// Checkpoint every this many tokens (default: 10 checkpoints per run). Checkpoints are also written
     /// on SIGINT/SIGTERM.
     #[serde(default)]
@@ -262,6 +267,13 @@ impl RunConfig {
         }
         if t.eval_batches == 0 {
             return err("eval_batches", "must be at least 1".into());
+        }
+        let longest = models::layers::LONGEST_EVAL_FACTOR;
+        if let Some(k) = t.length_eval.iter().find(|k| !(2..=longest).contains(*k)) {
+            return err(
+                "length_eval",
+                format!("multiples of seq_len must be 2 to {longest}, got {k}"),
+            );
         }
         let steps = self.steps();
         if let Some(b) = &t.branch {

@@ -93,27 +93,75 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-#[test]
-fn forward_backward_matches_the_cpu_after_several_steps() {
-    let cfg = small();
+/// Trains `cfg` from one initialisation for `steps` steps on the CPU and the GPU and checks that the
+/// losses agree to 1e-4 (relative) and the logits at the initial weights to 1e-5; returns how far
+/// the logits after training differ.
+fn assert_trains_alike(cfg: &ModelConfig, seed: u64, steps: usize) -> f32 {
     let cpu = backend::device("flex", 0).unwrap();
-    cpu.seed(11);
-    let init = params::export(&Decoder::new(&cfg, &cpu));
-    let (cpu_loss, cpu_logits) = train_steps(&cfg, &init, &cpu, 6, Precision::F32);
-    let (gpu_loss, gpu_logits) = train_steps(&cfg, &init, &gpu(), 6, Precision::F32);
+    cpu.seed(seed);
+    let init = params::export(&Decoder::new(cfg, &cpu));
+    let (cpu_loss, cpu_logits) = train_steps(cfg, &init, &cpu, steps, Precision::F32);
+    let (gpu_loss, gpu_logits) = train_steps(cfg, &init, &gpu(), steps, Precision::F32);
     // Loss at initialisation is near ln(vocab) on both.
-    assert!((cpu_loss[0] - 64f32.ln()).abs() < 0.1, "{cpu_loss:?}");
+    assert!(
+        (cpu_loss[0] - (cfg.vocab as f32).ln()).abs() < 0.2,
+        "{cfg:?}: {cpu_loss:?}"
+    );
     for (c, g) in cpu_loss.iter().zip(&gpu_loss) {
         assert!(
             (c - g).abs() < 1e-4 * c.abs(),
-            "cpu {cpu_loss:?} gpu {gpu_loss:?}"
+            "{cfg:?}: cpu {cpu_loss:?} gpu {gpu_loss:?}"
         );
     }
-    let diff = max_abs_diff(&cpu_logits, &gpu_logits);
-    assert!(diff < 2e-3, "logits differ by {diff} after 6 steps");
+    let (_, cpu_init) = train_steps(cfg, &init, &cpu, 0, Precision::F32);
+    let (_, gpu_init) = train_steps(cfg, &init, &gpu(), 0, Precision::F32);
+    let diff = max_abs_diff(&cpu_init, &gpu_init);
+    assert!(
+        diff < 1e-5,
+        "{cfg:?}: logits differ by {diff} at the same weights"
+    );
     // The steps did something: the logits moved away from the initial ones.
-    let (_, init_logits) = train_steps(&cfg, &init, &cpu, 0, Precision::F32);
-    assert!(max_abs_diff(&cpu_logits, &init_logits) > 0.05);
+    assert!(max_abs_diff(&cpu_logits, &cpu_init) > 0.05);
+    max_abs_diff(&cpu_logits, &gpu_logits)
+}
+
+#[test]
+fn forward_backward_matches_the_cpu_after_several_steps() {
+    let diff = assert_trains_alike(&small(), 11, 6);
+    assert!(diff < 2e-3, "logits differ by {diff} after 6 steps");
+}
+
+#[test]
+fn architecture_knobs_match_the_cpu() {
+    use models::{NormPlacement, Position};
+    type Knob = (&'static str, fn(&mut ModelConfig));
+    let knobs: [Knob; 4] = [
+        ("grouped-query attention, rope", |c| {
+            c.n_head = 4;
+            c.n_kv_head = Some(2);
+            c.position = Position::Rope;
+        }),
+        ("multi-query attention, alibi", |c| {
+            c.n_head = 4;
+            c.n_kv_head = Some(1);
+            c.position = Position::Alibi;
+        }),
+        ("dyt, post-norm, sinusoidal", |c| {
+            c.norm = models::Norm::Dyt;
+            c.norm_placement = NormPlacement::Post;
+            c.position = Position::Sinusoidal;
+        }),
+        ("no positions", |c| c.position = Position::None),
+    ];
+    for (what, set) in knobs {
+        let mut cfg = small();
+        set(&mut cfg);
+        cfg.validate().unwrap_or_else(|e| panic!("{what}: {e}"));
+        // The trained logits are not compared: without learned positions some gradient
+        // components are near zero, and Adam's first steps turn them into steps of about lr whose
+        // sign is float noise (rope with 4 full heads drifts by 7e-3 in 4 steps, as GQA does).
+        assert_trains_alike(&cfg, 13, 4);
+    }
 }
 
 #[test]

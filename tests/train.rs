@@ -142,6 +142,16 @@ fn bad_input_is_a_clear_error() {
             base.replace("vocab: 64", "vocab: 10"),
             "model.vocab",
         ),
+        (
+            "key/value heads that do not divide the heads",
+            base.replace("n_head: 4", "n_head: 4\n  n_kv_head: 3"),
+            "model.n_kv_head",
+        ),
+        (
+            "length evaluation past the rotary tables",
+            base.replace("  lr: 0.003", "  lr: 0.003\n  length_eval: [2, 8]"),
+            "train.length_eval",
+        ),
     ];
     for (what, yaml, key) in cases {
         let cfg = write(dir.path(), "bad.yaml", &yaml);
@@ -268,6 +278,58 @@ fn prefix_decoder_trains_resumes_and_counts_loss_tokens() {
     {
         assert!((x - y).abs() < 2e-3 * x.abs(), "accumulation: {x} vs {y}");
     }
+}
+
+fn evals(run_dir: &std::path::Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(run_dir.join("evals.parquet")).unwrap())
+        .finish()
+        .unwrap()
+}
+
+/// Grouped-query attention, DyT in post-norm blocks and ALiBi train, resume exactly (curves and
+/// the length-generalisation losses), and record the loss at 2x and 4x the training length.
+#[test]
+fn architecture_knobs_train_resume_exactly_and_read_longer_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_text = tiny_run(20_480, "  eval_every_tokens: 5120\n  length_eval: [2, 4]\n").replace(
+        "  seq_len: 32\n",
+        "  seq_len: 32\n  n_kv_head: 2\n  norm: dyt\n  norm_placement: post\n  position: alibi\n",
+    );
+    let cfg = write(dir.path(), "run.yaml", &cfg_text);
+    let c = cfg.to_str().unwrap();
+    let full = lab(dir.path(), &["train", c, "--out", "full"]);
+    assert!(full.status.success(), "{}", text(&full));
+    let e = evals(&dir.path().join("full"));
+    let tasks: Vec<String> = e
+        .column("task")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|t| t.unwrap().to_string())
+        .collect();
+    assert_eq!(tasks, ["length_2x", "length_4x"]);
+    let losses = column(&e, "value");
+    let val = column(&curve(&dir.path().join("full")), "val_loss");
+    // Finite losses below the untrained model's, not far from the training-length loss.
+    for l in &losses {
+        assert!(
+            *l < 64f64.ln() && *l > 0.5 * val[val.len() - 1],
+            "{losses:?} vs {val:?}"
+        );
+    }
+    stop_and_resume(dir.path(), c, "23");
+    assert_eq!(column(&curve(&dir.path().join("part")), "val_loss"), val);
+    assert_eq!(column(&evals(&dir.path().join("part")), "value"), losses);
+    // Learned positions stop at the training length: no length rows.
+    let learned = cfg_text.replace("position: alibi", "position: learned");
+    let cfg = write(dir.path(), "learned.yaml", &learned);
+    let out = lab(
+        dir.path(),
+        &["train", cfg.to_str().unwrap(), "--out", "learned"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!dir.path().join("learned/evals.parquet").exists());
 }
 
 /// An MoE decoder with bias balancing trains, records its load figures at every evaluation, keeps

@@ -6,7 +6,7 @@
 //! (no halving). Training costs 3 x forward. Norms, softmax, activations and embedding look-ups are
 //! not counted.
 
-use crate::config::{Mlp, ModelConfig, Norm, Position};
+use crate::config::{Mlp, ModelConfig, Norm, NormPlacement, Position};
 use serde::{Deserialize, Serialize};
 
 /// Parameter and FLOP counts of one model.
@@ -30,7 +30,16 @@ fn norm_params(cfg: &ModelConfig) -> u64 {
     let d = cfg.d_model as u64;
     match cfg.norm {
         Norm::Layernorm if cfg.bias => 2 * d,
+        Norm::Dyt => 2 * d + 1,
         _ => d,
+    }
+}
+
+/// The final norm's parameters: none after post-norm blocks.
+fn final_norm_params(cfg: &ModelConfig) -> u64 {
+    match cfg.norm_placement {
+        NormPlacement::Pre => norm_params(cfg),
+        NormPlacement::Post => 0,
     }
 }
 
@@ -96,17 +105,33 @@ fn ffn_params(cfg: &ModelConfig) -> ((u64, u64), (u64, u64)) {
     }
 }
 
+/// Width of the keys (and of the values) of one block: key/value heads x head width.
+fn d_kv(cfg: &ModelConfig) -> u64 {
+    (cfg.kv_heads() * cfg.d_head()) as u64
+}
+
+/// Matmul weights of one block's attention: q and output (d x d each), k and v (d x d_kv each).
+fn attention_matmul(cfg: &ModelConfig) -> u64 {
+    let d = cfg.d_model as u64;
+    2 * d * d + 2 * d * d_kv(cfg)
+}
+
 /// Matmul weights of one block touched per token: attention q, k, v, output and the (active)
 /// feed-forward.
 pub fn block_matmul_params(cfg: &ModelConfig) -> u64 {
-    let d = cfg.d_model as u64;
-    4 * d * d + ffn_params(cfg).0 .1
+    attention_matmul(cfg) + ffn_params(cfg).0 .1
+}
+
+/// Bytes of key/value cache one token occupies at inference: keys and values of every layer, 2
+/// bytes per element (16-bit inference).
+pub fn kv_cache_bytes_per_token(cfg: &ModelConfig) -> u64 {
+    2 * cfg.n_layer as u64 * d_kv(cfg) * 2
 }
 
 /// Every parameter of one block, as (total, active per token).
 pub fn block_params(cfg: &ModelConfig) -> (u64, u64) {
     let d = cfg.d_model as u64;
-    let attn = 4 * d * d + if cfg.bias { 4 * d } else { 0 };
+    let attn = attention_matmul(cfg) + if cfg.bias { 2 * d + 2 * d_kv(cfg) } else { 0 };
     let (total, active) = ffn_params(cfg).1;
     let fixed = attn + 2 * norm_params(cfg);
     (fixed + total, fixed + active)
@@ -133,7 +158,7 @@ pub fn account(cfg: &ModelConfig) -> Accounting {
     };
     let params_embedding = token_emb + pos_emb;
     let (block_total, block_active) = block_params(cfg);
-    let rest = params_embedding + norm_params(cfg) + head;
+    let rest = params_embedding + final_norm_params(cfg) + head;
     let params_total = rest + l * block_total;
     let params_active = rest + l * block_active;
     let params_nonembedding = params_total - params_embedding;
@@ -221,6 +246,56 @@ mod tests {
         // A dense model with the same d_ff has the active parameters of a top-1 MoE, less the router.
         let dense = account(&ModelConfig::new(2, 64, 4, 100, 32));
         assert_eq!(base.params_active, dense.params_active + 2 * 64 * 4);
+    }
+
+    #[test]
+    fn grouped_and_multi_query_attention_by_hand() {
+        // d 64, 8 heads of 8, 2 key/value heads: k and v are 64 x 16 each. GELU d_ff 256, L 2,
+        // vocab 100, seq 32, learned positions, no bias.
+        let mut cfg = ModelConfig::new(2, 64, 8, 100, 32);
+        let mha = account(&cfg);
+        cfg.n_kv_head = Some(2);
+        let a = account(&cfg);
+        // Block: q 4096 + k 1024 + v 1024 + out 4096 = 10240; ffn 2*64*256 = 32768; norms 128.
+        let block = 10_240 + 32_768 + 128;
+        let (emb, rest) = (100 * 64 + 32 * 64, 64 + 100 * 64);
+        assert_eq!(a.params_total, emb + rest + 2 * block);
+        assert_eq!(mha.params_total - a.params_total, 2 * 2 * 64 * 48);
+        // Attention scores and values still cost 2 x 2 x L x T x d (every query head reads a key).
+        assert_eq!(
+            a.flops_per_token,
+            3 * (2 * (2 * (10_240 + 32_768) + 6_400) + 4 * 2 * 32 * 64)
+        );
+        // KV cache: 2 (k, v) x 2 layers x 16 x 2 bytes = 128 bytes; MHA 512; MQA 64.
+        assert_eq!(kv_cache_bytes_per_token(&cfg), 128);
+        cfg.n_kv_head = None;
+        assert_eq!(kv_cache_bytes_per_token(&cfg), 512);
+        cfg.n_kv_head = Some(1);
+        assert_eq!(kv_cache_bytes_per_token(&cfg), 64);
+        // With bias: q, k, v, out biases 64 + 8 + 8 + 64.
+        cfg.bias = true;
+        let biased = account(&cfg);
+        cfg.bias = false;
+        let plain = account(&cfg);
+        let extra_per_block = 144 + 64 + 256 + 64 + 64; // attention, norm shifts x2, ffn biases
+        assert_eq!(
+            biased.params_total - plain.params_total,
+            2 * extra_per_block as u64 + 64 + 100
+        );
+    }
+
+    #[test]
+    fn dyt_and_post_norm_by_hand() {
+        // DyT: gamma and beta per channel and one alpha, 2 x 64 + 1 = 129 per norm; 2 per block
+        // and a final one. Post-norm drops the final norm.
+        let mut cfg = ModelConfig::new(2, 64, 4, 100, 32);
+        let ln = account(&cfg);
+        cfg.norm = Norm::Dyt;
+        let dyt = account(&cfg);
+        assert_eq!(dyt.params_total - ln.params_total, 5 * 65);
+        assert_eq!(dyt.flops_per_token, ln.flops_per_token);
+        cfg.norm_placement = NormPlacement::Post;
+        assert_eq!(dyt.params_total - account(&cfg).params_total, 129);
     }
 
     #[test]

@@ -49,6 +49,21 @@ pub enum Position {
     Learned,
     /// Rotary position embedding applied to queries and keys (no parameters).
     Rope,
+    /// Fixed sinusoids added to the token embedding (Vaswani et al. 2017; no parameters).
+    Sinusoidal,
+    /// Attention linear biases (Press et al. 2022): head h adds -m_h |i - j| to its scores, with
+    /// geometric slopes m_h (no parameters).
+    Alibi,
+    /// No position information (NoPE): a causal decoder infers positions from its mask.
+    None,
+}
+
+impl Position {
+    /// Whether a model with this scheme can read sequences longer than it was trained on (only
+    /// learned embeddings stop at `seq_len`).
+    pub fn extends_past_training_length(&self) -> bool {
+        *self != Position::Learned
+    }
 }
 
 /// Normalisation layer.
@@ -60,6 +75,27 @@ pub enum Norm {
     Layernorm,
     /// RMSNorm (scale only).
     Rmsnorm,
+    /// Dynamic tanh (Zhu et al. 2025): gamma * tanh(alpha x) + beta, a learned scalar alpha
+    /// (initialised at 0.5) and per-channel gamma and beta, with no statistics over the features.
+    Dyt,
+}
+
+/// Where each block normalises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NormPlacement {
+    /// Pre-norm (GPT-2 on): x + f(norm(x)), and a final norm before the output head.
+    #[default]
+    Pre,
+    /// Post-norm (the original Transformer, BERT): norm(x + f(x)); no final norm, the last block's
+    /// output is already normalised.
+    Post,
+}
+
+impl NormPlacement {
+    fn is_pre(&self) -> bool {
+        *self == NormPlacement::Pre
+    }
 }
 
 /// Feed-forward block.
@@ -192,6 +228,11 @@ pub struct ModelConfig {
     pub d_model: usize,
     /// Attention heads (d_model must be divisible by n_head).
     pub n_head: usize,
+    /// Key/value heads: n_head (the default) is multi-head attention, 1 multi-query attention, and
+    /// anything between that divides n_head grouped-query attention (n_head / n_kv_head query heads
+    /// share each key/value head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_kv_head: Option<usize>,
     /// Feed-forward hidden width; default 4 d_model (GELU) or 8/3 d_model rounded up to a multiple of 8 (SwiGLU).
     #[serde(default)]
     pub d_ff: Option<usize>,
@@ -208,6 +249,9 @@ pub struct ModelConfig {
     /// Normalisation layer.
     #[serde(default)]
     pub norm: Norm,
+    /// Pre-norm or post-norm blocks.
+    #[serde(default, skip_serializing_if = "NormPlacement::is_pre")]
+    pub norm_placement: NormPlacement,
     /// Feed-forward type (and the experts' type for MoE).
     #[serde(default)]
     pub mlp: Mlp,
@@ -257,12 +301,14 @@ impl ModelConfig {
             n_layer,
             d_model,
             n_head,
+            n_kv_head: None,
             d_ff: None,
             vocab,
             seq_len,
             dropout: 0.0,
             position: Position::Learned,
             norm: Norm::Layernorm,
+            norm_placement: NormPlacement::Pre,
             mlp: Mlp::Gelu,
             ffn: Ffn::Dense,
             moe: None,
@@ -298,6 +344,11 @@ impl ModelConfig {
         self.d_model / self.n_head
     }
 
+    /// Key/value heads actually used (n_head unless `n_kv_head` is set).
+    pub fn kv_heads(&self) -> usize {
+        self.n_kv_head.unwrap_or(self.n_head)
+    }
+
     /// Checks the configuration; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key, message: String| Err(ConfigError { key, message });
@@ -318,6 +369,27 @@ impl ModelConfig {
                 format!(
                     "d_model = {} is not divisible by n_head = {}",
                     self.d_model, self.n_head
+                ),
+            );
+        }
+        if let Some(kv) = self.n_kv_head {
+            if kv == 0 || !self.n_head.is_multiple_of(kv) {
+                return err(
+                    "n_kv_head",
+                    format!(
+                        "must be at least 1 and divide n_head = {} (1: multi-query, n_head: \
+                         multi-head), got {kv}",
+                        self.n_head
+                    ),
+                );
+            }
+        }
+        if self.position == Position::Sinusoidal && !self.d_model.is_multiple_of(2) {
+            return err(
+                "position",
+                format!(
+                    "sinusoidal positions need an even d_model, got {}",
+                    self.d_model
                 ),
             );
         }
@@ -460,6 +532,21 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().key, "prefix");
         let y: PrefixLen = serde_json::from_str(r#"{"min": 0, "max": 32}"#).unwrap();
         assert_eq!(y, PrefixLen::Range { min: 0, max: 32 });
+    }
+
+    #[test]
+    fn kv_heads_must_divide_the_heads() {
+        let mut c = ModelConfig::new(2, 64, 4, 256, 64);
+        assert_eq!(c.kv_heads(), 4);
+        for ok in [1, 2, 4] {
+            c.n_kv_head = Some(ok);
+            assert!(c.validate().is_ok(), "{ok}");
+            assert_eq!(c.kv_heads(), ok);
+        }
+        for bad in [0, 3, 8] {
+            c.n_kv_head = Some(bad);
+            assert_eq!(c.validate().unwrap_err().key, "n_kv_head", "{bad}");
+        }
     }
 
     #[test]

@@ -27,6 +27,20 @@ pub struct Decoder {
     norm: Norm,
     /// Untied output head (`None` when the token embedding is reused).
     head: Option<Linear>,
+    /// Fixed sinusoidal positions added to the token embedding.
+    sinusoidal: bool,
+}
+
+/// The sinusoidal position table [t, d] (d even): sin(p / 10000^(2i/d)) at 2i, cos at 2i + 1.
+pub fn sinusoids(t: usize, d: usize, device: &Device) -> Tensor<2> {
+    let mut values = Vec::with_capacity(t * d);
+    for p in 0..t {
+        for i in 0..d / 2 {
+            let angle = p as f64 / 10_000f64.powf(2.0 * i as f64 / d as f64);
+            values.extend([angle.sin() as f32, angle.cos() as f32]);
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [t, d]), device)
 }
 
 impl Decoder {
@@ -44,9 +58,10 @@ impl Decoder {
             tok: emb(cfg.vocab),
             pos: (cfg.position == Position::Learned).then(|| emb(cfg.seq_len)),
             blocks: (0..cfg.n_layer).map(|_| Block::new(cfg, device)).collect(),
-            norm: Norm::new(cfg, device),
+            norm: Norm::last(cfg, device),
             head: (!cfg.tie_embeddings)
                 .then(|| linear(cfg.d_model, cfg.vocab, cfg.bias, cfg.init_std, device)),
+            sinusoidal: cfg.position == Position::Sinusoidal,
         }
     }
 
@@ -103,6 +118,10 @@ impl Decoder {
                 .reshape([1, t])
                 .expand([b, t]);
             x = x + pos.forward(idx);
+        }
+        if self.sinusoidal {
+            let d = x.dims()[2];
+            x = x + sinusoids(t, d, &device).reshape([1, t, d]);
         }
         let mut x = x.cast(precision.dtype());
         let mut aux: Option<Tensor<1>> = None;

@@ -13,7 +13,8 @@ pub mod precision;
 
 pub use accounting::{account, Accounting};
 pub use config::{
-    Arch, Balance, ConfigError, Ffn, Mlp, ModelConfig, MoeConfig, Norm, Position, PrefixLen, Router,
+    Arch, Balance, ConfigError, Ffn, Mlp, ModelConfig, MoeConfig, Norm, NormPlacement, Position,
+    PrefixLen, Router,
 };
 pub use decoder::{Decoder, DecoderOutput};
 pub use moe::LayerStats;

@@ -3,7 +3,7 @@
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use models::{account, Decoder, Mlp, ModelConfig, Norm, Position};
+use models::{account, Decoder, Mlp, ModelConfig, Norm, NormPlacement, Position};
 
 fn device() -> Device {
     let d = Device::default();
@@ -27,6 +27,33 @@ fn shapes() -> Vec<ModelConfig> {
     c.bias = true;
     c.d_ff = Some(100);
     out.push(c);
+    // Grouped-query (2 key/value heads for 4 query heads, with biases) and multi-query attention.
+    let mut c = ModelConfig::new(2, 64, 4, 60, 16);
+    c.n_kv_head = Some(2);
+    c.bias = true;
+    c.position = Position::Rope;
+    out.push(c);
+    let mut c = ModelConfig::new(2, 48, 6, 60, 16);
+    c.n_kv_head = Some(1);
+    out.push(c);
+    // DyT in pre-norm blocks, LayerNorm and DyT in post-norm ones.
+    let mut c = ModelConfig::new(2, 32, 2, 40, 16);
+    c.norm = Norm::Dyt;
+    out.push(c);
+    let mut c = ModelConfig::new(2, 32, 2, 40, 16);
+    c.norm_placement = NormPlacement::Post;
+    c.bias = true;
+    out.push(c);
+    let mut c = ModelConfig::new(2, 32, 2, 40, 16);
+    c.norm = Norm::Dyt;
+    c.norm_placement = NormPlacement::Post;
+    out.push(c);
+    // The position schemes without parameters.
+    for position in [Position::Sinusoidal, Position::Alibi, Position::None] {
+        let mut c = ModelConfig::new(2, 32, 4, 40, 16);
+        c.position = position;
+        out.push(c);
+    }
     out
 }
 
@@ -174,4 +201,94 @@ fn prefix_length_zero_is_the_causal_decoder_exactly() {
     assert_eq!(prefix_logits(&model, &toks, 0, &dev), causal);
     // A prefix of one token is also causal (a token attending to itself).
     assert_eq!(prefix_logits(&model, &toks, 1, &dev), causal);
+}
+
+#[test]
+fn schemes_that_extend_read_four_times_the_training_length() {
+    let dev = device();
+    for position in [
+        Position::Rope,
+        Position::Sinusoidal,
+        Position::Alibi,
+        Position::None,
+    ] {
+        let mut cfg = ModelConfig::new(1, 32, 4, 40, 8);
+        cfg.position = position;
+        assert!(position.extends_past_training_length());
+        let model = Decoder::new(&cfg, &dev);
+        let t = 4 * cfg.seq_len;
+        let toks = random_tokens(1, t, cfg.vocab, 3, &dev);
+        let long = model.forward(Tensor::<2, Int>::from_data(
+            TensorData::new(toks.clone(), [1, t]),
+            &dev,
+        ));
+        assert_eq!(long.dims(), [1, t, cfg.vocab]);
+        // The first seq_len positions give the logits of the training-length forward pass.
+        let short = model.forward(Tensor::<2, Int>::from_data(
+            TensorData::new(toks[..cfg.seq_len].to_vec(), [1, cfg.seq_len]),
+            &dev,
+        ));
+        let head = long.slice([0..1, 0..cfg.seq_len, 0..cfg.vocab]);
+        head.into_data()
+            .assert_approx_eq::<f32>(&short.into_data(), burn::tensor::Tolerance::absolute(1e-5));
+    }
+    assert!(!Position::Learned.extends_past_training_length());
+}
+
+#[test]
+fn sinusoids_by_hand_and_positions_change_the_logits() {
+    let dev = device();
+    let table = models::decoder::sinusoids(3, 4, &dev)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    // Position 2, pair 1: angle 2 / 10000^(2/4) = 0.02.
+    let want = [
+        0.0,
+        1.0,
+        0.0,
+        1.0,
+        1f32.sin(),
+        1f32.cos(),
+        0.01f32.sin(),
+        0.01f32.cos(),
+        2f32.sin(),
+        2f32.cos(),
+        0.02f32.sin(),
+        0.02f32.cos(),
+    ];
+    for (a, b) in table.iter().zip(want) {
+        assert!((a - b).abs() < 1e-6, "{table:?}");
+    }
+    // ALiBi, sinusoids and no positions have the same parameters: from one seed, the same weights;
+    // the logits differ only through the positions.
+    let logits = |position| {
+        let mut cfg = ModelConfig::new(1, 32, 4, 40, 8);
+        cfg.position = position;
+        let dev = device();
+        let model = Decoder::new(&cfg, &dev);
+        let toks = random_tokens(1, 8, 40, 9, &dev);
+        model
+            .forward(Tensor::<2, Int>::from_data(
+                TensorData::new(toks, [1, 8]),
+                &dev,
+            ))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let none = logits(Position::None);
+    for other in [Position::Alibi, Position::Sinusoidal] {
+        let diff = logits(other)
+            .iter()
+            .zip(&none)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff > 1e-3, "{other:?} vs none: {diff}");
+    }
+    // The first position attends only to itself: its logits do not depend on ALiBi.
+    let (alibi, none) = (logits(Position::Alibi), none);
+    assert!(alibi[..40]
+        .iter()
+        .zip(&none[..40])
+        .all(|(a, b)| (a - b).abs() < 1e-6));
 }

@@ -26,16 +26,20 @@ pub fn run(a: ModelsArgs) -> LabResult<i32> {
     let d = cfg.steps() * cfg.tokens_per_step();
     println!("run {} ({})", cfg.id(), cfg.name);
     println!(
-        "shape: n_layer {} d_model {} n_head {} d_ff {} vocab {} seq_len {} ({:?} positions, {:?}, {:?}, tied {})",
-        m.n_layer, m.d_model, m.n_head, m.d_ff(), m.vocab, m.seq_len, m.position, m.norm, m.mlp, m.tie_embeddings
+        "shape: n_layer {} d_model {} n_head {} n_kv_head {} d_ff {} vocab {} seq_len {} ({:?} positions, {:?}, {:?}, tied {})",
+        m.n_layer, m.d_model, m.n_head, m.kv_heads(), m.d_ff(), m.vocab, m.seq_len, m.position, m.norm, m.mlp, m.tie_embeddings
     );
-    let rows: [(&str, u64); 6] = [
+    let rows: [(&str, u64); 7] = [
         ("params_total", acc.params_total),
         ("params_embedding", acc.params_embedding),
         ("params_nonembedding", acc.params_nonembedding),
         ("params_active", acc.params_active),
         ("flops_per_token", acc.flops_per_token),
         ("flops_6n", acc.flops_6n),
+        (
+            "kv_cache_bytes",
+            models::accounting::kv_cache_bytes_per_token(m),
+        ),
     ];
     for (k, v) in rows {
         println!("{k:>22} {v:>16}");

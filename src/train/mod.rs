@@ -66,11 +66,24 @@ pub fn evaluate(
     biases: &[Vec<f32>],
     device: &Device,
 ) -> (f64, Vec<LayerStats>) {
-    let (mb, seq) = (cfg.train.micro_batch(), cfg.model.seq_len);
+    evaluate_at(model, corpus, cfg, biases, device, cfg.model.seq_len)
+}
+
+/// [`evaluate`] on validation sequences of `seq` tokens (the run's own length, or a multiple of it
+/// for the length-generalisation check).
+fn evaluate_at(
+    model: &Decoder,
+    corpus: &Corpus,
+    cfg: &RunConfig,
+    biases: &[Vec<f32>],
+    device: &Device,
+    seq: usize,
+) -> (f64, Vec<LayerStats>) {
+    let mb = cfg.train.micro_batch();
     let mut total = 0.0;
     let mut count = 0;
     let mut stats = Vec::new();
-    for (batch, prefix) in validation_batches(corpus, cfg) {
+    for (batch, prefix) in validation_batches(corpus, cfg, seq) {
         for (rows, lens) in batch.chunks_exact(mb * (seq + 1)).zip(prefix.chunks(mb)) {
             let b = Batch::new(rows, lens, seq, device);
             let pass = b.forward(model, 1, biases, cfg.train.precision());
@@ -85,14 +98,43 @@ pub fn evaluate(
 
 /// The run's validation batches (rows of `seq + 1` tokens and their prefix lengths): `eval_batches`
 /// batches of `batch_size` sequences drawn from the data seed, the same for every run of a sweep.
-fn validation_batches(corpus: &Corpus, cfg: &RunConfig) -> Vec<(Vec<i64>, Vec<usize>)> {
+fn validation_batches(corpus: &Corpus, cfg: &RunConfig, seq: usize) -> Vec<(Vec<i64>, Vec<usize>)> {
     let val_seed = cfg.data.seed ^ 0x005E_ED0F_7A11;
     (0..cfg.train.eval_batches)
         .map(|i| {
             (
-                corpus.val_rows(val_seed, i, cfg.train.batch_size, cfg.model.seq_len),
+                corpus.val_rows(val_seed, i, cfg.train.batch_size, seq),
                 prefix_lengths(&cfg.model, val_seed, i as u64, cfg.train.batch_size),
             )
+        })
+        .collect()
+}
+
+/// The length-generalisation rows of a finished run: the validation loss `loss_at(k)` on
+/// sequences k times the training length for each k of `train.length_eval`, as task `length_<k>x`;
+/// none for learned positions, which stop at the training length.
+fn length_generalisation(
+    cfg: &RunConfig,
+    state: &TrainerState,
+    flops_per_token: u64,
+    loss_at: impl Fn(usize) -> f64,
+) -> Vec<EvalRow> {
+    if !cfg.model.position.extends_past_training_length() {
+        return Vec::new();
+    }
+    cfg.train
+        .length_eval
+        .iter()
+        .map(|&k| EvalRow {
+            step: state.step,
+            tokens: state.tokens,
+            compute: flops_per_token as f64 * state.tokens as f64,
+            task: format!("length_{k}x"),
+            metric: "loss".into(),
+            value: loss_at(k),
+            n_examples: (cfg.train.eval_batches * cfg.train.batch_size) as u64,
+            ci_lo: None,
+            ci_hi: None,
         })
         .collect()
 }
@@ -101,7 +143,7 @@ fn validation_batches(corpus: &Corpus, cfg: &RunConfig) -> Vec<(Vec<i64>, Vec<us
 /// loss on the very windows and targets the validation loss is measured on, so that a fitted E can
 /// be compared with it free of the validation set's sampling noise.
 fn validation_floor(corpus: &Corpus, cfg: &RunConfig) -> Option<f64> {
-    let batches = validation_batches(corpus, cfg);
+    let batches = validation_batches(corpus, cfg, cfg.model.seq_len);
     let seq = cfg.model.seq_len;
     corpus.ideal_loss(
         batches
@@ -537,6 +579,16 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     status.final_val_loss = state.curve.last().map(|r| r.val_loss);
     status.best_val_loss = state.curve.iter().map(|r| r.val_loss).reduce(f64::min);
     if status.status == Status::Running {
+        let at = |k: usize| {
+            let seq = k * cfg.model.seq_len;
+            let inner = device.clone().inner();
+            evaluate_at(&model.valid(), &corpus, cfg, &state.biases, &inner, seq).0
+        };
+        let rows = length_generalisation(cfg, &state, acc.flops_per_token, at);
+        if !rows.is_empty() {
+            state.evals.extend(rows);
+            write_parquet(&dir.evals(), &mut eval_frame(&id, &state.evals)?)?;
+        }
         status.status = Status::Done;
         status.reason = None;
     }
