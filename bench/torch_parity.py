@@ -119,6 +119,9 @@ class Twin:
         self.kv = model.get("n_kv_head") or self.h
         self.position = model.get("position", "learned")
         self.rope = rope_tables(model["seq_len"], self.d // self.h) if self.position == "rope" else None
+        self.mla = model.get("mla")
+        rope_dim = (self.mla or {}).get("rope_dim", 0)
+        self.mla_rope = rope_tables(model["seq_len"], rope_dim) if rope_dim else None
         self.post_norm = model.get("norm_placement", "pre") == "post"
         self.margin = math.inf  # smallest gap between a chosen expert and the best one not chosen
 
@@ -127,6 +130,9 @@ class Twin:
         bias = self.p.get(f"{name}.bias")
         return y if bias is None else y + bias
 
+    def rms(self, name, x):
+        return x / torch.sqrt(x.square().mean(-1, keepdim=True) + 1e-5) * self.p[f"{name}.gamma"]
+
     def norm(self, name, x):
         if f"{name}.dyt.alpha" in self.p:
             return torch.tanh(self.p[f"{name}.dyt.alpha"] * x) * self.p[f"{name}.dyt.gamma"] + self.p[f"{name}.dyt.beta"]
@@ -134,8 +140,7 @@ class Twin:
             return x  # the final norm of post-norm blocks
         if f"{name}.layer.gamma" in self.p:
             return F.layer_norm(x, (self.d,), self.p[f"{name}.layer.gamma"], self.p.get(f"{name}.layer.beta"), 1e-5)
-        gamma = self.p[f"{name}.rms.gamma"]
-        return x / torch.sqrt(x.square().mean(-1, keepdim=True) + 1e-5) * gamma
+        return self.rms(f"{name}.rms", x)
 
     def attention(self, name, x, allowed):
         b, t, d = x.shape
@@ -148,13 +153,35 @@ class Twin:
             q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         # Grouped-query attention: query head i reads key/value head i // (h / kv).
         k, v = k.repeat_interleave(self.h // self.kv, dim=1), v.repeat_interleave(self.h // self.kv, dim=1)
-        mask = allowed
-        if self.position == "alibi":
-            i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
-            bias = -torch.tensor(alibi_slopes(self.h))[:, None, None] * (i - j).abs()[None].float()
-            mask = torch.where(allowed, bias[None], torch.tensor(float("-inf")))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.score_mask(allowed, t))
         return self.linear(f"{name}.out", y.transpose(1, 2).reshape(b, t, d))
+
+    def score_mask(self, allowed, t):
+        """The boolean mask, or with ALiBi the additive one: -m_h |i - j| where allowed."""
+        if self.position != "alibi":
+            return allowed
+        i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
+        bias = -torch.tensor(alibi_slopes(self.h))[:, None, None] * (i - j).abs()[None].float()
+        return torch.where(allowed, bias[None], torch.tensor(float("-inf")))
+
+    def latent_attention(self, name, x, allowed):
+        """DeepSeek-V2's multi-head latent attention as lab builds it (models/src/attention.rs)."""
+        b, t, d = x.shape
+        h, hd = self.h, d // self.h
+        r, rank = self.mla.get("rope_dim", 0), self.mla["kv_rank"]
+        q = self.linear(f"{name}.q_up", self.rms(f"{name}.q_norm", self.linear(f"{name}.q_down", x)))
+        q = q.reshape(b, t, h, hd + r).transpose(1, 2)
+        kv_a = self.linear(f"{name}.kv_down", x)
+        kv = self.linear(f"{name}.kv_up", self.rms(f"{name}.kv_norm", kv_a[..., :rank]))
+        kv = kv.reshape(b, t, h, 2 * hd).transpose(1, 2)
+        k, v = kv[..., :hd], kv[..., hd:]
+        if r:
+            cos, sin = self.mla_rope[0][:t], self.mla_rope[1][:t]
+            q = torch.cat((q[..., :hd], rotate(q[..., hd:], cos, sin)), dim=-1)
+            k_rope = rotate(kv_a[..., rank:].reshape(b, 1, t, r), cos, sin).expand(b, h, t, r)
+            k = torch.cat((k, k_rope), dim=-1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.score_mask(allowed, t))
+        return self.linear(f"{name}.out", y.transpose(1, 2).reshape(b, t, h * hd))
 
     def moe(self, name, x, bias):
         """lab's fine-grained mixture of experts (models/src/moe.rs): experts chosen on the scores
@@ -235,7 +262,9 @@ class Twin:
             # Pre-norm normalises each branch's input, post-norm each residual sum.
             branch_in = (lambda n, z: z) if self.post_norm else self.norm
             summed = self.norm if self.post_norm else (lambda n, z: z)
-            x = summed(f"{block}.norm1", x + self.attention(f"{block}.attn", branch_in(f"{block}.norm1", x), allowed))
+            attend = self.latent_attention if self.mla else self.attention
+            name = f"{block}.mla" if self.mla else f"{block}.attn"
+            x = summed(f"{block}.norm1", x + attend(name, branch_in(f"{block}.norm1", x), allowed))
             h = branch_in(f"{block}.norm2", x)
             if self.m.get("ffn", "dense") == "moe":
                 y, a, load = self.moe(f"{block}.moe", h, biases[layer] if biases else None)

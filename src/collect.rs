@@ -217,15 +217,14 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
     };
     let balance: Vec<Option<String>> = rows
         .iter()
-        .map(|(_, _, c)| {
-            c.model.moe().map(|m| {
-                serde_json::to_value(m.balance)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            })
-        })
+        .map(|(_, _, c)| c.model.moe().map(|m| yaml_name(m.balance)))
         .collect();
+    // The architecture knobs, as the YAML spells them (group runs by them with `lab fit --group-by`).
+    let knob = |f: &dyn Fn(&models::ModelConfig) -> String| {
+        rows.iter()
+            .map(|(_, _, c)| f(&c.model))
+            .collect::<Vec<String>>()
+    };
     let budget: Vec<Option<f64>> = rows
         .iter()
         .map(|(r, _, _)| r.plan.as_ref().and_then(|p| p.budget))
@@ -253,6 +252,10 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "granularity" => mu(&|m| m.granularity as u64),
         "n_shared" => mu(&|m| m.n_shared as u64),
         "balance" => balance,
+        "position" => knob(&|m| yaml_name(m.position)),
+        "norm" => knob(&|m| yaml_name(m.norm)),
+        "norm_placement" => knob(&|m| yaml_name(m.norm_placement)),
+        "mlp" => knob(&|m| yaml_name(m.mlp)),
         "params_total" => u(&|st, _| st.accounting.params_total),
         "params_embedding" => u(&|st, _| st.accounting.params_embedding),
         "params_nonembedding" => u(&|st, _| st.accounting.params_nonembedding),
@@ -289,4 +292,12 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
     )
     .map_err(|e| anyhow::anyhow!("runs table: {e}"))?;
     Ok(df)
+}
+
+/// A unit-variant enum's name as the run YAML spells it (its serde name).
+fn yaml_name(v: impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

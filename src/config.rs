@@ -268,7 +268,7 @@ impl RunConfig {
         if t.eval_batches == 0 {
             return err("eval_batches", "must be at least 1".into());
         }
-        let longest = models::layers::LONGEST_EVAL_FACTOR;
+        let longest = models::attention::LONGEST_EVAL_FACTOR;
         if let Some(k) = t.length_eval.iter().find(|k| !(2..=longest).contains(*k)) {
             return err(
                 "length_eval",

@@ -110,10 +110,62 @@ fn d_kv(cfg: &ModelConfig) -> u64 {
     (cfg.kv_heads() * cfg.d_head()) as u64
 }
 
-/// Matmul weights of one block's attention: q and output (d x d each), k and v (d x d_kv each).
+/// Matmul weights of one block's attention: q and output (d x d each), k and v (d x d_kv each);
+/// latent attention: the query down and up projections (the up one to h (d_head + rope_dim)), the
+/// key/value down projection (to kv_rank + rope_dim), its up projection (to 2 d) and the output.
 fn attention_matmul(cfg: &ModelConfig) -> u64 {
     let d = cfg.d_model as u64;
-    2 * d * d + 2 * d * d_kv(cfg)
+    match &cfg.mla {
+        None => 2 * d * d + 2 * d * d_kv(cfg),
+        Some(m) => {
+            let (q, kv, r, h) = (
+                m.q_rank as u64,
+                m.kv_rank as u64,
+                m.rope_dim as u64,
+                cfg.n_head as u64,
+            );
+            d * q + q * (d + h * r) + d * (kv + r) + kv * 2 * d + d * d
+        }
+    }
+}
+
+/// Attention's parameters besides its matmul weights: the biases and latent attention's two
+/// RMSNorm scales.
+fn attention_other(cfg: &ModelConfig) -> u64 {
+    let d = cfg.d_model as u64;
+    match &cfg.mla {
+        None => {
+            if cfg.bias {
+                2 * d + 2 * d_kv(cfg)
+            } else {
+                0
+            }
+        }
+        Some(m) => {
+            let (q, kv, r, h) = (
+                m.q_rank as u64,
+                m.kv_rank as u64,
+                m.rope_dim as u64,
+                cfg.n_head as u64,
+            );
+            let bias = if cfg.bias {
+                q + (d + h * r) + (kv + r) + 2 * d + d
+            } else {
+                0
+            };
+            bias + q + kv
+        }
+    }
+}
+
+/// Width of a query-key dot product summed over heads: d (h heads of d_head), plus h x rope_dim
+/// for latent attention's decoupled rotary part.
+fn score_width(cfg: &ModelConfig) -> u64 {
+    let d = cfg.d_model as u64;
+    d + cfg
+        .mla
+        .as_ref()
+        .map_or(0, |m| (cfg.n_head * m.rope_dim) as u64)
 }
 
 /// Matmul weights of one block touched per token: attention q, k, v, output and the (active)
@@ -122,16 +174,20 @@ pub fn block_matmul_params(cfg: &ModelConfig) -> u64 {
     attention_matmul(cfg) + ffn_params(cfg).0 .1
 }
 
-/// Bytes of key/value cache one token occupies at inference: keys and values of every layer, 2
-/// bytes per element (16-bit inference).
+/// Bytes of key/value cache one token occupies at inference, 2 bytes per element (16-bit
+/// inference): keys and values of every layer, or with latent attention the latent and the rotary
+/// key.
 pub fn kv_cache_bytes_per_token(cfg: &ModelConfig) -> u64 {
-    2 * cfg.n_layer as u64 * d_kv(cfg) * 2
+    let per_layer = match &cfg.mla {
+        None => 2 * d_kv(cfg),
+        Some(m) => (m.kv_rank + m.rope_dim) as u64,
+    };
+    cfg.n_layer as u64 * per_layer * 2
 }
 
 /// Every parameter of one block, as (total, active per token).
 pub fn block_params(cfg: &ModelConfig) -> (u64, u64) {
-    let d = cfg.d_model as u64;
-    let attn = attention_matmul(cfg) + if cfg.bias { 2 * d + 2 * d_kv(cfg) } else { 0 };
+    let attn = attention_matmul(cfg) + attention_other(cfg);
     let (total, active) = ffn_params(cfg).1;
     let fixed = attn + 2 * norm_params(cfg);
     (fixed + total, fixed + active)
@@ -163,7 +219,8 @@ pub fn account(cfg: &ModelConfig) -> Accounting {
     let params_active = rest + l * block_active;
     let params_nonembedding = params_total - params_embedding;
     let matmul_per_token = l * block_matmul_params(cfg) + v * d;
-    let attention = 2 * 2 * l * t * d;
+    // Scores (q.k over the score width) and values (over d), 2 FLOPs each, per token and position.
+    let attention = 2 * l * t * (score_width(cfg) + d);
     let forward = 2 * matmul_per_token + attention;
     Accounting {
         params_total,
@@ -282,6 +339,28 @@ mod tests {
             biased.params_total - plain.params_total,
             2 * extra_per_block as u64 + 64 + 100
         );
+    }
+
+    #[test]
+    fn latent_attention_by_hand() {
+        // d 32, 4 heads of 8, L 2, vocab 50, seq 16, rope; kv_rank 8, q_rank 12, rope_dim 4.
+        let mut cfg = ModelConfig::new(2, 32, 4, 50, 16);
+        cfg.position = Position::Rope;
+        cfg.mla = Some(crate::config::MlaConfig {
+            kv_rank: 8,
+            q_rank: 12,
+            rope_dim: 4,
+        });
+        let a = account(&cfg);
+        // Attention: q down 32*12 + q up 12*(32 + 4*4) + kv down 32*(8 + 4) + kv up 8*64 + out
+        // 32*32 = 384 + 576 + 384 + 512 + 1024 = 2880, and the two latent norms 12 + 8.
+        let block = 2_880 + 20 + 2 * 32 * 128 + 2 * 32;
+        assert_eq!(a.params_total, 1_600 + 32 + 1_600 + 2 * block);
+        // Scores over 32 + 4*4 dimensions, values over 32: 2 * 2 * 16 * (48 + 32) per token.
+        let matmul = 2 * (2_880 + 8_192) + 1_600;
+        assert_eq!(a.flops_per_token, 3 * (2 * matmul + 2 * 2 * 16 * 80));
+        // The cache holds the latent and the rotary key: 2 layers x 12 x 2 bytes.
+        assert_eq!(kv_cache_bytes_per_token(&cfg), 48);
     }
 
     #[test]

@@ -212,6 +212,19 @@ impl MoeConfig {
     }
 }
 
+/// Multi-head latent attention settings (DeepSeek-V2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlaConfig {
+    /// Width of the key/value latent (what a token caches at inference, with its rotary key).
+    pub kv_rank: usize,
+    /// Width of the query latent.
+    pub q_rank: usize,
+    /// Decoupled rotary dimensions per head (`position: rope` only; 0 = none).
+    #[serde(default)]
+    pub rope_dim: usize,
+}
+
 /// The decoder's shape and architecture. Every field has a default except the shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,6 +246,9 @@ pub struct ModelConfig {
     /// share each key/value head).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_kv_head: Option<usize>,
+    /// Multi-head latent attention instead of multi-head attention (absent: multi-head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<MlaConfig>,
     /// Feed-forward hidden width; default 4 d_model (GELU) or 8/3 d_model rounded up to a multiple of 8 (SwiGLU).
     #[serde(default)]
     pub d_ff: Option<usize>,
@@ -302,6 +318,7 @@ impl ModelConfig {
             d_model,
             n_head,
             n_kv_head: None,
+            mla: None,
             d_ff: None,
             vocab,
             seq_len,
@@ -384,6 +401,7 @@ impl ModelConfig {
                 );
             }
         }
+        self.validate_mla()?;
         if self.position == Position::Sinusoidal && !self.d_model.is_multiple_of(2) {
             return err(
                 "position",
@@ -451,6 +469,39 @@ impl ModelConfig {
 }
 
 impl ModelConfig {
+    fn validate_mla(&self) -> Result<(), ConfigError> {
+        let Some(m) = &self.mla else {
+            return Ok(());
+        };
+        let err = |key, message: String| Err(ConfigError { key, message });
+        if self.n_kv_head.is_some() {
+            return err(
+                "n_kv_head",
+                "latent attention (mla) shares its keys and values through the latent: drop n_kv_head"
+                    .into(),
+            );
+        }
+        if m.kv_rank == 0 || m.q_rank == 0 {
+            return err("mla", "kv_rank and q_rank must be at least 1".into());
+        }
+        if m.rope_dim > 0 && self.position != Position::Rope {
+            return err(
+                "mla.rope_dim",
+                format!(
+                    "decoupled rotary dimensions need `position: rope`, not {:?}",
+                    self.position
+                ),
+            );
+        }
+        if !m.rope_dim.is_multiple_of(2) {
+            return err(
+                "mla.rope_dim",
+                format!("must be even (rotary pairs), got {}", m.rope_dim),
+            );
+        }
+        Ok(())
+    }
+
     fn validate_moe(&self) -> Result<(), ConfigError> {
         let err = |key, message: String| Err(ConfigError { key, message });
         let m = match (self.ffn, &self.moe) {
@@ -547,6 +598,30 @@ mod tests {
             c.n_kv_head = Some(bad);
             assert_eq!(c.validate().unwrap_err().key, "n_kv_head", "{bad}");
         }
+    }
+
+    #[test]
+    fn latent_attention_settings_are_checked() {
+        let mut c = ModelConfig::new(2, 64, 4, 256, 64);
+        c.mla = Some(MlaConfig {
+            kv_rank: 16,
+            q_rank: 32,
+            rope_dim: 8,
+        });
+        assert_eq!(c.validate().unwrap_err().key, "mla.rope_dim");
+        c.position = Position::Rope;
+        assert!(c.validate().is_ok());
+        c.n_kv_head = Some(2);
+        assert_eq!(c.validate().unwrap_err().key, "n_kv_head");
+        c.n_kv_head = None;
+        c.mla = Some(MlaConfig {
+            kv_rank: 0,
+            q_rank: 32,
+            rope_dim: 3,
+        });
+        assert_eq!(c.validate().unwrap_err().key, "mla");
+        let y: MlaConfig = serde_json::from_str(r#"{"kv_rank": 16, "q_rank": 32}"#).unwrap();
+        assert_eq!(y.rope_dim, 0);
     }
 
     #[test]

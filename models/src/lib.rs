@@ -5,6 +5,7 @@
 //! untied head. [`account`] gives parameter and FLOP counts as pure functions of the configuration.
 
 pub mod accounting;
+pub mod attention;
 pub mod config;
 pub mod decoder;
 pub mod layers;
@@ -13,8 +14,8 @@ pub mod precision;
 
 pub use accounting::{account, Accounting};
 pub use config::{
-    Arch, Balance, ConfigError, Ffn, Mlp, ModelConfig, MoeConfig, Norm, NormPlacement, Position,
-    PrefixLen, Router,
+    Arch, Balance, ConfigError, Ffn, MlaConfig, Mlp, ModelConfig, MoeConfig, Norm, NormPlacement,
+    Position, PrefixLen, Router,
 };
 pub use decoder::{Decoder, DecoderOutput};
 pub use moe::LayerStats;
