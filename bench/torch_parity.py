@@ -258,23 +258,50 @@ class Twin:
         allowed = (j <= i)[None, None] | (j[None, None] < torch.tensor(prefix)[:, None, None, None])
         aux, loads = torch.zeros(()), []
         for layer in range(self.m["n_layer"]):
-            block = f"blocks.{layer}"
-            # Pre-norm normalises each branch's input, post-norm each residual sum.
-            branch_in = (lambda n, z: z) if self.post_norm else self.norm
-            summed = self.norm if self.post_norm else (lambda n, z: z)
-            attend = self.latent_attention if self.mla else self.attention
-            name = f"{block}.mla" if self.mla else f"{block}.attn"
-            x = summed(f"{block}.norm1", x + attend(name, branch_in(f"{block}.norm1", x), allowed))
-            h = branch_in(f"{block}.norm2", x)
-            if self.m.get("ffn", "dense") == "moe":
-                y, a, load = self.moe(f"{block}.moe", h, biases[layer] if biases else None)
-                aux, loads = aux + a, loads + [load]
-            else:
-                y = self.ffn(f"{block}.ffn", h)
-            x = summed(f"{block}.norm2", x + y)
-        x = self.norm("norm", x)
-        logits = self.linear("head", x) if "head.weight" in self.p else x @ self.p["tok.weight"].T
-        return logits, aux, loads
+            x, a, load = self.block(f"blocks.{layer}", x, allowed, biases[layer] if biases else None)
+            aux = aux + a
+            loads = loads + ([load] if load is not None else [])
+        self.hidden = x  # the multi-token prediction modules' input
+        return self.head(self.norm("norm", x)), aux, loads
+
+    def head(self, x):
+        return self.linear("head", x) if "head.weight" in self.p else x @ self.p["tok.weight"].T
+
+    def block(self, name, x, allowed, bias):
+        """One block: its output, its auxiliary loss and its expert loads (None when dense)."""
+        # Pre-norm normalises each branch's input, post-norm each residual sum.
+        branch_in = (lambda n, z: z) if self.post_norm else self.norm
+        summed = self.norm if self.post_norm else (lambda n, z: z)
+        attend = self.latent_attention if self.mla else self.attention
+        attn = f"{name}.mla" if self.mla else f"{name}.attn"
+        x = summed(f"{name}.norm1", x + attend(attn, branch_in(f"{name}.norm1", x), allowed))
+        h = branch_in(f"{name}.norm2", x)
+        aux, load = torch.zeros(()), None
+        if self.m.get("ffn", "dense") == "moe":
+            y, aux, load = self.moe(f"{name}.moe", h, bias)
+        else:
+            y = self.ffn(f"{name}.ffn", h)
+        return summed(f"{name}.norm2", x + y), aux, load
+
+    def mtp_loss(self, x, y):
+        """DeepSeek-V3's multi-token prediction (models/src/mtp.rs): module k combines the previous
+        depth's hidden state with the embedding of the token k ahead and predicts the token k + 1
+        ahead through the shared head; the weighted mean of the modules' mean cross-entropies."""
+        cfg = self.m.get("mtp") or {}
+        depth = cfg.get("depth", 0)
+        if depth == 0:
+            return torch.zeros(())
+        t = x.shape[1]
+        h, total = self.hidden, torch.zeros(())
+        for k in range(1, depth + 1):
+            name = f"mtp.{k - 1}"
+            ahead = self.p["tok.weight"][x[:, k:]]
+            joined = torch.cat((self.norm(f"{name}.norm_hidden", h[:, : t - k]), self.norm(f"{name}.norm_embedding", ahead)), dim=-1)
+            i, j = torch.arange(t - k)[:, None], torch.arange(t - k)[None, :]
+            h, _, _ = self.block(f"{name}.block", self.linear(f"{name}.proj", joined), (j <= i)[None, None], None)
+            logits = self.head(self.norm(f"{name}.norm_out", h))
+            total = total + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, k:].reshape(-1))
+        return total * cfg["weight"] / depth
 
     def loss(self, rows, prefix, biases):
         """The objective (cross-entropy plus the routers' auxiliary losses), the mean cross-entropy
@@ -287,7 +314,7 @@ class Twin:
         weights = torch.tensor([[1.0 if i + 1 >= p else 0.0 for i in range(seq)] for p in prefix])
         denominator = sum(seq - max(p - 1, 0) for p in prefix)
         ce = (nll * weights).sum() / denominator
-        return ce + aux, ce, loads
+        return ce + aux + self.mtp_loss(x, y), ce, loads
 
 
 def decays(name, rank, decay_all):

@@ -286,14 +286,16 @@ fn evals(run_dir: &std::path::Path) -> DataFrame {
         .unwrap()
 }
 
-/// Grouped-query attention, DyT in post-norm blocks and ALiBi train, resume exactly (curves and
-/// the length-generalisation losses), and record the loss at 2x and 4x the training length.
+/// Grouped-query attention, DyT in post-norm blocks, ALiBi and two multi-token prediction modules
+/// train, resume exactly (curves and the length-generalisation losses), and record the loss at 2x
+/// and 4x the training length.
 #[test]
 fn architecture_knobs_train_resume_exactly_and_read_longer_sequences() {
     let dir = tempfile::tempdir().unwrap();
     let cfg_text = tiny_run(20_480, "  eval_every_tokens: 5120\n  length_eval: [2, 4]\n").replace(
         "  seq_len: 32\n",
-        "  seq_len: 32\n  n_kv_head: 2\n  norm: dyt\n  norm_placement: post\n  position: alibi\n",
+        "  seq_len: 32\n  n_kv_head: 2\n  norm: dyt\n  norm_placement: post\n  position: alibi\n  \
+         mtp: {depth: 2, weight: 0.3}\n",
     );
     let cfg = write(dir.path(), "run.yaml", &cfg_text);
     let c = cfg.to_str().unwrap();

@@ -193,6 +193,35 @@ pub fn block_params(cfg: &ModelConfig) -> (u64, u64) {
     (fixed + total, fixed + active)
 }
 
+/// Parameters of the multi-token prediction modules: per module two input norms, the 2d -> d
+/// projection, a (dense) block and an output norm.
+fn mtp_params(cfg: &ModelConfig) -> u64 {
+    let Some(m) = &cfg.mtp else {
+        return 0;
+    };
+    let d = cfg.d_model as u64;
+    let proj = 2 * d * d + if cfg.bias { d } else { 0 };
+    m.depth as u64 * (3 * norm_params(cfg) + proj + block_params(cfg).0)
+}
+
+/// Forward FLOPs of the multi-token prediction modules per training token: module k runs on the
+/// seq_len - k positions that have a token k + 1 ahead (projection, block and output head per
+/// position; scores and values over those positions), rounded to the nearest FLOP per token.
+fn mtp_forward_flops(cfg: &ModelConfig) -> u64 {
+    let Some(m) = &cfg.mtp else {
+        return 0;
+    };
+    let (d, v, t) = (cfg.d_model as u64, cfg.vocab as u64, cfg.seq_len as u64);
+    let per_position = 2 * (2 * d * d + block_matmul_params(cfg) + v * d);
+    let per_sequence: u64 = (1..=m.depth as u64)
+        .map(|k| {
+            let n = t - k;
+            n * per_position + 2 * n * n * (score_width(cfg) + d)
+        })
+        .sum();
+    (per_sequence + t / 2) / t
+}
+
 /// Computes the accounting of a configuration.
 pub fn account(cfg: &ModelConfig) -> Accounting {
     let (d, v, t, l) = (
@@ -214,14 +243,14 @@ pub fn account(cfg: &ModelConfig) -> Accounting {
     };
     let params_embedding = token_emb + pos_emb;
     let (block_total, block_active) = block_params(cfg);
-    let rest = params_embedding + final_norm_params(cfg) + head;
+    let rest = params_embedding + final_norm_params(cfg) + head + mtp_params(cfg);
     let params_total = rest + l * block_total;
     let params_active = rest + l * block_active;
     let params_nonembedding = params_total - params_embedding;
     let matmul_per_token = l * block_matmul_params(cfg) + v * d;
     // Scores (q.k over the score width) and values (over d), 2 FLOPs each, per token and position.
     let attention = 2 * l * t * (score_width(cfg) + d);
-    let forward = 2 * matmul_per_token + attention;
+    let forward = 2 * matmul_per_token + attention + mtp_forward_flops(cfg);
     Accounting {
         params_total,
         params_embedding,
@@ -361,6 +390,28 @@ mod tests {
         assert_eq!(a.flops_per_token, 3 * (2 * matmul + 2 * 2 * 16 * 80));
         // The cache holds the latent and the rotary key: 2 layers x 12 x 2 bytes.
         assert_eq!(kv_cache_bytes_per_token(&cfg), 48);
+    }
+
+    #[test]
+    fn multi_token_prediction_by_hand() {
+        // d 32, 2 heads, L 2, vocab 50, seq 8, learned positions, GELU d_ff 128; depth 2.
+        let mut cfg = ModelConfig::new(2, 32, 2, 50, 8);
+        let plain = account(&cfg);
+        cfg.mtp = Some(crate::config::MtpConfig {
+            depth: 2,
+            weight: 0.3,
+        });
+        let a = account(&cfg);
+        // A block: 4*32*32 + 2*32*128 + 2*32 = 4096 + 8192 + 64 = 12352. A module: three norms
+        // (96), the projection 64*32 = 2048 and a block: 14496; two of them.
+        assert_eq!(a.params_total - plain.params_total, 2 * 14_496);
+        assert_eq!(a.params_embedding, plain.params_embedding);
+        // Per position: 2*(2048 + 4096 + 8192 + 50*32) = 2*15936 = 31872. Module 1 runs on 7
+        // positions, module 2 on 6; attention 2*n*n*(32 + 32) = 128 n^2.
+        let per_sequence = 7 * 31_872 + 128 * 49 + 6 * 31_872 + 128 * 36;
+        assert_eq!(per_sequence, 425_216);
+        // 425216 / 8 = 53152 forward FLOPs per token, x3 for training.
+        assert_eq!(a.flops_per_token - plain.flops_per_token, 3 * 53_152);
     }
 
     #[test]

@@ -225,6 +225,18 @@ pub struct MlaConfig {
     pub rope_dim: usize,
 }
 
+/// Multi-token prediction (DeepSeek-V3): `depth` sequential modules, module k predicting the token
+/// k + 1 positions ahead from module k - 1's hidden state and the embedding of the token k ahead,
+/// sharing the embedding and output head; their mean loss is added with weight `weight`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtpConfig {
+    /// Extra tokens predicted (modules; 0 is the plain next-token model).
+    pub depth: usize,
+    /// Lambda: the weight of the modules' mean cross-entropy in the objective.
+    pub weight: f64,
+}
+
 /// The decoder's shape and architecture. Every field has a default except the shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -277,6 +289,9 @@ pub struct ModelConfig {
     /// Mixture-of-experts settings (required by, and only allowed with, `ffn: moe`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe: Option<MoeConfig>,
+    /// Multi-token prediction modules (absent: next-token prediction only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtp: Option<MtpConfig>,
     /// Share the token embedding with the output head.
     #[serde(default)]
     pub tie_embeddings: bool,
@@ -329,6 +344,7 @@ impl ModelConfig {
             mlp: Mlp::Gelu,
             ffn: Ffn::Dense,
             moe: None,
+            mtp: None,
             tie_embeddings: false,
             bias: false,
             init_std: default_init_std(),
@@ -402,6 +418,7 @@ impl ModelConfig {
             }
         }
         self.validate_mla()?;
+        self.validate_mtp()?;
         if self.position == Position::Sinusoidal && !self.d_model.is_multiple_of(2) {
             return err(
                 "position",
@@ -469,6 +486,39 @@ impl ModelConfig {
 }
 
 impl ModelConfig {
+    fn validate_mtp(&self) -> Result<(), ConfigError> {
+        let Some(m) = &self.mtp else {
+            return Ok(());
+        };
+        let err = |key, message: String| Err(ConfigError { key, message });
+        if m.depth >= self.seq_len {
+            return err(
+                "mtp.depth",
+                format!("must be below seq_len = {}, got {}", self.seq_len, m.depth),
+            );
+        }
+        if !(m.weight.is_finite() && m.weight >= 0.0) {
+            return err(
+                "mtp.weight",
+                format!("must be a non-negative number, got {}", m.weight),
+            );
+        }
+        if self.arch != Arch::Causal {
+            return err(
+                "mtp",
+                "multi-token prediction is built for causal decoders only".into(),
+            );
+        }
+        if self.ffn != Ffn::Dense {
+            return err(
+                "mtp",
+                "multi-token prediction modules are dense blocks; `ffn: moe` with `mtp` is not built"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     fn validate_mla(&self) -> Result<(), ConfigError> {
         let Some(m) = &self.mla else {
             return Ok(());

@@ -3,6 +3,7 @@
 use crate::config::{ModelConfig, Position};
 use crate::layers::{linear, Block, Norm};
 use crate::moe::LayerStats;
+use crate::mtp::MtpModule;
 use crate::precision::{like, project, to_f32, Precision};
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, Linear};
@@ -16,6 +17,9 @@ pub struct DecoderOutput {
     pub aux: Option<Tensor<1>>,
     /// Routing statistics of each MoE layer, in order.
     pub stats: Vec<LayerStats>,
+    /// The last block's output before the final norm, when the model has multi-token prediction
+    /// modules (their input; see [`Decoder::mtp_logits`]).
+    pub hidden: Option<Tensor<3>>,
 }
 
 /// A decoder-only transformer.
@@ -29,6 +33,10 @@ pub struct Decoder {
     head: Option<Linear>,
     /// Fixed sinusoidal positions added to the token embedding.
     sinusoidal: bool,
+    /// Multi-token prediction modules (empty: none).
+    mtp: Vec<MtpModule>,
+    /// Weight of the modules' mean cross-entropy in the objective.
+    mtp_weight: f64,
 }
 
 /// The sinusoidal position table [t, d] (d even): sin(p / 10000^(2i/d)) at 2i, cos at 2i + 1.
@@ -62,6 +70,10 @@ impl Decoder {
             head: (!cfg.tie_embeddings)
                 .then(|| linear(cfg.d_model, cfg.vocab, cfg.bias, cfg.init_std, device)),
             sinusoidal: cfg.position == Position::Sinusoidal,
+            mtp: (0..cfg.mtp.as_ref().map_or(0, |m| m.depth))
+                .map(|_| MtpModule::new(cfg, device))
+                .collect(),
+            mtp_weight: cfg.mtp.as_ref().map_or(0.0, |m| m.weight),
         }
     }
 
@@ -138,7 +150,17 @@ impl Decoder {
             }
             stats.extend(out.stats);
         }
-        let x = self.norm.forward(x);
+        let hidden = (!self.mtp.is_empty()).then(|| x.clone());
+        DecoderOutput {
+            logits: self.output(self.norm.forward(x)),
+            aux,
+            stats,
+            hidden,
+        }
+    }
+
+    /// The output head (untied, or the token embedding transposed): f32 logits [b, t, vocab].
+    fn output(&self, x: Tensor<3>) -> Tensor<3> {
         let logits = match &self.head {
             Some(head) => project(head, x),
             None => {
@@ -147,11 +169,35 @@ impl Decoder {
                 x.matmul(w.transpose().reshape([1, d, v]))
             }
         };
-        DecoderOutput {
-            logits: to_f32(logits),
-            aux,
-            stats,
+        to_f32(logits)
+    }
+
+    /// The weight of the multi-token prediction modules' mean cross-entropy in the objective.
+    pub fn mtp_weight(&self) -> f64 {
+        self.mtp_weight
+    }
+
+    /// The multi-token prediction logits from the main pass's `hidden` ([`DecoderOutput::hidden`])
+    /// for inputs `tokens` [b, t]: depth k's logits [b, t - k, vocab] at positions 0..t - k predict
+    /// the token k + 1 ahead (position i's target is input i + k + 1). Causal decoders only.
+    pub fn mtp_logits(&self, tokens: Tensor<2, Int>, hidden: Tensor<3>) -> Vec<Tensor<3>> {
+        let [b, t] = tokens.dims();
+        let device = tokens.device();
+        let mut h = hidden;
+        let mut out = Vec::with_capacity(self.mtp.len());
+        for (depth, module) in self.mtp.iter().enumerate() {
+            let k = depth + 1;
+            let n = t - k;
+            let ahead = self
+                .tok
+                .forward(tokens.clone().slice([0..b, k..t]))
+                .cast(h.dtype());
+            let [_, _, d] = h.dims();
+            let mask = Self::causal_mask(n, &device);
+            h = module.forward(h.slice([0..b, 0..n, 0..d]), ahead, &mask);
+            out.push(self.output(module.output_norm(h.clone())));
         }
+        out
     }
 
     /// Logits [batch, time, vocab] with a causal mask.

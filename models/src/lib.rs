@@ -10,12 +10,13 @@ pub mod config;
 pub mod decoder;
 pub mod layers;
 pub mod moe;
+pub mod mtp;
 pub mod precision;
 
 pub use accounting::{account, Accounting};
 pub use config::{
-    Arch, Balance, ConfigError, Ffn, MlaConfig, Mlp, ModelConfig, MoeConfig, Norm, NormPlacement,
-    Position, PrefixLen, Router,
+    Arch, Balance, ConfigError, Ffn, MlaConfig, Mlp, ModelConfig, MoeConfig, MtpConfig, Norm,
+    NormPlacement, Position, PrefixLen, Router,
 };
 pub use decoder::{Decoder, DecoderOutput};
 pub use moe::LayerStats;

@@ -3,7 +3,9 @@
 use burn::module::Module;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use models::{account, Decoder, MlaConfig, Mlp, ModelConfig, Norm, NormPlacement, Position};
+use models::{
+    account, Decoder, MlaConfig, Mlp, ModelConfig, MtpConfig, Norm, NormPlacement, Position,
+};
 
 fn device() -> Device {
     let d = Device::default();
@@ -64,6 +66,13 @@ fn shapes() -> Vec<ModelConfig> {
         kv_rank: 6,
         q_rank: 10,
         rope_dim: 0,
+    });
+    out.push(c);
+    // Multi-token prediction, two modules.
+    let mut c = ModelConfig::new(2, 32, 2, 40, 16);
+    c.mtp = Some(MtpConfig {
+        depth: 2,
+        weight: 0.3,
     });
     out.push(c);
     // The position schemes without parameters.
@@ -314,4 +323,67 @@ fn sinusoids_by_hand_and_positions_change_the_logits() {
         .iter()
         .zip(&none[..40])
         .all(|(a, b)| (a - b).abs() < 1e-6));
+}
+
+#[test]
+fn multi_token_prediction_depth_zero_is_the_plain_model_and_depths_see_ahead() {
+    let dev = device();
+    let mut cfg = ModelConfig::new(2, 32, 2, 40, 12);
+    let plain = Decoder::new(&cfg, &dev);
+    cfg.mtp = Some(MtpConfig {
+        depth: 0,
+        weight: 0.3,
+    });
+    cfg.validate().unwrap();
+    let zero = Decoder::new(&cfg, &dev).load_record(plain.clone().into_record());
+    assert_eq!(account(&cfg).params_total, plain.num_params() as u64);
+    let toks = random_tokens(2, 12, 40, 4, &dev);
+    let x = || Tensor::<2, Int>::from_data(TensorData::new(toks.clone(), [2, 12]), &dev);
+    let mask = Decoder::causal_mask(12, &dev);
+    let (a, b) = (
+        plain.forward_aux(x(), &mask, &[]),
+        zero.forward_aux(x(), &mask, &[]),
+    );
+    assert!(b.hidden.is_none());
+    a.logits.into_data().assert_eq(&b.logits.into_data(), true);
+    // Depth 3: depth k's logits cover the 12 - k positions with a token k + 1 ahead; the main
+    // logits are those of the same weights without the modules.
+    cfg.mtp = Some(MtpConfig {
+        depth: 3,
+        weight: 0.3,
+    });
+    let deep = Decoder::new(&cfg, &dev);
+    let out = deep.forward_aux(x(), &mask, &[]);
+    let heads = deep.mtp_logits(x(), out.hidden.clone().unwrap());
+    let dims: Vec<[usize; 3]> = heads.iter().map(|l| l.dims()).collect();
+    assert_eq!(dims, [[2, 11, 40], [2, 10, 40], [2, 9, 40]]);
+    // Depth 1 at position i reads the token at i + 1: changing the last input token changes
+    // depth 1's last position only (and no main logit before it).
+    let mut changed = toks.clone();
+    changed[11] = (changed[11] + 1) % 40;
+    let y = Tensor::<2, Int>::from_data(TensorData::new(changed, [2, 12]), &dev);
+    let out2 = deep.forward_aux(y.clone(), &mask, &[]);
+    let heads2 = deep.mtp_logits(y, out2.hidden.unwrap());
+    let first = |l: &Tensor<3>| {
+        l.clone()
+            .slice([0..1, 0..11, 0..40])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (d1, d2) = (first(&heads[0]), first(&heads2[0]));
+    let per_pos = |p: usize| {
+        d1[p * 40..(p + 1) * 40]
+            .iter()
+            .zip(&d2[p * 40..(p + 1) * 40])
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+    };
+    assert!(
+        (0..10).all(|p| per_pos(p) < 1e-6),
+        "earlier positions moved"
+    );
+    assert!(
+        per_pos(10) > 1e-4,
+        "the last position did not see the token ahead"
+    );
 }

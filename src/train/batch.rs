@@ -89,10 +89,11 @@ impl Batch {
         Batch::new(&tokens, &vec![0; rows], seq, device)
     }
 
-    /// The forward pass: the objective to differentiate (cross-entropy of the loss-bearing targets
-    /// summed and divided by `denominator`, the loss tokens of the whole step, plus this
-    /// micro-batch's share of the MoE routing losses), the cross-entropy part alone, and the routing
-    /// statistics. `biases`: MoE selection biases per layer (empty: none).
+    /// The training forward pass: the objective to differentiate (cross-entropy of the
+    /// loss-bearing targets summed and divided by `denominator`, the loss tokens of the whole step,
+    /// plus this micro-batch's share of the MoE routing losses and of the multi-token prediction
+    /// loss), the next-token cross-entropy alone, and the routing statistics. `biases`: MoE
+    /// selection biases per layer (empty: none).
     pub fn forward(
         &self,
         model: &Decoder,
@@ -100,28 +101,63 @@ impl Batch {
         biases: &[Vec<f32>],
         precision: Precision,
     ) -> Pass {
+        self.pass(model, denominator, biases, precision, true)
+    }
+
+    /// The evaluation forward pass: as [`Batch::forward`] with a denominator of 1 (summed
+    /// cross-entropy) and without the multi-token prediction modules.
+    pub fn evaluate(&self, model: &Decoder, biases: &[Vec<f32>], precision: Precision) -> Pass {
+        self.pass(model, 1, biases, precision, false)
+    }
+
+    fn pass(
+        &self,
+        model: &Decoder,
+        denominator: usize,
+        biases: &[Vec<f32>],
+        precision: Precision,
+        training: bool,
+    ) -> Pass {
         let out = model.forward_in(self.x.clone(), &self.mask, biases, precision);
-        let [b, t, v] = out.logits.dims();
-        let logp = log_softmax(out.logits.reshape([b * t, v]), 1);
-        let nll = logp
-            .gather(1, self.y.clone().reshape([b * t, 1]))
-            .reshape([b * t])
-            .neg();
+        let [b, t, _] = out.logits.dims();
+        let nll = token_nll(out.logits, self.y.clone());
         let summed = match &self.weights {
             Some(w) => (nll * w.clone()).sum(),
             None => nll.sum(),
         };
         let ce = summed.div_scalar(denominator as f64);
-        let objective = match out.aux {
+        let mut objective = match out.aux {
             Some(aux) => ce.clone() + aux.mul_scalar(self.loss_tokens as f64 / denominator as f64),
             None => ce.clone(),
         };
+        if let (true, Some(hidden)) = (training, out.hidden) {
+            // Depth k predicts target i + k from position i: the targets k.. of each row, averaged
+            // over the step's (causal) rows like the next-token loss, then over the depths.
+            let targets = self.y.clone().reshape([b, t]);
+            let depths = model.mtp_logits(self.x.clone(), hidden);
+            let share = model.mtp_weight() / depths.len() as f64;
+            for (i, logits) in depths.into_iter().enumerate() {
+                let k = i + 1;
+                let y = targets.clone().slice([0..b, k..t]).reshape([b * (t - k)]);
+                let mean_share = t as f64 / (denominator as f64 * (t - k) as f64);
+                objective = objective + token_nll(logits, y).sum().mul_scalar(share * mean_share);
+            }
+        }
         Pass {
             objective,
             ce,
             stats: out.stats,
         }
     }
+}
+
+/// Negative log-likelihood of each target [b * t] under logits [b, t, vocab].
+fn token_nll(logits: Tensor<3>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [b, t, v] = logits.dims();
+    log_softmax(logits.reshape([b * t, v]), 1)
+        .gather(1, targets.reshape([b * t, 1]))
+        .reshape([b * t])
+        .neg()
 }
 
 /// What one micro-batch's forward pass gives the trainer.

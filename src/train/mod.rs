@@ -86,7 +86,7 @@ fn evaluate_at(
     for (batch, prefix) in validation_batches(corpus, cfg, seq) {
         for (rows, lens) in batch.chunks_exact(mb * (seq + 1)).zip(prefix.chunks(mb)) {
             let b = Batch::new(rows, lens, seq, device);
-            let pass = b.forward(model, 1, biases, cfg.train.precision());
+            let pass = b.evaluate(model, biases, cfg.train.precision());
             let summed: f32 = pass.ce.into_scalar();
             total += summed as f64;
             count += b.loss_tokens;
