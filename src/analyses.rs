@@ -14,8 +14,17 @@ use fit::report::{default_predictions, Approach, FitOptions};
 use polars::prelude::DataType;
 use std::path::{Path, PathBuf};
 
-/// Columns whose values name architectures that are fitted apart and compared.
-pub const ARCHITECTURE_COLUMNS: [&str; 2] = ["arch", "ffn"];
+/// Columns whose values name architectures that are fitted apart and compared (the attention
+/// pattern, the feed-forward kind and the knobs of `sweeps/knobs-*.yaml`).
+pub const ARCHITECTURE_COLUMNS: [&str; 7] = [
+    "arch",
+    "ffn",
+    "n_kv_head",
+    "position",
+    "norm",
+    "norm_placement",
+    "mlp",
+];
 
 /// One analysis.
 #[derive(Debug, Clone, PartialEq)]
