@@ -179,7 +179,8 @@ fn compare_finds_the_compute_multiplier_of_a_shifted_law() {
         .lines()
         .find(|l| l.starts_with("| better"))
         .and_then(|l| l.split('|').nth(3))
-        .and_then(|c| c.trim().trim_end_matches('x').parse().ok())
+        .and_then(|c| c.split_whitespace().next())
+        .and_then(|c| c.trim_end_matches('x').parse().ok())
         .unwrap_or_else(|| panic!("{md}"));
     // B/(2D)^beta = B/D'^beta with D' = 2D: with N fixed, the variant needs less compute for the
     // same loss; the multiplier is above 1 and below 2 (only the data term improves).
@@ -195,6 +196,10 @@ fn compare_finds_the_compute_multiplier_of_a_shifted_law() {
     assert_eq!(variants[0]["multiplier"], 1.0, "{json}");
     let m_json = variants[1]["multiplier"].as_f64().unwrap();
     assert!((m_json - m).abs() < 5e-4, "json {m_json} vs table {m}");
+    // Its conservative interval holds it.
+    let band = &variants[1]["multiplier_interval"];
+    let (lo, hi) = (band[0].as_f64().unwrap(), band[1].as_f64().unwrap());
+    assert!(lo <= m_json && m_json <= hi, "{m_json} outside [{lo}, {hi}]");
     let a = &variants[1]["a"];
     assert!(
         a["lo"].as_f64().unwrap() <= a["value"].as_f64().unwrap(),

@@ -35,6 +35,10 @@ pub struct Variant {
     /// Baseline compute over the variant's compute for the same loss: 1 for the baseline, None
     /// when the loss lies outside the variant's fitted frontier.
     pub multiplier: Option<f64>,
+    /// A conservative interval of the multiplier (see [`multiplier_interval`]); None for the
+    /// baseline or where a band does not reach the loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiplier_interval: Option<(f64, f64)>,
 }
 
 /// Prepared data of the comparison figure.
@@ -82,14 +86,39 @@ fn interpolate_log_x(curve: &[(f64, f64)], x: f64) -> Option<f64> {
 /// The compute at which a frontier's optimal loss reaches `loss` (log-C interpolation on the
 /// segment that crosses it).
 pub fn compute_for_loss(frontier: &[Prediction], loss: f64) -> Option<f64> {
+    compute_on_curve(frontier, loss, |e| e.value)
+}
+
+/// The compute at which the curve `at` picks from each frontier point (its loss, or a bound of
+/// its band) reaches `loss`, interpolated in log C.
+fn compute_on_curve(
+    frontier: &[Prediction],
+    loss: f64,
+    at: impl Fn(&Estimate) -> f64,
+) -> Option<f64> {
     frontier.windows(2).find_map(|w| {
-        let (l0, l1) = (w[0].loss.value, w[1].loss.value);
+        let (l0, l1) = (at(&w[0].loss), at(&w[1].loss));
         let crosses = (l0 - loss) * (l1 - loss) <= 0.0 && l0 != l1;
         crosses.then(|| {
             let t = (loss - l0) / (l1 - l0);
             (w[0].c.ln() + t * (w[1].c.ln() - w[0].c.ln())).exp()
         })
     })
+}
+
+/// A conservative interval of a variant's multiplier at the baseline's compute `at_c`: the
+/// baseline's loss there ranges over its band `base_loss` (lo, hi), the variant's frontier over
+/// its band; the multiplier is largest where the variant's optimistic (low) band meets the
+/// baseline's pessimistic (high) loss, smallest the other way round. Both bands are pointwise 95%
+/// bootstrap intervals, so the interval covers at least that (it is wider than a joint one).
+pub fn multiplier_interval(
+    frontier: &[Prediction],
+    at_c: f64,
+    base_loss: (f64, f64),
+) -> Option<(f64, f64)> {
+    let fastest = compute_on_curve(frontier, base_loss.1, |e| e.lo)?;
+    let slowest = compute_on_curve(frontier, base_loss.0, |e| e.hi)?;
+    Some((at_c / slowest, at_c / fastest))
 }
 
 fn choose_approach(sources: &[Source], wanted: Option<Approach>) -> Result<Approach, String> {
@@ -136,15 +165,22 @@ pub fn build(
         .map(|d| d.finals.iter().map(|p| p.c).fold(0.0, f64::max))
         .filter(|c| *c > 0.0)
         .unwrap_or_else(|| base.frontier.first().map_or(f64::NAN, |p| p.c));
-    let curve: Vec<(f64, f64)> = base.frontier.iter().map(|p| (p.c, p.loss.value)).collect();
-    let at_loss = interpolate_log_x(&curve, at_c).unwrap_or(f64::NAN);
+    let band = |f: fn(&Estimate) -> f64| {
+        let curve: Vec<(f64, f64)> = base.frontier.iter().map(|p| (p.c, f(&p.loss))).collect();
+        interpolate_log_x(&curve, at_c).unwrap_or(f64::NAN)
+    };
+    let at_loss = band(|e| e.value);
+    let base_band = (band(|e| e.lo), band(|e| e.hi));
     let mut variants = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         let r = s.report(approach)?;
-        let multiplier = if i == 0 {
-            Some(1.0)
+        let (multiplier, multiplier_interval) = if i == 0 {
+            (Some(1.0), None)
         } else {
-            compute_for_loss(&r.frontier, at_loss).map(|c| at_c / c)
+            (
+                compute_for_loss(&r.frontier, at_loss).map(|c| at_c / c),
+                multiplier_interval(&r.frontier, at_c, base_band),
+            )
         };
         variants.push(Variant {
             name: s.name.clone(),
@@ -154,11 +190,13 @@ pub fn build(
             frontier: r.frontier.clone(),
             plausible: plausible(r),
             multiplier,
+            multiplier_interval,
         });
     }
     let notes = vec![format!(
         "Compute multiplier: the baseline's compute at C = {} (its largest run) divided by the \
-         compute each variant needs for the same loss {:.4}; above 1 means more compute-efficient.",
+         compute each variant needs for the same loss {:.4}; above 1 means more compute-efficient. \
+         Its interval is conservative: the variant's 95% band against the baseline's.",
         style::sci_label(at_c),
         at_loss
     )];
@@ -189,12 +227,15 @@ impl Compare {
         );
         let _ = writeln!(
             s,
-            "| variant | a (N_opt ~ C^a) | compute multiplier |\n|---|---|---|"
+            "| variant | a (N_opt ~ C^a) | compute multiplier [conservative 95%] |\n|---|---|---|"
         );
         for v in &self.variants {
             let m = match (v.multiplier, std::ptr::eq(v, &self.variants[0])) {
                 (_, true) => "1 (baseline)".to_string(),
-                (Some(m), _) => format!("{m:.3}x"),
+                (Some(m), _) => match v.multiplier_interval {
+                    Some((lo, hi)) => format!("{m:.3}x [{lo:.2}, {hi:.2}]"),
+                    None => format!("{m:.3}x [band outside the fitted range]"),
+                },
                 (None, _) => "outside the fitted range".to_string(),
             };
             let _ = writeln!(s, "| {} | {} | {m} |", v.name, short_interval(&v.a));
@@ -344,5 +385,35 @@ mod tests {
         assert!((1e12 / c - 2.0).abs() < 0.02, "{}", 1e12 / c);
         // A loss no variant reaches: no multiplier.
         assert!(compute_for_loss(&variant, 0.01).is_none());
+    }
+
+    #[test]
+    fn multiplier_interval_combines_both_bands() {
+        // Variant L'(C) = 10 (2C)^-0.1 with a band of 0.9x to 1.1x its compute shift, i.e. its
+        // lo band is L at 2.2 C and its hi band L at 1.8 C; the baseline's loss band at C0 is
+        // that of L at C0/1.05 and 1.05 C0.
+        let l = |c: f64| 10.0 * c.powf(-0.1);
+        let cs: Vec<f64> = (0..=30)
+            .map(|i| 10f64.powf(10.0 + 0.2 * i as f64))
+            .collect();
+        let variant: Vec<Prediction> = cs
+            .iter()
+            .map(|&c| Prediction {
+                loss: Estimate {
+                    value: l(2.0 * c),
+                    lo: l(2.2 * c),
+                    hi: l(1.8 * c),
+                },
+                ..pred(c, 0.0)
+            })
+            .collect();
+        let c0 = 1e12;
+        let (lo, hi) = multiplier_interval(&variant, c0, (l(1.05 * c0), l(c0 / 1.05))).unwrap();
+        // Smallest: the variant's hi band (1.8x) against the baseline's low loss (1.05 C0):
+        // 1.8 / 1.05; largest: 2.2 x 1.05.
+        assert!((lo - 1.8 / 1.05).abs() < 0.02, "{lo}");
+        assert!((hi - 2.2 * 1.05).abs() < 0.03, "{hi}");
+        // A band that never reaches the loss: no interval.
+        assert!(multiplier_interval(&variant, c0, (0.01, 0.02)).is_none());
     }
 }
