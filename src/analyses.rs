@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub const ARCHITECTURE_COLUMNS: [&str; 7] = [
     "arch",
     "ffn",
-    "n_kv_head",
+    "attention",
     "position",
     "norm",
     "norm_placement",

@@ -252,6 +252,7 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "granularity" => mu(&|m| m.granularity as u64),
         "n_shared" => mu(&|m| m.n_shared as u64),
         "balance" => balance,
+        "attention" => knob(&attention_kind),
         "position" => knob(&|m| yaml_name(m.position)),
         "norm" => knob(&|m| yaml_name(m.norm)),
         "norm_placement" => knob(&|m| yaml_name(m.norm_placement)),
@@ -300,4 +301,39 @@ fn yaml_name(v: impl serde::Serialize) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The attention variant: `mha` (as many key/value heads as heads), `gqa<k>` (k key/value heads),
+/// `mqa` (one) or `mla` (latent attention); groups runs by attention with `lab fit --group-by`.
+fn attention_kind(m: &models::ModelConfig) -> String {
+    match (&m.mla, m.kv_heads()) {
+        (Some(_), _) => "mla".into(),
+        (None, k) if k == m.n_head => "mha".into(),
+        (None, 1) => "mqa".into(),
+        (None, k) => format!("gqa{k}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attention_kinds_name_the_variant() {
+        let mut m = models::ModelConfig::new(2, 64, 4, 64, 32);
+        assert_eq!(attention_kind(&m), "mha");
+        m.n_kv_head = Some(4);
+        assert_eq!(attention_kind(&m), "mha");
+        m.n_kv_head = Some(2);
+        assert_eq!(attention_kind(&m), "gqa2");
+        m.n_kv_head = Some(1);
+        assert_eq!(attention_kind(&m), "mqa");
+        m.n_kv_head = None;
+        m.mla = Some(models::MlaConfig {
+            kv_rank: 8,
+            q_rank: 8,
+            rope_dim: 0,
+        });
+        assert_eq!(attention_kind(&m), "mla");
+    }
 }

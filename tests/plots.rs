@@ -199,7 +199,10 @@ fn compare_finds_the_compute_multiplier_of_a_shifted_law() {
     // Its conservative interval holds it.
     let band = &variants[1]["multiplier_interval"];
     let (lo, hi) = (band[0].as_f64().unwrap(), band[1].as_f64().unwrap());
-    assert!(lo <= m_json && m_json <= hi, "{m_json} outside [{lo}, {hi}]");
+    assert!(
+        lo <= m_json && m_json <= hi,
+        "{m_json} outside [{lo}, {hi}]"
+    );
     let a = &variants[1]["a"];
     assert!(
         a["lo"].as_f64().unwrap() <= a["value"].as_f64().unwrap(),
