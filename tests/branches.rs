@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{float_column, lab, lab_bin, status, text, write};
+use common::{float_column, frame, lab, lab_bin, status, text, write};
 use polars::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -17,12 +17,6 @@ const SWEEP: &str = "name: br\nbase:\n  model: {n_layer: 1, d_model: 32, n_head:
      data: {source: synthetic}\n  train: {tokens: 1, batch_size: 8, lr: 0.003, eval_batches: 2}\n\
      isoflop:\n  budgets: [3.0e10, 1.2e11]\n  shapes:\n    - {n_layer: 1, d_model: 16, n_head: 2}\n    \
      - {n_layer: 2, d_model: 32, n_head: 2}\n  min_steps: 5\nbranches: {cooldown: 0.2, between: 1}\n";
-
-fn frame(p: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(p).unwrap())
-        .finish()
-        .unwrap()
-}
 
 fn strings(df: &DataFrame, col: &str) -> Vec<Option<String>> {
     df.column(col)

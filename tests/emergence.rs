@@ -3,15 +3,9 @@
 
 mod common;
 
-use common::{lab, text, tiny_run, write};
+use common::{frame, lab, text, tiny_run, write};
 use polars::prelude::*;
 use std::path::Path;
-
-fn frame(p: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(p).unwrap())
-        .finish()
-        .unwrap()
-}
 
 #[test]
 fn a_run_with_tasks_records_every_metric_with_intervals() {

@@ -85,9 +85,7 @@ fn submitted(dir: &Path, name: &str) -> String {
 }
 
 fn runs_table(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
+    common::frame(path)
         .sort(["id"], Default::default())
         .unwrap()
 }

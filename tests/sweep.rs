@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{lab, lab_bin, text, write};
+use common::{frame, lab, lab_bin, text, write};
 use polars::prelude::*;
 use std::collections::HashSet;
 use std::path::Path;
@@ -40,12 +40,6 @@ fn run_sweep(dir: &Path, cfg: &Path) -> std::process::Output {
             "--no-fit",
         ],
     )
-}
-
-fn frame(p: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(p).unwrap())
-        .finish()
-        .unwrap()
 }
 
 fn strings(df: &DataFrame, col: &str) -> Vec<String> {

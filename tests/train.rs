@@ -6,9 +6,7 @@ use common::{lab, status, text, tiny_run, write};
 use polars::prelude::*;
 
 fn curve(run_dir: &std::path::Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(run_dir.join("curve.parquet")).unwrap())
-        .finish()
-        .unwrap()
+    common::frame(&run_dir.join("curve.parquet"))
 }
 
 fn column(df: &DataFrame, name: &str) -> Vec<f64> {
@@ -281,9 +279,7 @@ fn prefix_decoder_trains_resumes_and_counts_loss_tokens() {
 }
 
 fn evals(run_dir: &std::path::Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(run_dir.join("evals.parquet")).unwrap())
-        .finish()
-        .unwrap()
+    common::frame(&run_dir.join("evals.parquet"))
 }
 
 /// Grouped-query attention, DyT in post-norm blocks, ALiBi and two multi-token prediction modules

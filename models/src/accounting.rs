@@ -110,37 +110,16 @@ fn d_kv(cfg: &ModelConfig) -> u64 {
     (cfg.kv_heads() * cfg.d_head()) as u64
 }
 
-/// Matmul weights of one block's attention: q and output (d x d each), k and v (d x d_kv each);
-/// latent attention: the query down and up projections (the up one to h (d_head + rope_dim)), the
-/// key/value down projection (to kv_rank + rope_dim), its up projection (to 2 d) and the output.
-fn attention_matmul(cfg: &ModelConfig) -> u64 {
-    let d = cfg.d_model as u64;
-    match &cfg.mla {
-        None => 2 * d * d + 2 * d * d_kv(cfg),
-        Some(m) => {
-            let (q, kv, r, h) = (
-                m.q_rank as u64,
-                m.kv_rank as u64,
-                m.rope_dim as u64,
-                cfg.n_head as u64,
-            );
-            d * q + q * (d + h * r) + d * (kv + r) + kv * 2 * d + d * d
-        }
-    }
-}
-
-/// Attention's parameters besides its matmul weights: the biases and latent attention's two
+/// One block's attention parameters as (matmul weights, everything else). Multi-head: q and
+/// output d x d each, k and v d x d_kv each, and their biases. Latent attention: the query down
+/// and up projections (the up one to h (d_head + rope_dim)), the key/value down projection (to
+/// kv_rank + rope_dim), its up projection (to 2 d) and the output, their biases, and the two latent
 /// RMSNorm scales.
-fn attention_other(cfg: &ModelConfig) -> u64 {
+fn attention_params(cfg: &ModelConfig) -> (u64, u64) {
     let d = cfg.d_model as u64;
+    let bias = |b: u64| if cfg.bias { b } else { 0 };
     match &cfg.mla {
-        None => {
-            if cfg.bias {
-                2 * d + 2 * d_kv(cfg)
-            } else {
-                0
-            }
-        }
+        None => (2 * d * d + 2 * d * d_kv(cfg), bias(2 * d + 2 * d_kv(cfg))),
         Some(m) => {
             let (q, kv, r, h) = (
                 m.q_rank as u64,
@@ -148,12 +127,9 @@ fn attention_other(cfg: &ModelConfig) -> u64 {
                 m.rope_dim as u64,
                 cfg.n_head as u64,
             );
-            let bias = if cfg.bias {
-                q + (d + h * r) + (kv + r) + 2 * d + d
-            } else {
-                0
-            };
-            bias + q + kv
+            let matmul = d * q + q * (d + h * r) + d * (kv + r) + kv * 2 * d + d * d;
+            let biases = bias(q + (d + h * r) + (kv + r) + 2 * d + d);
+            (matmul, biases + q + kv)
         }
     }
 }
@@ -171,7 +147,7 @@ fn score_width(cfg: &ModelConfig) -> u64 {
 /// Matmul weights of one block touched per token: attention q, k, v, output and the (active)
 /// feed-forward.
 pub fn block_matmul_params(cfg: &ModelConfig) -> u64 {
-    attention_matmul(cfg) + ffn_params(cfg).0 .1
+    attention_params(cfg).0 + ffn_params(cfg).0 .1
 }
 
 /// Bytes of key/value cache one token occupies at inference, 2 bytes per element (16-bit
@@ -187,7 +163,8 @@ pub fn kv_cache_bytes_per_token(cfg: &ModelConfig) -> u64 {
 
 /// Every parameter of one block, as (total, active per token).
 pub fn block_params(cfg: &ModelConfig) -> (u64, u64) {
-    let attn = attention_matmul(cfg) + attention_other(cfg);
+    let (matmul, other) = attention_params(cfg);
+    let attn = matmul + other;
     let (total, active) = ffn_params(cfg).1;
     let fixed = attn + 2 * norm_params(cfg);
     (fixed + total, fixed + active)

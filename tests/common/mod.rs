@@ -51,6 +51,14 @@ pub fn status(run_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(run_dir.join("status.json")).unwrap()).unwrap()
 }
 
+/// Reads a Parquet file.
+pub fn frame(path: &Path) -> polars::prelude::DataFrame {
+    use polars::prelude::SerReader;
+    polars::prelude::ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
 /// A numeric column of a Parquet frame as f64, nulls as None.
 pub fn float_column(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<f64>> {
     use polars::prelude::DataType;
