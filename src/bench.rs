@@ -161,7 +161,7 @@ pub fn train_throughput(
         if step == warmup {
             start = Instant::now();
         }
-        let b = Batch::random(&mut rng, cfg.vocab, batch, seq, &dev);
+        let b = Batch::random(&mut rng, cfg, batch, seq, &dev);
         let loss = b.forward(&model, b.loss_tokens, &[], precision).objective;
         let g = loss.backward();
         let v: f32 = loss.into_scalar();

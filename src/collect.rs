@@ -238,7 +238,7 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "id" => s(&|st, _| st.id.clone()),
         "sweep" => vec![sweep.to_string(); rows.len()],
         "status" => s(&|st, _| st.status.as_str().to_string()),
-        "arch" => s(&|_, c| format!("{:?}", c.model.arch).to_lowercase()),
+        "arch" => s(&|_, c| c.model.arch.name().to_string()),
         "ffn" => s(&|_, c| format!("{:?}", c.model.ffn).to_lowercase()),
         "n_layer" => u(&|_, c| c.model.n_layer as u64),
         "d_model" => u(&|_, c| c.model.d_model as u64),

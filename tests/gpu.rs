@@ -46,15 +46,15 @@ fn train_steps(
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let mut losses = Vec::new();
     for _ in 0..steps {
-        let b = Batch::random(&mut rng, cfg.vocab, batch, seq, &dev);
+        let b = Batch::random(&mut rng, cfg, batch, seq, &dev);
         let loss = b.forward(&model, b.loss_tokens, &[], precision).objective;
         let g = loss.backward();
         losses.push(loss.into_scalar());
         let grads = GradientsParams::from_grads(g, &model);
         model = opt.step(1e-2, model, grads, 1.0);
     }
-    let b = Batch::random(&mut rng, cfg.vocab, batch, seq, device);
-    let logits = model.valid().forward(b.x.clone());
+    let b = Batch::random(&mut rng, cfg, batch, seq, device);
+    let logits = b.logits(&model.valid());
     let logits = params::tensor_values(logits.cast(burn::tensor::FloatDType::F32));
     (losses, logits)
 }
@@ -112,7 +112,7 @@ fn gradients(cfg: &ModelConfig, init: &[params::NamedTensor], device: &Device) -
     let dev = device.clone().autodiff();
     let model = params::import(Decoder::new(cfg, &dev), init).expect("same shapes");
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let b = Batch::random(&mut rng, cfg.vocab, 4, cfg.seq_len, &dev);
+    let b = Batch::random(&mut rng, cfg, 4, cfg.seq_len, &dev);
     let g = b
         .forward(&model, b.loss_tokens, &[], Precision::F32)
         .objective
@@ -178,7 +178,7 @@ fn forward_backward_matches_the_cpu_after_several_steps() {
 fn architecture_knobs_match_the_cpu() {
     use models::{NormPlacement, Position};
     type Knob = (&'static str, fn(&mut ModelConfig));
-    let knobs: [Knob; 6] = [
+    let knobs: [Knob; 7] = [
         ("grouped-query attention, rope", |c| {
             c.n_head = 4;
             c.n_kv_head = Some(2);
@@ -210,6 +210,22 @@ fn architecture_knobs_match_the_cpu() {
                 weight: 0.3,
             })
         }),
+        // Inputs of 0 to 9 tokens: padded encoder rows, empty ones, ragged decoder rows.
+        (
+            "encoder-decoder, rope, an unshared encoder of another width",
+            |c| {
+                c.arch = models::Arch::EncoderDecoder;
+                c.prefix = Some(models::PrefixLen::Range { min: 0, max: 9 });
+                c.position = Position::Rope;
+                c.encoder = Some(models::EncoderConfig {
+                    n_layer: Some(1),
+                    d_model: Some(48),
+                    n_head: Some(4),
+                    d_ff: None,
+                    share_embedding: false,
+                });
+            },
+        ),
     ];
     for (what, set) in knobs {
         let mut cfg = small();

@@ -236,8 +236,23 @@ fn train_variant(dir: &std::path::Path, model_extra: &str) -> (String, serde_jso
 /// same losses with gradient accumulation (losses are normalised by the step's loss tokens).
 #[test]
 fn prefix_decoder_trains_resumes_and_counts_loss_tokens() {
+    prefix_model_trains_resumes_and_counts_loss_tokens("  arch: prefix\n");
+}
+
+/// The same for an encoder-decoder reading the prefix (its micro-batches hold padded inputs of
+/// different lengths, empty ones included, and ragged decoder rows).
+#[test]
+fn encoder_decoder_trains_resumes_and_counts_loss_tokens() {
+    prefix_model_trains_resumes_and_counts_loss_tokens(
+        "  arch: encoder_decoder\n  encoder: {n_layer: 1, d_model: 24, share_embedding: false}\n",
+    );
+}
+
+/// A model of `arch_lines` with prefixes of 0 to 16 tokens: see the two tests above.
+fn prefix_model_trains_resumes_and_counts_loss_tokens(arch_lines: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let (c, s) = train_variant(dir.path(), "  arch: prefix\n  prefix: {min: 0, max: 16}\n");
+    let model = format!("{arch_lines}  prefix: {{min: 0, max: 16}}\n");
+    let (c, s) = train_variant(dir.path(), &model);
     let c = c.as_str();
     let (tokens, loss_tokens) = (
         s["tokens"].as_u64().unwrap() as f64,

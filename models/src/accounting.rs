@@ -199,6 +199,71 @@ fn mtp_forward_flops(cfg: &ModelConfig) -> u64 {
     (per_sequence + t / 2) / t
 }
 
+/// Learned position embeddings of a stack of `cfg`'s width and context (none otherwise).
+fn position_params(cfg: &ModelConfig) -> u64 {
+    if cfg.position == Position::Learned {
+        (cfg.seq_len * cfg.d_model) as u64
+    } else {
+        0
+    }
+}
+
+/// One decoder block's cross-attention to an encoder of width `d_source`, as (matmul weights,
+/// everything else): q and output d x d, keys and values d_source x 2d, their biases, and the
+/// sub-layer's norm.
+fn cross_params(cfg: &ModelConfig, d_source: u64) -> (u64, u64) {
+    let d = cfg.d_model as u64;
+    let bias = if cfg.bias { 4 * d } else { 0 };
+    (2 * d * d + 2 * d_source * d, bias + norm_params(cfg))
+}
+
+/// An encoder-decoder's parameters outside the decoder-only count, as (embedding, other): the
+/// encoder's own token embedding (unless shared) and learned positions; its blocks and final
+/// norm, and the decoder blocks' cross-attention.
+fn encoder_params(cfg: &ModelConfig, enc: &ModelConfig, shared: bool) -> (u64, u64) {
+    let token = if shared {
+        0
+    } else {
+        (enc.vocab * enc.d_model) as u64
+    };
+    let (matmul, other) = cross_params(cfg, enc.d_model as u64);
+    let blocks = enc.n_layer as u64 * block_params(enc).0;
+    let rest = blocks + final_norm_params(enc) + cfg.n_layer as u64 * (matmul + other);
+    (token + position_params(enc), rest)
+}
+
+/// Forward FLOPs of one encoder-decoder sequence whose encoder reads its first `p` tokens: the
+/// encoder over p positions (matmuls, and scores and values over p keys), the decoder over the
+/// seq_len - max(p - 1, 0) positions that predict the rest (matmuls with the cross-attention's q
+/// and output, the head, self-attention over its own positions), the cross-attention's keys and
+/// values of the p encoder states in every decoder block, and its scores and values over p keys.
+fn seq2seq_forward_flops(cfg: &ModelConfig, enc: &ModelConfig, p: u64) -> u64 {
+    let (d, v, t, l) = (
+        cfg.d_model as u64,
+        cfg.vocab as u64,
+        cfg.seq_len as u64,
+        cfg.n_layer as u64,
+    );
+    let (de, le) = (enc.d_model as u64, enc.n_layer as u64);
+    let td = t - p.saturating_sub(1);
+    let encoder = 2 * p * le * block_matmul_params(enc) + 2 * le * p * p * (score_width(enc) + de);
+    let decoder = 2 * td * (l * (block_matmul_params(cfg) + 2 * d * d) + v * d)
+        + 2 * l * td * td * (score_width(cfg) + d);
+    let cross = 2 * p * l * 2 * de * d + 2 * l * td * p * 2 * d;
+    encoder + decoder + cross
+}
+
+/// Forward FLOPs per token (sequence position) of an encoder-decoder: the mean over its prefix
+/// lengths (uniform over the range) of [`seq2seq_forward_flops`] / seq_len, rounded.
+fn seq2seq_flops_per_token(cfg: &ModelConfig, enc: &ModelConfig) -> u64 {
+    let (lo, hi) = cfg.prefix.map_or((0, 0), |p| p.bounds());
+    let per_sequence: u64 = (lo as u64..=hi as u64)
+        .map(|p| seq2seq_forward_flops(cfg, enc, p))
+        .sum();
+    let positions = (hi - lo + 1) as u64 * cfg.seq_len as u64;
+    (per_sequence + positions / 2) / positions
+}
+
 /// Computes the accounting of a configuration.
 pub fn account(cfg: &ModelConfig) -> Accounting {
     let (d, v, t, l) = (
@@ -208,26 +273,33 @@ pub fn account(cfg: &ModelConfig) -> Accounting {
         cfg.n_layer as u64,
     );
     let token_emb = v * d;
-    let pos_emb = if cfg.position == Position::Learned {
-        t * d
-    } else {
-        0
-    };
+    let pos_emb = position_params(cfg);
     let head = if cfg.tie_embeddings {
         0
     } else {
         v * d + if cfg.bias { v } else { 0 }
     };
-    let params_embedding = token_emb + pos_emb;
+    let encoder = cfg.encoder_config();
+    let shared = cfg.encoder().is_some_and(|e| e.share_embedding);
+    let (encoder_embedding, encoder_rest) = encoder
+        .as_ref()
+        .map_or((0, 0), |enc| encoder_params(cfg, enc, shared));
+    let params_embedding = token_emb + pos_emb + encoder_embedding;
     let (block_total, block_active) = block_params(cfg);
-    let rest = params_embedding + final_norm_params(cfg) + head + mtp_params(cfg);
+    let rest = params_embedding + final_norm_params(cfg) + head + mtp_params(cfg) + encoder_rest;
     let params_total = rest + l * block_total;
     let params_active = rest + l * block_active;
     let params_nonembedding = params_total - params_embedding;
-    let matmul_per_token = l * block_matmul_params(cfg) + v * d;
-    // Scores (q.k over the score width) and values (over d), 2 FLOPs each, per token and position.
-    let attention = 2 * l * t * (score_width(cfg) + d);
-    let forward = 2 * matmul_per_token + attention + mtp_forward_flops(cfg);
+    let forward = match &encoder {
+        Some(enc) => seq2seq_flops_per_token(cfg, enc),
+        None => {
+            let matmul_per_token = l * block_matmul_params(cfg) + v * d;
+            // Scores (q.k over the score width) and values (over d), 2 FLOPs each, per token and
+            // position.
+            let attention = 2 * l * t * (score_width(cfg) + d);
+            2 * matmul_per_token + attention + mtp_forward_flops(cfg)
+        }
+    };
     Accounting {
         params_total,
         params_embedding,
@@ -256,6 +328,66 @@ mod tests {
         // Forward: 2*(4*196608 + 32768) + 4*4*128*128 = 2*819200 + 262144 = 1900544; x3.
         assert_eq!(a.flops_per_token, 5_701_632);
         assert_eq!(a.flops_6n, 6 * 820_352);
+    }
+
+    fn encoder_decoder(prefix: crate::config::PrefixLen) -> ModelConfig {
+        let mut cfg = ModelConfig::new(2, 32, 2, 50, 16);
+        cfg.arch = crate::config::Arch::EncoderDecoder;
+        cfg.prefix = Some(prefix);
+        cfg
+    }
+
+    #[test]
+    fn encoder_decoder_by_hand() {
+        use crate::config::{EncoderConfig, PrefixLen};
+        // Decoder d 32, L 2, h 2, vocab 50, seq 16, GELU d_ff 128, learned positions, untied, no
+        // bias; encoder of 3 blocks, width 32, sharing the token embedding; prefix 6.
+        let mut cfg = encoder_decoder(PrefixLen::Fixed(6));
+        cfg.encoder = Some(EncoderConfig {
+            n_layer: Some(3),
+            ..Default::default()
+        });
+        let a = account(&cfg);
+        // Embeddings: tokens 50*32 = 1600, positions 16*32 = 512 per stack: 2624.
+        assert_eq!(a.params_embedding, 2_624);
+        // Block: 4*32^2 + 2*32*128 + 2*32 = 4096 + 8192 + 64 = 12352. Cross-attention per decoder
+        // block: q and out 2*32^2 + keys and values 2*32*32 = 4096, its norm 32: 4128.
+        // Decoder: 2 * (12352 + 4128) + final norm 32 + head 1600 = 34592. Encoder: 3 * 12352 +
+        // final norm 32 = 37088.
+        assert_eq!(a.params_nonembedding, 34_592 + 37_088);
+        assert_eq!(a.params_total, a.params_nonembedding + 2_624);
+        // Forward of one sequence (matmul weights per block 12288, cross q and out 2048): encoder
+        // over 6 positions 2*6*3*12288 + 2*3*36*64 = 442368 + 13824 = 456192; decoder over the 11
+        // positions 5..16: 2*11*(2*(12288 + 2048) + 1600) + 2*2*121*64 = 665984 + 30976 = 696960;
+        // cross-attention keys and values 2*6*2*(2*32*32) = 49152, scores and values
+        // 2*2*11*6*64 = 16896.
+        let decoder = 2 * 11 * (2 * (12_288 + 2_048) + 1_600) + 2 * 2 * 121 * 64;
+        assert_eq!(decoder, 696_960);
+        let sequence = 456_192 + decoder + 49_152 + 16_896;
+        assert_eq!(a.flops_per_token, 3 * ((sequence + 8) / 16));
+    }
+
+    #[test]
+    fn encoder_decoder_flops_average_the_prefix_range() {
+        use crate::config::{EncoderConfig, PrefixLen};
+        let mut cfg = encoder_decoder(PrefixLen::Range { min: 2, max: 5 });
+        cfg.encoder = Some(EncoderConfig {
+            d_model: Some(48),
+            n_head: Some(3),
+            share_embedding: false,
+            ..Default::default()
+        });
+        let enc = cfg.encoder_config().unwrap();
+        assert_eq!((enc.d_model, enc.n_layer, enc.d_ff()), (48, 2, 192));
+        let mean: u64 = (2..=5).map(|p| seq2seq_forward_flops(&cfg, &enc, p)).sum();
+        assert_eq!(account(&cfg).flops_per_token, 3 * ((mean + 32) / 64));
+        // An unshared encoder of width 48 has its own token and position tables.
+        assert_eq!(
+            account(&cfg).params_embedding,
+            50 * 32 + 16 * 32 + 50 * 48 + 16 * 48
+        );
+        // The cross-attention's keys and values come from width 48.
+        assert_eq!(cross_params(&cfg, 48).0, 2 * 32 * 32 + 2 * 48 * 32);
     }
 
     fn moe(n_experts: usize, top_k: usize, granularity: usize, n_shared: usize) -> ModelConfig {

@@ -104,9 +104,15 @@ impl Attention {
     }
 }
 
-/// Scaled dot-product attention of queries and keys [b, h, t, dk] over values [b, h, t, dv] under
-/// `mask` ([b or 1, 1, t, t], true = may not attend), with ALiBi's biases when `alibi`; scores and
-/// softmax in f32. Returns [b, h, t, dv] in the values' dtype.
+/// The score a masked key gets: finite, so that a query with every key masked (an encoder's
+/// padding, a cross-attention to an empty input) softmaxes to finite weights instead of NaN; where
+/// any key is open, exp(MASKED - max) is exactly 0, as with -inf.
+const MASKED: f32 = -1e30;
+
+/// Scaled dot-product attention of queries [b, h, tq, dk] and keys [b, h, tk, dk] over values
+/// [b, h, tk, dv] under `mask` ([b or 1, 1, tq or 1, tk], true = may not attend), with ALiBi's
+/// biases when `alibi` (self-attention only); scores and softmax in f32. Returns [b, h, tq, dv]
+/// in the values' dtype.
 fn attend(
     q: Tensor<4>,
     k: Tensor<4>,
@@ -115,14 +121,15 @@ fn attend(
     alibi: bool,
     dropout: &Dropout,
 ) -> Tensor<4> {
-    let [b, h, t, dk] = q.dims();
+    let [b, h, tq, dk] = q.dims();
+    let tk = k.dims()[2];
     let dtype = v.dtype();
     let mut scores = to_f32(q.matmul(k.swap_dims(2, 3))).mul_scalar(1.0 / (dk as f64).sqrt());
     if alibi {
-        let bias = alibi_bias(h, t, &scores.device());
+        let bias = alibi_bias(h, tq, &scores.device());
         scores = scores + bias;
     }
-    let scores = scores.mask_fill(mask.clone().expand([b, h, t, t]), f32::NEG_INFINITY);
+    let scores = scores.mask_fill(mask.clone().expand([b, h, tq, tk]), MASKED);
     let att = dropout.forward(softmax(scores, 3)).cast(dtype);
     att.matmul(v)
 }
@@ -137,6 +144,53 @@ fn share_kv(z: Tensor<4>, h: usize) -> Tensor<4> {
     z.unsqueeze_dim::<5>(2)
         .expand([b, kv, h / kv, t, hd])
         .reshape([b, h, t, hd])
+}
+
+/// Cross-attention of a decoder block to the encoder's output (T5): queries from the decoder's
+/// stream, keys and values from the encoder's (which may be of another width), no positions.
+#[derive(Module, Debug)]
+pub struct CrossAttention {
+    q: Linear,
+    kv: Linear,
+    out: Linear,
+    dropout: Dropout,
+    n_head: usize,
+}
+
+impl CrossAttention {
+    /// Cross-attention from the decoder of `cfg` to an encoder of width `d_source`; the output
+    /// projection is scaled by 1/sqrt(2 n_layer) like the decoder's other residual branches.
+    pub fn new(cfg: &ModelConfig, d_source: usize, device: &Device) -> Self {
+        let d = cfg.d_model;
+        let resid_std = cfg.init_std / (2.0 * cfg.n_layer as f64).sqrt();
+        CrossAttention {
+            q: linear(d, d, cfg.bias, cfg.init_std, device),
+            kv: linear(d_source, 2 * d, cfg.bias, cfg.init_std, device),
+            out: linear(d, d, cfg.bias, resid_std, device),
+            dropout: DropoutConfig::new(cfg.dropout).init(),
+            n_head: cfg.n_head,
+        }
+    }
+
+    /// x: [batch, time, d_model] attending to `source`'s states; a row whose source is empty
+    /// gets exactly 0 (the block is then the decoder's without cross-attention).
+    pub fn forward(&self, x: Tensor<3>, source: &crate::encoder::Memory) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let ts = source.states.dims()[1];
+        let (h, hd) = (self.n_head, d / self.n_head);
+        let q = project(&self.q, x).reshape([b, t, h, hd]).swap_dims(1, 2);
+        let kv = project(&self.kv, source.states.clone()).reshape([b, ts, 2, h, hd]);
+        let k = kv
+            .clone()
+            .narrow(2, 0, 1)
+            .reshape([b, ts, h, hd])
+            .swap_dims(1, 2);
+        let v = kv.narrow(2, 1, 1).reshape([b, ts, h, hd]).swap_dims(1, 2);
+        let y = attend(q, k, v, &source.padding, false, &self.dropout);
+        let y = project(&self.out, y.swap_dims(1, 2).reshape([b, t, d]));
+        let dtype = y.dtype();
+        y * source.present.clone().cast(dtype)
+    }
 }
 
 /// Multi-head latent attention (DeepSeek-V2): keys and values come up from a shared latent of

@@ -13,6 +13,65 @@ pub enum Arch {
     /// Prefix (non-causal) decoder, as in GLM / U-PaLM: bidirectional attention among the first
     /// `prefix` tokens of a sequence, causal attention for the rest, loss on the rest only.
     Prefix,
+    /// Encoder-decoder (T5): a bidirectional encoder reads the first `prefix` tokens of a
+    /// sequence, a causal decoder with cross-attention to the encoder's output in every block
+    /// predicts the rest (loss on the rest only). `encoder` sets the encoder's shape.
+    #[serde(rename = "encoder_decoder")]
+    EncoderDecoder,
+}
+
+impl Arch {
+    /// The name a sweep file and `runs.parquet` use.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::Causal => "causal",
+            Arch::Prefix => "prefix",
+            Arch::EncoderDecoder => "encoder_decoder",
+        }
+    }
+
+    /// Whether the first `prefix` tokens of a sequence are inputs without loss.
+    pub fn has_prefix(&self) -> bool {
+        *self != Arch::Causal
+    }
+}
+
+/// The encoder of an encoder-decoder: its depth, width, heads and feed-forward width (each the
+/// decoder's unless set), and whether it reads the decoder's token embedding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Encoder blocks (default: the decoder's n_layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_layer: Option<usize>,
+    /// Encoder width (default: the decoder's d_model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_model: Option<usize>,
+    /// Encoder attention heads (default: the decoder's n_head).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_head: Option<usize>,
+    /// Encoder feed-forward width (default: the rule of `mlp` on the encoder's width).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_ff: Option<usize>,
+    /// One token embedding for encoder and decoder (T5); needs equal widths.
+    #[serde(default = "yes")]
+    pub share_embedding: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            n_layer: None,
+            d_model: None,
+            n_head: None,
+            d_ff: None,
+            share_embedding: true,
+        }
+    }
 }
 
 /// Prefix length of a prefix decoder: the same for every sequence, or drawn uniformly per sequence.
@@ -244,9 +303,13 @@ pub struct ModelConfig {
     /// Attention pattern.
     #[serde(default)]
     pub arch: Arch,
-    /// Prefix length (required by, and only allowed with, `arch: prefix`).
+    /// Prefix length (required by, and only allowed with, `arch: prefix` and
+    /// `arch: encoder_decoder`, whose encoder reads the prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<PrefixLen>,
+    /// The encoder's shape (`arch: encoder_decoder` only; absent: the decoder's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderConfig>,
     /// Number of transformer blocks.
     pub n_layer: usize,
     /// Residual stream width.
@@ -329,6 +392,7 @@ impl ModelConfig {
         ModelConfig {
             arch: Arch::Causal,
             prefix: None,
+            encoder: None,
             n_layer,
             d_model,
             n_head,
@@ -439,16 +503,21 @@ impl ModelConfig {
         }
         match (self.arch, self.prefix) {
             (Arch::Causal, Some(_)) => {
-                return err("prefix", "a prefix needs `arch: prefix`".into());
-            }
-            (Arch::Prefix, None) => {
                 return err(
                     "prefix",
-                    "arch: prefix needs a prefix length: `prefix: 32` or `prefix: {min: 0, max: 64}`"
-                        .into(),
+                    "a prefix needs `arch: prefix` or `arch: encoder_decoder`".into(),
                 );
             }
-            (Arch::Prefix, Some(p)) => {
+            (arch, None) if arch.has_prefix() => {
+                return err(
+                    "prefix",
+                    format!(
+                        "arch: {} needs a prefix length: `prefix: 32` or `prefix: {{min: 0, max: 64}}`",
+                        arch.name()
+                    ),
+                );
+            }
+            (_, Some(p)) => {
                 let (lo, hi) = p.bounds();
                 if lo > hi {
                     return err("prefix", format!("min {lo} is above max {hi}"));
@@ -463,9 +532,10 @@ impl ModelConfig {
                     );
                 }
             }
-            (Arch::Causal, None) => {}
+            (_, None) => {}
         }
         self.validate_moe()?;
+        self.validate_encoder()?;
         if self.d_ff == Some(0) {
             return err("d_ff", "must be at least 1".into());
         }
@@ -486,6 +556,71 @@ impl ModelConfig {
 }
 
 impl ModelConfig {
+    /// The encoder's settings when the model is an encoder-decoder.
+    pub fn encoder(&self) -> Option<EncoderConfig> {
+        (self.arch == Arch::EncoderDecoder).then(|| self.encoder.clone().unwrap_or_default())
+    }
+
+    /// The encoder as a configuration of its own (its blocks, norms and positions are built from
+    /// it): the decoder's choices with the encoder's shape. None for decoder-only models.
+    pub fn encoder_config(&self) -> Option<ModelConfig> {
+        let e = self.encoder()?;
+        let mut c = self.clone();
+        c.arch = Arch::Causal;
+        c.prefix = None;
+        c.encoder = None;
+        c.n_layer = e.n_layer.unwrap_or(self.n_layer);
+        c.d_model = e.d_model.unwrap_or(self.d_model);
+        c.n_head = e.n_head.unwrap_or(self.n_head);
+        c.d_ff = e
+            .d_ff
+            .or(if e.d_model.is_some() { None } else { self.d_ff });
+        c.n_kv_head = self.n_kv_head.filter(|_| e.n_head.is_none());
+        c.mtp = None;
+        Some(c)
+    }
+
+    fn validate_encoder(&self) -> Result<(), ConfigError> {
+        let err = |key, message: String| Err(ConfigError { key, message });
+        if self.arch != Arch::EncoderDecoder {
+            if self.encoder.is_some() {
+                return err("encoder", "an encoder needs `arch: encoder_decoder`".into());
+            }
+            return Ok(());
+        }
+        if self.ffn != Ffn::Dense {
+            return err(
+                "ffn",
+                "encoder-decoders are built with dense feed-forward blocks; `ffn: moe` is not built for them"
+                    .into(),
+            );
+        }
+        let enc = self.encoder_config().expect("an encoder-decoder");
+        let e = self.encoder().expect("an encoder-decoder");
+        if e.n_layer == Some(0) {
+            return err("encoder.n_layer", "must be at least 1".into());
+        }
+        if e.share_embedding && enc.d_model != self.d_model {
+            return err(
+                "encoder.share_embedding",
+                format!(
+                    "a shared token embedding needs equal widths (encoder {}, decoder {}): set                      `share_embedding: false`",
+                    enc.d_model, self.d_model
+                ),
+            );
+        }
+        enc.validate().map_err(|e| ConfigError {
+            key: match e.key {
+                "n_layer" => "encoder.n_layer",
+                "d_model" => "encoder.d_model",
+                "n_head" => "encoder.n_head",
+                "d_ff" => "encoder.d_ff",
+                other => other,
+            },
+            message: e.message,
+        })
+    }
+
     fn validate_mtp(&self) -> Result<(), ConfigError> {
         let Some(m) = &self.mtp else {
             return Ok(());

@@ -1,6 +1,7 @@
 //! The decoder: embeddings, blocks, final norm and output head.
 
 use crate::config::{ModelConfig, Position};
+use crate::encoder::{Encoder, Memory, Source};
 use crate::layers::{linear, Block, Norm};
 use crate::moe::LayerStats;
 use crate::mtp::MtpModule;
@@ -22,9 +23,11 @@ pub struct DecoderOutput {
     pub hidden: Option<Tensor<3>>,
 }
 
-/// A decoder-only transformer.
+/// A decoder-only transformer, or the decoder of an encoder-decoder with its encoder.
 #[derive(Module, Debug)]
 pub struct Decoder {
+    /// The encoder of an encoder-decoder (`None`: decoder-only).
+    encoder: Option<Encoder>,
     tok: Embedding,
     pos: Option<Embedding>,
     blocks: Vec<Block>,
@@ -51,18 +54,48 @@ pub fn sinusoids(t: usize, d: usize, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [t, d]), device)
 }
 
+/// An embedding table of `n` rows of width d_model, initialised N(0, init_std).
+pub(crate) fn embedding(cfg: &ModelConfig, n: usize, device: &Device) -> Embedding {
+    EmbeddingConfig::new(n, cfg.d_model)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: cfg.init_std,
+        })
+        .init(device)
+}
+
+/// Token embeddings [b, t, d] of `tokens` [b, t], plus learned or sinusoidal positions 0..t.
+pub(crate) fn embed(
+    tok: &Embedding,
+    pos: Option<&Embedding>,
+    sinusoidal: bool,
+    tokens: Tensor<2, Int>,
+) -> Tensor<3> {
+    let [b, t] = tokens.dims();
+    let device = tokens.device();
+    let mut x = tok.forward(tokens);
+    if let Some(pos) = pos {
+        let idx = Tensor::<1, Int>::arange(0..t as i64, &device)
+            .reshape([1, t])
+            .expand([b, t]);
+        x = x + pos.forward(idx);
+    }
+    if sinusoidal {
+        let d = x.dims()[2];
+        x = x + sinusoids(t, d, &device).reshape([1, t, d]);
+    }
+    x
+}
+
 impl Decoder {
     /// Builds a freshly initialised decoder on `device` (seed the device first for reproducibility).
     pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
-        let emb = |n| {
-            EmbeddingConfig::new(n, cfg.d_model)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: cfg.init_std,
-                })
-                .init(device)
-        };
+        let emb = |n| embedding(cfg, n, device);
         Decoder {
+            encoder: cfg.encoder_config().map(|enc| {
+                let shared = cfg.encoder().is_some_and(|e| e.share_embedding);
+                Encoder::new(&enc, shared, device)
+            }),
             tok: emb(cfg.vocab),
             pos: (cfg.position == Position::Learned).then(|| emb(cfg.seq_len)),
             blocks: (0..cfg.n_layer).map(|_| Block::new(cfg, device)).collect(),
@@ -122,25 +155,36 @@ impl Decoder {
         biases: &[Vec<f32>],
         precision: Precision,
     ) -> DecoderOutput {
-        let [b, t] = tokens.dims();
-        let device = tokens.device();
-        let mut x = self.tok.forward(tokens);
-        if let Some(pos) = &self.pos {
-            let idx = Tensor::<1, Int>::arange(0..t as i64, &device)
-                .reshape([1, t])
-                .expand([b, t]);
-            x = x + pos.forward(idx);
-        }
-        if self.sinusoidal {
-            let d = x.dims()[2];
-            x = x + sinusoids(t, d, &device).reshape([1, t, d]);
-        }
+        self.forward_from(None, tokens, mask, biases, precision)
+    }
+
+    /// Whether the model has an encoder (an encoder-decoder).
+    pub fn has_encoder(&self) -> bool {
+        self.encoder.is_some()
+    }
+
+    /// [`Decoder::forward_in`] of an encoder-decoder's decoder reading the encoder's states of
+    /// `source` (`None`, or a model without an encoder: no cross-attention). `tokens` are the
+    /// decoder's inputs, `mask` its causal mask.
+    pub fn forward_from(
+        &self,
+        source: Option<&Source>,
+        tokens: Tensor<2, Int>,
+        mask: &Tensor<4, Bool>,
+        biases: &[Vec<f32>],
+        precision: Precision,
+    ) -> DecoderOutput {
+        let memory: Option<Memory> = match (&self.encoder, source) {
+            (Some(encoder), Some(source)) => Some(encoder.forward(&self.tok, source, precision)),
+            _ => None,
+        };
+        let x = embed(&self.tok, self.pos.as_ref(), self.sinusoidal, tokens);
         let mut x = x.cast(precision.dtype());
         let mut aux: Option<Tensor<1>> = None;
         let mut stats = Vec::new();
         for block in &self.blocks {
             let bias = biases.get(stats.len()).map(Vec::as_slice);
-            let out = block.forward(x, mask, bias);
+            let out = block.forward(x, mask, memory.as_ref(), bias);
             x = out.x;
             if let Some(a) = out.aux {
                 aux = Some(match aux {

@@ -1,7 +1,8 @@
 //! Building blocks of the decoder: normalisation, feed-forward and the transformer block.
 
-use crate::attention::{Attention, LatentAttention};
+use crate::attention::{Attention, CrossAttention, LatentAttention};
 use crate::config::{Ffn, Mlp as MlpKind, ModelConfig, Norm as NormKind, NormPlacement};
+use crate::encoder::Memory;
 use crate::moe::{LayerStats, Moe};
 use crate::precision::{project, to_f32};
 use burn::module::{Module, Param};
@@ -162,12 +163,15 @@ impl FeedForward {
 /// Transformer block with multi-head or latent attention (exactly one of `attn`, `mla` is set) and
 /// a dense or MoE ffn (exactly one of `ffn`, `moe`). Pre-norm:
 /// x + attn(norm1(x)), then x + ffn(norm2(x)); post-norm: norm1(x + attn(x)), then
-/// norm2(x + ffn(x)).
+/// norm2(x + ffn(x)). An encoder-decoder's decoder blocks have a cross-attention sub-layer between
+/// the two, with its own norm, placed the same way.
 #[derive(Module, Debug)]
 pub struct Block {
     norm1: Norm,
     attn: Option<Attention>,
     mla: Option<LatentAttention>,
+    norm_cross: Norm,
+    cross: Option<CrossAttention>,
     norm2: Norm,
     ffn: Option<FeedForward>,
     moe: Option<Moe>,
@@ -186,8 +190,9 @@ pub struct BlockOutput {
 }
 
 impl Block {
-    /// One block of the configuration.
+    /// One block of the configuration (with cross-attention for an encoder-decoder's decoder).
     pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
+        let d_source = cfg.encoder_config().map(|e| e.d_model);
         Block {
             norm1: Norm::new(cfg, device),
             attn: cfg.mla.is_none().then(|| Attention::new(cfg, device)),
@@ -195,6 +200,11 @@ impl Block {
                 .mla
                 .as_ref()
                 .map(|m| LatentAttention::new(cfg, m, device)),
+            norm_cross: match d_source {
+                Some(_) => Norm::new(cfg, device),
+                None => Norm::identity(),
+            },
+            cross: d_source.map(|d| CrossAttention::new(cfg, d, device)),
             norm2: Norm::new(cfg, device),
             ffn: (cfg.ffn == Ffn::Dense).then(|| FeedForward::new(cfg, device)),
             moe: (cfg.ffn == Ffn::Moe).then(|| Moe::new(cfg, device)),
@@ -203,11 +213,13 @@ impl Block {
         }
     }
 
-    /// x: [batch, time, d_model]; `bias` shifts MoE expert selection (bias balancing).
+    /// x: [batch, time, d_model]; `memory`: the encoder's states for the cross-attention (`None`:
+    /// the sub-layer is skipped); `bias` shifts MoE expert selection (bias balancing).
     pub fn forward(
         &self,
         x: Tensor<3>,
         mask: &Tensor<4, Bool>,
+        memory: Option<&Memory>,
         bias: Option<&[f32]>,
     ) -> BlockOutput {
         let h = self.branch_input(&self.norm1, x.clone());
@@ -216,7 +228,12 @@ impl Block {
             (None, Some(l)) => l.forward(h, mask),
             (None, None) => h.zeros_like(),
         };
-        let x = self.sum(&self.norm1, x + self.dropout.forward(a));
+        let mut x = self.sum(&self.norm1, x + self.dropout.forward(a));
+        if let (Some(cross), Some(memory)) = (&self.cross, memory) {
+            let h = self.branch_input(&self.norm_cross, x.clone());
+            let c = cross.forward(h, memory);
+            x = self.sum(&self.norm_cross, x + self.dropout.forward(c));
+        }
         let h = self.branch_input(&self.norm2, x.clone());
         let (y, aux, stats) = match (&self.ffn, &self.moe) {
             (Some(f), _) => (f.forward(h), None, None),

@@ -8,6 +8,7 @@ pub mod accounting;
 pub mod attention;
 pub mod config;
 pub mod decoder;
+pub mod encoder;
 pub mod layers;
 pub mod moe;
 pub mod mtp;
@@ -15,9 +16,10 @@ pub mod precision;
 
 pub use accounting::{account, Accounting};
 pub use config::{
-    Arch, Balance, ConfigError, Ffn, MlaConfig, Mlp, ModelConfig, MoeConfig, MtpConfig, Norm,
-    NormPlacement, Position, PrefixLen, Router,
+    Arch, Balance, ConfigError, EncoderConfig, Ffn, MlaConfig, Mlp, ModelConfig, MoeConfig,
+    MtpConfig, Norm, NormPlacement, Position, PrefixLen, Router,
 };
 pub use decoder::{Decoder, DecoderOutput};
+pub use encoder::Source;
 pub use moe::LayerStats;
 pub use precision::Precision;

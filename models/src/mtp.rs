@@ -47,7 +47,7 @@ impl MtpModule {
             2,
         );
         self.block
-            .forward(project(&self.proj, joined), mask, None)
+            .forward(project(&self.proj, joined), mask, None, None)
             .x
     }
 

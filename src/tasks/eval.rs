@@ -6,7 +6,7 @@ use super::metrics::{brier, edit_distance, exact_match, truncate_at, wilson};
 use super::{sym, Example, TaskSpec, TasksConfig};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use models::{Arch, Decoder, ModelConfig};
+use models::{Arch, Decoder, ModelConfig, Precision, Source};
 
 /// One metric of one task at one evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,20 +26,49 @@ pub struct TaskMetric {
 /// Examples per forward pass.
 const CHUNK: usize = 64;
 
-fn mask_for(
+/// Logits [rows, t - skipped, vocab] of token rows [rows, t] whose first `prompt` tokens are the
+/// prompt, and how many leading positions they skip: none for decoders (the prompt is causal or
+/// bidirectional context); for an encoder-decoder the prompt is the encoder's input and the
+/// decoder starts at the prompt's last token, position prompt - 1.
+fn logits(
+    model: &Decoder,
     model_cfg: &ModelConfig,
+    flat: Vec<i64>,
+    [n, t]: [usize; 2],
     prompt: usize,
-    rows: usize,
-    t: usize,
     device: &Device,
-) -> Tensor<4, Bool> {
+) -> (Tensor<3>, usize) {
+    let tokens = |values, t| Tensor::<2, Int>::from_data(TensorData::new(values, [n, t]), device);
     match model_cfg.arch {
-        Arch::Prefix => Decoder::prefix_mask(&vec![prompt; rows], t, device),
-        Arch::Causal => Decoder::causal_mask(t, device),
+        Arch::Causal => (
+            model.forward_masked(tokens(flat, t), &Decoder::causal_mask(t, device)),
+            0,
+        ),
+        Arch::Prefix => {
+            let mask = Decoder::prefix_mask(&vec![prompt; n], t, device);
+            (model.forward_masked(tokens(flat, t), &mask), 0)
+        }
+        Arch::EncoderDecoder => {
+            let s = prompt.saturating_sub(1);
+            let rows: Vec<&[i64]> = flat.chunks_exact(t).collect();
+            let inputs: Vec<&[i64]> = rows.iter().map(|r| &r[..prompt]).collect();
+            let target: Vec<i64> = rows.iter().flat_map(|r| r[s..].iter().copied()).collect();
+            let mask = Decoder::causal_mask(t - s, device);
+            let source = Source::new(&inputs, device);
+            let out = model.forward_from(
+                Some(&source),
+                tokens(target, t - s),
+                &mask,
+                &[],
+                Precision::F32,
+            );
+            (out.logits, s)
+        }
     }
 }
 
-/// Log-probabilities [rows][t][vocab] of padded token rows.
+/// Log-probabilities [rows][t][vocab] of padded token rows (an encoder-decoder's positions before
+/// the prompt's last token, which no metric reads, are zeros).
 fn log_probs(
     model: &Decoder,
     model_cfg: &ModelConfig,
@@ -53,9 +82,8 @@ fn log_probs(
         .iter()
         .flat_map(|r| (0..t).map(move |i| *r.get(i).unwrap_or(&sym::PAD) as i64))
         .collect();
-    let x = Tensor::<2, Int>::from_data(TensorData::new(flat, [n, t]), device);
-    let logits = model.forward_masked(x, &mask_for(model_cfg, prompt, n, t, device));
-    let v = logits.dims()[2];
+    let (logits, skipped) = logits(model, model_cfg, flat, [n, t], prompt, device);
+    let [_, read, v] = logits.dims();
     let lp: Vec<f32> = log_softmax(logits, 2)
         .into_data()
         .try_into_vec_as::<f32>()
@@ -63,7 +91,10 @@ fn log_probs(
     (0..n)
         .map(|r| {
             (0..t)
-                .map(|i| lp[(r * t + i) * v..(r * t + i + 1) * v].to_vec())
+                .map(|i| match i.checked_sub(skipped) {
+                    Some(j) => lp[(r * read + j) * v..(r * read + j + 1) * v].to_vec(),
+                    None => vec![0.0; v],
+                })
                 .collect()
         })
         .collect()
@@ -191,4 +222,45 @@ pub fn held_out(tasks: &TasksConfig) -> Vec<Vec<Example>> {
         .iter()
         .map(|t| t.test_examples(tasks.n_eval))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::PrefixLen;
+
+    /// Greedy decoding and the teacher-forced pass read the same positions: the first generated
+    /// token is the argmax at the prompt's last position, and a position's log-probabilities do
+    /// not depend on the tokens after it, for every architecture.
+    #[test]
+    fn greedy_and_teacher_forced_passes_line_up() {
+        let device = crate::backend::device(crate::backend::cpu_backend(), 0).unwrap();
+        device.seed(5);
+        let prompts: Vec<Vec<u32>> = (0..3u32)
+            .map(|r| (0..5).map(|i| (7 * r + 3 * i + 1) % 32).collect())
+            .collect();
+        let full: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| [p.as_slice(), &[4, 9, 2]].concat())
+            .collect();
+        for arch in [Arch::Causal, Arch::Prefix, Arch::EncoderDecoder] {
+            let mut cfg = ModelConfig::new(1, 16, 2, 32, 16);
+            cfg.arch = arch;
+            cfg.prefix = arch.has_prefix().then_some(PrefixLen::Fixed(5));
+            let model = Decoder::new(&cfg, &device);
+            let first = greedy(&model, &cfg, &prompts, 1, &device);
+            let forced = log_probs(&model, &cfg, &full, 5, &device);
+            let alone = log_probs(&model, &cfg, &prompts, 5, &device);
+            for r in 0..prompts.len() {
+                assert_eq!(first[r], vec![argmax(&forced[r][4])], "{arch:?}");
+                let diff = forced[r][4]
+                    .iter()
+                    .zip(&alone[r][4])
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(diff < 1e-5, "{arch:?}: {diff}");
+                // Later positions see more of the answer: their distributions differ.
+                assert_ne!(forced[r][5], forced[r][6], "{arch:?}");
+            }
+        }
+    }
 }

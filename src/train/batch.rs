@@ -1,9 +1,10 @@
 //! A micro-batch as the model sees it: inputs, targets, the attention mask and which targets carry
-//! loss (all of them for a causal decoder; the non-prefix ones for a prefix decoder).
+//! loss (all of them for a causal decoder; the non-prefix ones for a prefix decoder and an
+//! encoder-decoder, whose encoder reads the prefix).
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use models::{Arch, Decoder, LayerStats, ModelConfig, Precision, PrefixLen};
+use models::{Arch, Decoder, LayerStats, ModelConfig, Precision, PrefixLen, Source};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -11,14 +12,17 @@ use rand_chacha::ChaCha8Rng;
 /// decoder, the fixed length, or uniform draws from a stream fixed by `seed` and `index`, so a step's
 /// prefixes do not depend on micro-batching or resumption.
 pub fn prefix_lengths(model: &ModelConfig, seed: u64, index: u64, rows: usize) -> Vec<usize> {
-    match (model.arch, model.prefix) {
-        (Arch::Prefix, Some(PrefixLen::Fixed(p))) => vec![p; rows],
-        (Arch::Prefix, Some(PrefixLen::Range { min, max })) => {
+    if !model.arch.has_prefix() {
+        return vec![0; rows];
+    }
+    match model.prefix {
+        Some(PrefixLen::Fixed(p)) => vec![p; rows],
+        Some(PrefixLen::Range { min, max }) => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5072_6566_6978);
             rng.set_stream(index);
             (0..rows).map(|_| rng.random_range(min..=max)).collect()
         }
-        _ => vec![0; rows],
+        None => vec![0; rows],
     }
 }
 
@@ -40,12 +44,17 @@ pub struct Batch {
     pub weights: Option<Tensor<1>>,
     /// Number of loss-bearing targets.
     pub loss_tokens: usize,
+    /// The encoder's input (encoder-decoders only).
+    pub source: Option<Source>,
 }
 
 impl Batch {
     /// Splits windows of seq + 1 tokens into inputs and targets, with the masks for `prefix`
-    /// (one length per row).
-    pub fn new(rows: &[i64], prefix: &[usize], seq: usize, device: &Device) -> Batch {
+    /// (one length per row), as a model of `arch` reads them.
+    pub fn new(rows: &[i64], prefix: &[usize], seq: usize, arch: Arch, device: &Device) -> Batch {
+        if arch == Arch::EncoderDecoder {
+            return Self::seq2seq(rows, prefix, seq, device);
+        }
         let n = prefix.len();
         let mut x = Vec::with_capacity(n * seq);
         let mut y = Vec::with_capacity(n * seq);
@@ -72,21 +81,70 @@ impl Batch {
             },
             weights,
             loss_tokens,
+            source: None,
         }
     }
 
-    /// A causal batch of `rows` uniformly random token sequences (benchmarks and backend tests).
+    /// An encoder-decoder's batch: the encoder reads a row's first p tokens; the decoder reads
+    /// tokens s..seq, s = max(p - 1, 0), and predicts tokens s + 1..=seq (the targets a prefix
+    /// decoder's loss covers), each row padded at its end to the longest one (padding carries no
+    /// loss and, under the causal mask, does not reach the row's own positions).
+    fn seq2seq(rows: &[i64], prefix: &[usize], seq: usize, device: &Device) -> Batch {
+        let n = prefix.len();
+        let starts: Vec<usize> = prefix.iter().map(|p| p.saturating_sub(1)).collect();
+        let len = seq - starts.iter().copied().min().unwrap_or(0);
+        let (mut x, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
+        let mut inputs = Vec::with_capacity(n);
+        for ((r, &p), &s) in rows.chunks_exact(seq + 1).zip(prefix).zip(&starts) {
+            let pad = len - (seq - s);
+            x.extend(r[s..seq].iter().copied().chain(std::iter::repeat_n(0, pad)));
+            y.extend(
+                r[s + 1..]
+                    .iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0, pad)),
+            );
+            w.extend((0..len).map(|i| if i < seq - s { 1f32 } else { 0.0 }));
+            inputs.push(&r[..p]);
+        }
+        let ragged = starts.iter().any(|&s| s != starts[0]);
+        Batch {
+            x: Tensor::<2, Int>::from_data(TensorData::new(x, [n, len]), device),
+            y: Tensor::<1, Int>::from_data(TensorData::new(y, [n * len]), device),
+            mask: Decoder::causal_mask(len, device),
+            weights: ragged.then(|| Tensor::<1>::from_data(TensorData::new(w, [n * len]), device)),
+            loss_tokens: prefix.iter().map(|&p| loss_positions(p, seq)).sum(),
+            source: Some(Source::new(&inputs, device)),
+        }
+    }
+
+    /// A batch of `rows` uniformly random token sequences of length `seq` as a model of `cfg`
+    /// reads them (its prefix lengths drawn from stream 0 of seed 0; benchmarks and backend
+    /// tests).
     pub fn random(
         rng: &mut impl Rng,
-        vocab: usize,
+        cfg: &ModelConfig,
         rows: usize,
         seq: usize,
         device: &Device,
     ) -> Batch {
         let tokens: Vec<i64> = (0..rows * (seq + 1))
-            .map(|_| rng.random_range(0..vocab as i64))
+            .map(|_| rng.random_range(0..cfg.vocab as i64))
             .collect();
-        Batch::new(&tokens, &vec![0; rows], seq, device)
+        let prefix = prefix_lengths(cfg, 0, 0, rows);
+        Batch::new(&tokens, &prefix, seq, cfg.arch, device)
+    }
+
+    /// Logits [rows, positions, vocab] of this batch's inputs (no MoE biases, f32).
+    pub fn logits(&self, model: &Decoder) -> Tensor<3> {
+        let out = model.forward_from(
+            self.source.as_ref(),
+            self.x.clone(),
+            &self.mask,
+            &[],
+            Precision::F32,
+        );
+        out.logits
     }
 
     /// The training forward pass: the objective to differentiate (cross-entropy of the
@@ -118,7 +176,13 @@ impl Batch {
         precision: Precision,
         training: bool,
     ) -> Pass {
-        let out = model.forward_in(self.x.clone(), &self.mask, biases, precision);
+        let out = model.forward_from(
+            self.source.as_ref(),
+            self.x.clone(),
+            &self.mask,
+            biases,
+            precision,
+        );
         let [b, t, _] = out.logits.dims();
         let nll = token_nll(out.logits, self.y.clone());
         let summed = match &self.weights {

@@ -85,7 +85,7 @@ fn evaluate_at(
     let mut stats = Vec::new();
     for (batch, prefix) in validation_batches(corpus, cfg, seq) {
         for (rows, lens) in batch.chunks_exact(mb * (seq + 1)).zip(prefix.chunks(mb)) {
-            let b = Batch::new(rows, lens, seq, device);
+            let b = Batch::new(rows, lens, seq, cfg.model.arch, device);
             let pass = b.evaluate(model, biases, cfg.train.precision());
             let summed: f32 = pass.ce.into_scalar();
             total += summed as f64;
@@ -428,7 +428,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             .chunks_exact(mb * (seq + 1))
             .zip(prefix.chunks(mb))
         {
-            let pass = Batch::new(rows, lens, seq, &device).forward(
+            let pass = Batch::new(rows, lens, seq, cfg.model.arch, &device).forward(
                 &model,
                 step_loss_tokens,
                 &state.biases,
