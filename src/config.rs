@@ -3,6 +3,7 @@
 
 use crate::data::DataConfig;
 use crate::error::{LabError, LabResult};
+use crate::train::objective::ObjectiveConfig;
 use models::{ModelConfig, Precision};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -181,6 +182,9 @@ pub struct RunConfig {
     /// Algorithmic tasks mixed into training and evaluated at every evaluation (emergence studies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<crate::tasks::TasksConfig>,
+    /// The pretraining objective (absent: language modelling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<ObjectiveConfig>,
 }
 
 fn d_name() -> String {
@@ -200,6 +204,11 @@ impl TrainConfig {
 }
 
 impl RunConfig {
+    /// The objective (language modelling when the section is absent).
+    pub fn objective(&self) -> ObjectiveConfig {
+        self.objective.clone().unwrap_or_default()
+    }
+
     /// Tokens consumed by one optimizer step.
     pub fn tokens_per_step(&self) -> u64 {
         (self.train.batch_size * self.model.seq_len) as u64
@@ -297,6 +306,14 @@ impl RunConfig {
             tasks
                 .validate(self.model.vocab, self.model.seq_len)
                 .map_err(|(k, m)| (format!("tasks.{k}"), m))?;
+        }
+        let objective = self.objective();
+        objective.validate(&self.model, self.data.vocab())?;
+        if !objective.is_language_modelling() && !t.length_eval.is_empty() {
+            return err(
+                "length_eval",
+                "the length check measures language modelling; drop it with span corruption".into(),
+            );
         }
         if let Some(vocab) = self.data.vocab() {
             if vocab > self.model.vocab {

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod objective;
 pub mod optim;
 pub mod params;
 pub mod routing;
@@ -20,7 +21,7 @@ use crate::results::{
 };
 use crate::tasks::eval::{evaluate_suite, held_out};
 use anyhow::Context;
-use batch::{loss_positions, prefix_lengths, Batch};
+use batch::{loss_positions, Batch};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -102,10 +103,11 @@ fn validation_batches(corpus: &Corpus, cfg: &RunConfig, seq: usize) -> Vec<(Vec<
     let val_seed = cfg.data.seed ^ 0x005E_ED0F_7A11;
     (0..cfg.train.eval_batches)
         .map(|i| {
-            (
-                corpus.val_rows(val_seed, i, cfg.train.batch_size, seq),
-                prefix_lengths(&cfg.model, val_seed, i as u64, cfg.train.batch_size),
-            )
+            let mut rows = corpus.val_rows(val_seed, i, cfg.train.batch_size, seq);
+            let prefix = cfg
+                .objective()
+                .apply(&cfg.model, val_seed, i as u64, &mut rows, seq);
+            (rows, prefix)
         })
         .collect()
 }
@@ -141,8 +143,13 @@ fn length_generalisation(
 
 /// The run's irreducible validation loss, when the corpus's process is known: the exact predictor's
 /// loss on the very windows and targets the validation loss is measured on, so that a fitted E can
-/// be compared with it free of the validation set's sampling noise.
+/// be compared with it free of the validation set's sampling noise. None under span corruption,
+/// whose targets (sentinels, then spans read bidirectionally around them) the corpus's predictor
+/// does not describe.
 fn validation_floor(corpus: &Corpus, cfg: &RunConfig) -> Option<f64> {
+    if !cfg.objective().is_language_modelling() {
+        return None;
+    }
     let batches = validation_batches(corpus, cfg, cfg.model.seq_len);
     let seq = cfg.model.seq_len;
     corpus.ideal_loss(
@@ -421,7 +428,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
         if let Some(tasks) = &cfg.tasks {
             tasks.mix_into(&mut step_rows, step, seq);
         }
-        let prefix = prefix_lengths(&cfg.model, t.seed, step, t.batch_size);
+        let prefix = cfg
+            .objective()
+            .apply(&cfg.model, t.seed, step, &mut step_rows, seq);
         let step_loss_tokens: usize = prefix.iter().map(|&p| loss_positions(p, seq)).sum();
         let mut step_stats = Vec::new();
         for (rows, lens) in step_rows
