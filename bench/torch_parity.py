@@ -124,6 +124,11 @@ class Twin:
         self.mla_rope = rope_tables(model["seq_len"], rope_dim) if rope_dim else None
         self.post_norm = model.get("norm_placement", "pre") == "post"
         self.margin = math.inf  # smallest gap between a chosen expert and the best one not chosen
+        self.memory = None  # an encoder-decoder's encoder states: (states, allowed keys, present rows)
+        self.encoder = None
+        if model.get("arch") == "encoder_decoder":
+            self.encoder = Twin(encoder_model(model), {k[len("encoder."):]: v for k, v in params.items()
+                                                       if k.startswith("encoder.")})
 
     def linear(self, name, x):
         y = x @ self.p[f"{name}.weight"]
@@ -157,12 +162,39 @@ class Twin:
         return self.linear(f"{name}.out", y.transpose(1, 2).reshape(b, t, d))
 
     def score_mask(self, allowed, t):
-        """The boolean mask, or with ALiBi the additive one: -m_h |i - j| where allowed."""
+        """The additive mask: 0 where allowed, lab's finite -1e30 elsewhere (a query with no open
+        key gets finite weights, as in models/src/attention.rs), plus -m_h |i - j| with ALiBi."""
         if self.position != "alibi":
-            return allowed
+            return torch.where(allowed, 0.0, -1e30)
         i, j = torch.arange(t)[:, None], torch.arange(t)[None, :]
         bias = -torch.tensor(alibi_slopes(self.h))[:, None, None] * (i - j).abs()[None].float()
         return torch.where(allowed, bias[None], torch.tensor(float("-inf")))
+
+    def cross_attention(self, name, x):
+        """Cross-attention to the encoder's states (models/src/attention.rs CrossAttention): no
+        positions; a row with an empty input gets exactly 0."""
+        states, allowed, present = self.memory
+        b, t, d = x.shape
+        ts, hd = states.shape[1], d // self.h
+        q = self.linear(f"{name}.q", x).reshape(b, t, self.h, hd).transpose(1, 2)
+        kv = self.linear(f"{name}.kv", states).reshape(b, ts, 2, self.h, hd)
+        k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.where(allowed, 0.0, -1e30))
+        return self.linear(f"{name}.out", y.transpose(1, 2).reshape(b, t, d)) * present
+
+    def encode(self, source, lengths, shared_tok):
+        """The encoder's states of padded input rows (each attends to its row's own tokens)."""
+        b, t = source.shape
+        x = self.p.get("tok.weight", shared_tok)[source]
+        if "pos.weight" in self.p:
+            x = x + self.p["pos.weight"][:t]
+        if self.position == "sinusoidal":
+            x = x + sinusoids(t, self.d)
+        allowed = (torch.arange(t)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]
+        for layer in range(self.m["n_layer"]):
+            x, _, _ = self.block(f"blocks.{layer}", x, allowed, None)
+        present = torch.tensor([1.0 if n > 0 else 0.0 for n in lengths])[:, None, None]
+        return self.norm("norm", x), allowed, present
 
     def latent_attention(self, name, x, allowed):
         """DeepSeek-V2's multi-head latent attention as lab builds it (models/src/attention.rs)."""
@@ -275,6 +307,8 @@ class Twin:
         attend = self.latent_attention if self.mla else self.attention
         attn = f"{name}.mla" if self.mla else f"{name}.attn"
         x = summed(f"{name}.norm1", x + attend(attn, branch_in(f"{name}.norm1", x), allowed))
+        if self.memory is not None and f"{name}.cross.q.weight" in self.p:
+            x = summed(f"{name}.norm_cross", x + self.cross_attention(f"{name}.cross", branch_in(f"{name}.norm_cross", x)))
         h = branch_in(f"{name}.norm2", x)
         aux, load = torch.zeros(()), None
         if self.m.get("ffn", "dense") == "moe":
@@ -306,6 +340,8 @@ class Twin:
     def loss(self, rows, prefix, biases):
         """The objective (cross-entropy plus the routers' auxiliary losses), the mean cross-entropy
         over the loss-bearing targets (a prefix decoder's prefix carries none) and the expert loads."""
+        if self.encoder is not None:
+            return self.seq2seq_loss(rows, prefix)
         rows = torch.tensor(rows, dtype=torch.long)
         x, y = rows[:, :-1], rows[:, 1:]
         seq = x.shape[1]
@@ -317,9 +353,43 @@ class Twin:
         return ce + aux + self.mtp_loss(x, y), ce, loads
 
 
+    def seq2seq_loss(self, rows, prefix):
+        """An encoder-decoder's loss as src/train/batch.rs lays the batch out: the encoder reads a
+        row's first p tokens, the decoder tokens s..seq (s = max(p - 1, 0)) and predicts s + 1..=seq,
+        rows padded at the end with token 0 (padding carries no loss)."""
+        seq = len(rows[0]) - 1
+        starts = [max(p - 1, 0) for p in prefix]
+        t = seq - min(starts)
+        pad = lambda r, n: r + [0] * (n - len(r))
+        x = torch.tensor([pad(r[s:seq], t) for r, s in zip(rows, starts)], dtype=torch.long)
+        y = torch.tensor([pad(r[s + 1:], t) for r, s in zip(rows, starts)], dtype=torch.long)
+        weights = torch.tensor([[1.0 if i < seq - s else 0.0 for i in range(t)] for s in starts])
+        longest = max(max(prefix), 1)
+        source = torch.tensor([pad(r[:p], longest) for r, p in zip(rows, prefix)], dtype=torch.long)
+        self.memory = self.encoder.encode(source, prefix, self.p["tok.weight"])
+        logits, aux, loads = self.logits(x, [0] * len(rows), [])
+        self.memory = None
+        nll = -F.log_softmax(logits, dim=-1).gather(-1, y[..., None])[..., 0]
+        ce = (nll * weights).sum() / sum(seq - s for s in starts)
+        return ce + aux, ce, loads
+
+
+def encoder_model(model):
+    """The encoder's configuration (models/src/config.rs encoder_config): the decoder's choices
+    with the encoder's shape."""
+    enc = model.get("encoder") or {}
+    out = dict(model, arch="causal", encoder=None, mtp=None)
+    out["n_layer"] = enc.get("n_layer") or model["n_layer"]
+    out["d_model"] = enc.get("d_model") or model["d_model"]
+    out["n_head"] = enc.get("n_head") or model["n_head"]
+    out["d_ff"] = enc.get("d_ff") or (None if enc.get("d_model") else model.get("d_ff"))
+    out["n_kv_head"] = None if enc.get("n_head") else model.get("n_kv_head")
+    return out
+
+
 def decays(name, rank, decay_all):
     """lab's rule (src/train/optim.rs): matrices outside the embeddings, unless decay_all."""
-    return decay_all or (rank >= 2 and not name.startswith(("tok.", "pos.")))
+    return decay_all or (rank >= 2 and not name.startswith(("tok.", "pos.", "encoder.tok.", "encoder.pos.")))
 
 
 def relative(a, b):

@@ -61,7 +61,8 @@ impl AdamW {
 
     /// Whether the parameter at `path` with rank `rank` is decayed.
     pub fn decays(&self, path: &str, rank: usize) -> bool {
-        let embedding = path.starts_with("tok.") || path.starts_with("pos.");
+        let table = path.strip_prefix("encoder.").unwrap_or(path);
+        let embedding = table.starts_with("tok.") || table.starts_with("pos.");
         self.settings.decay_all || (rank >= 2 && !embedding)
     }
 
@@ -199,5 +200,31 @@ impl ModuleMapper for StepMapper<'_> {
             p = p.require_grad();
         }
         Param::from_mapped_value(id, p, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeddings_of_either_stack_are_not_decayed() {
+        let opt = AdamW::new(AdamWSettings::default());
+        for table in [
+            "tok.weight",
+            "pos.weight",
+            "encoder.tok.weight",
+            "encoder.pos.weight",
+        ] {
+            assert!(!opt.decays(table, 2), "{table}");
+        }
+        for matrix in [
+            "blocks.0.attn.qkv.weight",
+            "encoder.blocks.1.cross.kv.weight",
+            "head.weight",
+        ] {
+            assert!(opt.decays(matrix, 2), "{matrix}");
+        }
+        assert!(!opt.decays("blocks.0.norm1.layer.gamma", 1));
     }
 }
