@@ -15,9 +15,10 @@ use polars::prelude::DataType;
 use std::path::{Path, PathBuf};
 
 /// Columns whose values name architectures that are fitted apart and compared (the attention
-/// pattern, the feed-forward kind and the knobs of `sweeps/knobs-*.yaml`).
-pub const ARCHITECTURE_COLUMNS: [&str; 7] = [
+/// pattern, the feed-forward kind, the knobs of `sweeps/knobs-*.yaml` and the objective).
+pub const ARCHITECTURE_COLUMNS: [&str; 8] = [
     "arch",
+    "objective",
     "ffn",
     "attention",
     "position",

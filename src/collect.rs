@@ -234,6 +234,12 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         .map(|(_, _, c)| c.train.branch.as_ref().map(|b| b.trunk.clone()))
         .collect();
     let forks: Vec<Option<u64>> = rows.iter().map(|(_, _, c)| fork_tokens(c)).collect();
+    // Encoder columns: null for decoder-only models.
+    let encoder = |f: &dyn Fn(&models::ModelConfig) -> u64| {
+        rows.iter()
+            .map(|(_, _, c)| c.model.encoder_config().map(|e| f(&e)))
+            .collect::<Vec<Option<u64>>>()
+    };
     let df = df!(
         "id" => s(&|st, _| st.id.clone()),
         "sweep" => vec![sweep.to_string(); rows.len()],
@@ -245,6 +251,8 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "n_head" => u(&|_, c| c.model.n_head as u64),
         "n_kv_head" => u(&|_, c| c.model.kv_heads() as u64),
         "d_ff" => u(&|_, c| c.model.d_ff() as u64),
+        "encoder_n_layer" => encoder(&|e| e.n_layer as u64),
+        "encoder_d_model" => encoder(&|e| e.d_model as u64),
         "vocab" => u(&|_, c| c.model.vocab as u64),
         "seq_len" => u(&|_, c| c.model.seq_len as u64),
         "n_experts" => mu(&|m| m.n_experts as u64),
@@ -257,10 +265,15 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "norm" => knob(&|m| yaml_name(m.norm)),
         "norm_placement" => knob(&|m| yaml_name(m.norm_placement)),
         "mlp" => knob(&|m| yaml_name(m.mlp)),
+        "objective" => s(&|_, c| c.objective().name().to_string()),
         "params_total" => u(&|st, _| st.accounting.params_total),
         "params_embedding" => u(&|st, _| st.accounting.params_embedding),
         "params_nonembedding" => u(&|st, _| st.accounting.params_nonembedding),
         "params_active" => u(&|st, _| st.accounting.params_active),
+        "params_encoder" => rows
+            .iter()
+            .map(|(_, _, c)| models::accounting::encoder_params_total(&c.model))
+            .collect::<Vec<Option<u64>>>(),
         "flops_per_token" => u(&|st, _| st.accounting.flops_per_token),
         "flops_6n" => u(&|st, _| st.accounting.flops_6n),
         "kv_cache_bytes" => u(&|_, c| models::accounting::kv_cache_bytes_per_token(&c.model)),

@@ -342,13 +342,14 @@ fn shipped_sweeps_and_runs_are_valid() {
     assert!(checked >= 7, "{checked} files");
 }
 
-/// A sweep over two architectures on one isoFLOP grid: `lab sweep` fits each architecture apart
-/// (only the laws each group's design identifies) and compares them, without being asked.
+/// A sweep over the three architectures on one isoFLOP grid: `lab sweep` fits each architecture
+/// apart (only the laws each group's design identifies) and compares them, without being asked;
+/// runs.parquet names the encoder-decoder's encoder (null for the decoders).
 #[test]
 fn a_sweep_over_architectures_fits_and_compares_each() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = "zip:\n  model.arch: [causal, prefix]\n  model.prefix: [null, {min: 0, max: 16}]\n\
-                 seeds: [0]\n";
+    let extra = "zip:\n  model.arch: [causal, prefix, encoder_decoder]\n  \
+                 model.prefix: [null, {min: 0, max: 16}, 8]\nseeds: [0]\n";
     let yaml = sweep_yaml("archs", "2.0e9, 4.0e9, 8.0e9", extra).replace(
         "  min_steps: 5\n",
         "    - {n_layer: 2, d_model: 48, n_head: 2}\n  min_steps: 5\n",
@@ -368,7 +369,7 @@ fn a_sweep_over_architectures_fits_and_compares_each() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     let groups = dir.path().join("res/archs/fit/groups");
-    for arch in ["causal", "prefix"] {
+    for arch in ["causal", "prefix", "encoder_decoder"] {
         assert!(
             groups.join(format!("arch-{arch}/fit.json")).exists(),
             "{arch}:\n{log}"
@@ -382,4 +383,22 @@ fn a_sweep_over_architectures_fits_and_compares_each() {
     }
     assert!(groups.join("compare.md").exists(), "{log}");
     assert!(log.contains("compute multiplier"), "{log}");
+    let runs = common::frame(&dir.path().join("res/archs/runs.parquet"));
+    let arch: Vec<String> = runs
+        .column("arch")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|a| a.unwrap().to_string())
+        .collect();
+    let depth = common::float_column(&runs, "encoder_n_layer");
+    let encoder = common::float_column(&runs, "params_encoder");
+    for ((a, n), p) in arch.iter().zip(&depth).zip(&encoder) {
+        // The encoder has the decoder's shape: as many blocks, and its stack (blocks, final
+        // norm, positions) is counted apart.
+        assert_eq!(n.is_some(), a == "encoder_decoder", "{a}");
+        assert_eq!(p.is_some_and(|p| p > 0.0), a == "encoder_decoder", "{a}");
+    }
+    assert!(arch.iter().any(|a| a == "encoder_decoder"));
 }

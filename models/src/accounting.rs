@@ -232,6 +232,24 @@ fn encoder_params(cfg: &ModelConfig, enc: &ModelConfig, shared: bool) -> (u64, u
     (token + position_params(enc), rest)
 }
 
+/// Parameters of an encoder-decoder's encoder stack: its own token embedding (none when shared),
+/// learned positions, blocks and final norm. None for decoder-only models.
+pub fn encoder_params_total(cfg: &ModelConfig) -> Option<u64> {
+    let enc = cfg.encoder_config()?;
+    let shared = cfg.encoder().is_some_and(|e| e.share_embedding);
+    let token = if shared {
+        0
+    } else {
+        (enc.vocab * enc.d_model) as u64
+    };
+    Some(
+        token
+            + position_params(&enc)
+            + enc.n_layer as u64 * block_params(&enc).0
+            + final_norm_params(&enc),
+    )
+}
+
 /// Forward FLOPs of one encoder-decoder sequence whose encoder reads its first `p` tokens: the
 /// encoder over p positions (matmuls, and scores and values over p keys), the decoder over the
 /// seq_len - max(p - 1, 0) positions that predict the rest (matmuls with the cross-attention's q

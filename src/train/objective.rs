@@ -132,6 +132,17 @@ impl ObjectiveConfig {
         vec![(1.0, self.span_corruption)]
     }
 
+    /// The objective's name in `runs.parquet`: lm, span_corruption or mixture.
+    pub fn name(&self) -> &'static str {
+        if !self.mixture.is_empty() {
+            "mixture"
+        } else if self.is_language_modelling() {
+            "lm"
+        } else {
+            "span_corruption"
+        }
+    }
+
     /// Most sentinels a sequence of `window` tokens can need.
     pub fn sentinels(&self, window: usize) -> usize {
         self.denoisers()
