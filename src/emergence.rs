@@ -1,9 +1,12 @@
 //! Emergence analysis of a results folder: each task's metrics at every run's last evaluation,
-//! against log10 compute or log10 N, with jump detection and the mirage check (fit::emergence).
+//! against log10 compute or log10 N, with jump detection and the mirage check (fit::emergence);
+//! and exact match at every evaluation against the validation loss, with the test of whether
+//! model sizes collapse onto one curve of the loss (fit::loss_axis).
 
 use crate::error::{LabError, LabResult};
 use crate::table::read_frame;
 use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
+use fit::loss_axis::{loss_axis, LossAxis, LossPoint};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +44,10 @@ pub struct TaskEmergence {
     pub continuous: JumpFit,
     /// The mirage check (when exact match is not smooth).
     pub mirage: Option<MirageCheck>,
+    /// Exact match at every evaluation against the validation loss, sizes tested for collapse
+    /// (absent when the folder has no curves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_axis: Option<LossAxis>,
 }
 
 /// The content of emergence.json.
@@ -158,6 +165,26 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             "no task metrics of done runs",
         ));
     }
+    let val_loss = validation_losses(dir)?;
+    // task -> exact match at every evaluation of a done run, with the run's loss there.
+    let mut on_loss: BTreeMap<String, Vec<LossPoint>> = BTreeMap::new();
+    for i in 0..eid.len() {
+        let id = eid[i].as_str();
+        let (Some(Some(params)), Some(s), Some(v)) = (done.get(id), step[i], value[i]) else {
+            continue;
+        };
+        let Some(&loss) = val_loss.get(&(id.to_string(), s as u64)) else {
+            continue;
+        };
+        if metric[i] == "exact_match" {
+            on_loss.entry(task[i].clone()).or_default().push(LossPoint {
+                loss,
+                value: v,
+                n: count[i].unwrap_or(0.0) as usize,
+                size: *params,
+            });
+        }
+    }
     let mut tasks = Vec::new();
     for (name, mut metrics) in by_task {
         for pts in metrics.values_mut() {
@@ -186,6 +213,7 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
         let continuous = detect(&answer_prob, floor);
         let mirage = (jump.verdict != Verdict::Smooth)
             .then(|| mirage(&jump, &exact, &token, &answer_prob, length));
+        let loss_axis = on_loss.get(&name).map(|pts| loss_axis(pts, chance));
         tasks.push(TaskEmergence {
             task: name,
             exact_match: exact,
@@ -196,9 +224,28 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             jump,
             continuous,
             mirage,
+            loss_axis,
         });
     }
     Ok(EmergenceFile { x, tasks })
+}
+
+/// Every run's validation loss at each evaluated step, from curves.parquet (empty without one).
+fn validation_losses(dir: &Path) -> LabResult<HashMap<(String, u64), f64>> {
+    let path = dir.join("curves.parquet");
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    let df = read_frame(&path)?;
+    let ids = strings(&df, "id", &path)?;
+    let steps = crate::table::numbers(&df, "step", &path)?;
+    let losses = crate::table::numbers(&df, "val_loss", &path)?;
+    Ok(ids
+        .into_iter()
+        .zip(steps)
+        .zip(losses)
+        .filter_map(|((id, s), l)| Some(((id, s? as u64), l?)))
+        .collect())
 }
 
 /// A markdown summary.
@@ -246,6 +293,42 @@ pub fn markdown(f: &EmergenceFile) -> String {
             t.exact_match.len(),
             t.jump.reason
         );
+    }
+    let on_loss: Vec<_> = f
+        .tasks
+        .iter()
+        .filter_map(|t| t.loss_axis.as_ref().map(|a| (t, a)))
+        .collect();
+    if !on_loss.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nExact match at every evaluation against the validation loss (Du et al. 2024): one curve of the loss for every size (a size-independent loss threshold) against one curve per size, by BIC.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| task | evaluations | verdict | threshold (nats) | per-size midpoints | why |\n|---|---|---|---|---|---|"
+        );
+        for (t, a) in on_loss {
+            let verdict = serde_json::to_value(a.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+                .replace('_', " ");
+            let mids: Vec<String> = a
+                .thresholds
+                .iter()
+                .map(|(size, m, n)| format!("N {size:.0}: {m:.3} ({n})"))
+                .collect();
+            let points: usize = a.thresholds.iter().map(|t| t.2).sum();
+            let _ = writeln!(
+                s,
+                "| {} | {points} | {verdict} | {:.3} | {} | {} |",
+                t.task,
+                a.threshold,
+                mids.join(", "),
+                a.reason
+            );
+        }
     }
     s
 }

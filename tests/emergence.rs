@@ -188,6 +188,14 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
     );
     let res = dir.path().join("results/sizes");
     assert!(res.join("fit/emergence.json").exists() && !res.join("fit/fit.json").exists());
+    // Exact match at every evaluation against the validation loss, one group per size.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(res.join("fit/emergence.json")).unwrap()).unwrap();
+    let axis = &json["tasks"][0]["loss_axis"];
+    assert_eq!(axis["thresholds"].as_array().unwrap().len(), 6, "{axis}");
+    assert!(axis["verdict"].is_string(), "{axis}");
+    let md = std::fs::read_to_string(res.join("fit/emergence.md")).unwrap();
+    assert!(md.contains("against the validation loss"), "{md}");
     let report = std::fs::read_to_string(res.join("report.md")).unwrap();
     assert!(
         report.contains("- emergence (against N): run")

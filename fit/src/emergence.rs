@@ -108,7 +108,7 @@ fn log_likelihood(points: &[MetricPoint], mu: impl Fn(f64) -> f64) -> f64 {
 }
 
 /// BIC of a fit with log-likelihood `ll` and `k` parameters on `m` points.
-fn bic(ll: f64, m: usize, k: usize) -> f64 {
+pub(crate) fn bic(ll: f64, m: usize, k: usize) -> f64 {
     -2.0 * ll + k as f64 * (m as f64).ln()
 }
 
@@ -153,7 +153,7 @@ fn line_fit(points: &[MetricPoint]) -> f64 {
 /// Maximum-likelihood sigmoid from `floor`: a grid over (x0, width), the amplitude by golden-section
 /// search (the likelihood is concave in it), capped so the top is at most 1. Returns the sigmoid
 /// and its log-likelihood.
-fn sigmoid_fit(points: &[MetricPoint], floor: f64) -> (Sigmoid, f64) {
+pub(crate) fn sigmoid_fit(points: &[MetricPoint], floor: f64) -> (Sigmoid, f64) {
     let (lo, hi) = points
         .iter()
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {

@@ -24,6 +24,7 @@ pub mod floor;
 pub mod joint_moe;
 pub mod kaplan;
 pub mod krajewski;
+pub mod loss_axis;
 pub mod lr_rule;
 pub mod noise;
 pub mod optimize;
