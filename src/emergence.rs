@@ -7,6 +7,7 @@ use crate::error::{LabError, LabResult};
 use crate::table::read_frame;
 use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
 use fit::loss_axis::{loss_axis, LossAxis, LossPoint};
+use fit::resolution::{resolution, RatePoint, Resolution};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -48,6 +49,10 @@ pub struct TaskEmergence {
     /// (absent when the folder has no curves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_axis: Option<LossAxis>,
+    /// The trend of PassUntil's sampled success rates where greedy exact match was below its bar
+    /// (absent without `tasks.pass_until`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
 }
 
 /// The content of emergence.json.
@@ -214,6 +219,15 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
         let mirage = (jump.verdict != Verdict::Smooth)
             .then(|| mirage(&jump, &exact, &token, &answer_prob, length));
         let loss_axis = on_loss.get(&name).map(|pts| loss_axis(pts, chance));
+        let sampled: Vec<RatePoint> = take("pass_until")
+            .iter()
+            .map(|p| RatePoint {
+                x: p.x,
+                successes: (p.value * p.n as f64).round() as usize,
+                samples: p.n,
+            })
+            .collect();
+        let resolution = (!sampled.is_empty()).then(|| resolution(&sampled));
         tasks.push(TaskEmergence {
             task: name,
             exact_match: exact,
@@ -225,6 +239,7 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             continuous,
             mirage,
             loss_axis,
+            resolution,
         });
     }
     Ok(EmergenceFile { x, tasks })
@@ -327,6 +342,36 @@ pub fn markdown(f: &EmergenceFile) -> String {
                 a.threshold,
                 mids.join(", "),
                 a.reason
+            );
+        }
+    }
+    let sampled: Vec<_> = f
+        .tasks
+        .iter()
+        .filter_map(|t| t.resolution.as_ref().map(|r| (t, r)))
+        .collect();
+    if !sampled.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nPassUntil (Hu et al. 2024): success rates sampled at temperature 1 where greedy exact match is near zero, and whether they rise with log10 x (slope of ln rate, 95% interval).\n"
+        );
+        let _ = writeln!(
+            s,
+            "| task | models sampled | with a success | trend | why |\n|---|---|---|---|---|"
+        );
+        for (t, r) in sampled {
+            let trend = serde_json::to_value(r.trend)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+                .replace('_', " ");
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {trend} | {} |",
+                t.task,
+                r.fitted + r.without_success,
+                r.fitted,
+                r.reason
             );
         }
     }

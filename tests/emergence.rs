@@ -12,7 +12,8 @@ fn a_run_with_tasks_records_every_metric_with_intervals() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_run(10_240, "  eval_every_tokens: 5120\n").replace(
         "train:\n",
-        "tasks:\n  suite:\n    - {kind: add, digits: 2}\n    - {kind: mod, digits: 2, modulus: 7}\n  n_eval: 24\ntrain:\n",
+        "tasks:\n  suite:\n    - {kind: add, digits: 2}\n    - {kind: mod, digits: 2, modulus: 7}\n  n_eval: 24\n  \
+         pass_until: {successes: 3, max_samples: 120, below: 0.5}\ntrain:\n",
     );
     let cfg = write(dir.path(), "run.yaml", &cfg);
     let out = lab(
@@ -40,7 +41,14 @@ fn a_run_with_tasks_records_every_metric_with_intervals() {
     ] {
         assert!(metric.iter().any(|x| x == m), "{m} missing: {metric:?}");
     }
-    // Two evaluations x (add: 6 metrics + mod: 7 metrics).
+    // Two evaluations x (add: 6 metrics + mod: 7 metrics), and PassUntil's rate for each task
+    // whose greedy exact match is below 0.5 (after two steps, add2's is), from at most 120 samples.
+    let pass = metric.iter().filter(|m| *m == "pass_until").count();
+    assert!(pass >= 2, "{metric:?}");
+    let keep: Vec<bool> = metric.iter().map(|m| m != "pass_until").collect();
+    let ev = ev
+        .filter(&BooleanChunked::from_slice("keep".into(), &keep))
+        .unwrap();
     assert_eq!(ev.height(), 2 * 13);
     let n: Vec<u64> = ev
         .column("n_examples")
@@ -166,7 +174,8 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
     let dir = tempfile::tempdir().unwrap();
     let spec = "name: sizes\nbase:\n  model: {n_layer: 1, d_model: 16, n_head: 2, vocab: 64, seq_len: 32}\n  \
                 data: {source: synthetic}\n  train: {tokens: 16384, batch_size: 8, lr: 0.003, eval_batches: 1}\n  \
-                tasks:\n    suite:\n      - {kind: add, digits: 2}\n    n_eval: 24\n\
+                tasks:\n    suite:\n      - {kind: add, digits: 2}\n    n_eval: 24\n    \
+                pass_until: {successes: 2, max_samples: 96, below: 1.0}\n\
                 zip:\n  model.d_model: [8, 12, 16, 20, 24, 32]\nseeds: [0]\n";
     let spec = write(dir.path(), "sizes.yaml", spec);
     let out = lab(
@@ -194,8 +203,18 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
     let axis = &json["tasks"][0]["loss_axis"];
     assert_eq!(axis["thresholds"].as_array().unwrap().len(), 6, "{axis}");
     assert!(axis["verdict"].is_string(), "{axis}");
+    // PassUntil's rates at every run's last evaluation, and their trend.
+    let sampled = &json["tasks"][0]["resolution"];
+    assert_eq!(
+        sampled["fitted"].as_u64().unwrap() + sampled["without_success"].as_u64().unwrap(),
+        6,
+        "{sampled}"
+    );
     let md = std::fs::read_to_string(res.join("fit/emergence.md")).unwrap();
-    assert!(md.contains("against the validation loss"), "{md}");
+    assert!(
+        md.contains("against the validation loss") && md.contains("PassUntil"),
+        "{md}"
+    );
     let report = std::fs::read_to_string(res.join("report.md")).unwrap();
     assert!(
         report.contains("- emergence (against N): run")

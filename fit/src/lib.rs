@@ -31,6 +31,7 @@ pub mod optimize;
 pub mod profile;
 pub mod regression;
 pub mod report;
+pub mod resolution;
 pub mod routed;
 pub mod schedule_law;
 

@@ -3,10 +3,12 @@
 //! comes from a choice set, the Brier score. All metrics of a task come from the same examples.
 
 use super::metrics::{brier, edit_distance, exact_match, truncate_at, wilson};
-use super::{sym, Example, TaskSpec, TasksConfig};
+use super::{sym, Example, PassUntil, TaskSpec, TasksConfig};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use models::{Arch, Decoder, ModelConfig, Precision, Source};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// One metric of one task at one evaluation.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,16 +117,84 @@ fn greedy(
     steps: usize,
     device: &Device,
 ) -> Vec<Vec<u32>> {
+    continue_with(model, model_cfg, prompts, steps, device, argmax)
+}
+
+/// A token drawn from the distribution whose log-probabilities are `lp` (temperature 1).
+fn draw(lp: &[f32], rng: &mut ChaCha8Rng) -> u32 {
+    let mut u: f64 = rng.random();
+    for (i, &l) in lp.iter().enumerate() {
+        u -= (l as f64).exp();
+        if u < 0.0 {
+            return i as u32;
+        }
+    }
+    argmax(lp)
+}
+
+/// Continuation of `prompts` (equal lengths) by `steps` tokens, each chosen by `pick` from the
+/// next token's log-probabilities.
+fn continue_with(
+    model: &Decoder,
+    model_cfg: &ModelConfig,
+    prompts: &[Vec<u32>],
+    steps: usize,
+    device: &Device,
+    mut pick: impl FnMut(&[f32]) -> u32,
+) -> Vec<Vec<u32>> {
     let prompt = prompts.first().map_or(0, Vec::len);
     let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
     for _ in 0..steps {
         let lp = log_probs(model, model_cfg, &seqs, prompt, device);
         for (s, l) in seqs.iter_mut().zip(lp) {
             let last = l.last().expect("non-empty row");
-            s.push(argmax(last));
+            s.push(pick(last));
         }
     }
     seqs.into_iter().map(|s| s[prompt..].to_vec()).collect()
+}
+
+/// PassUntil: samples answers (temperature 1) for `examples`, round after round, until
+/// `settings.successes` exact answers or `settings.max_samples` samples, from a stream fixed by
+/// `seed`; the success rate with its 95% Wilson interval, over the samples drawn.
+pub fn pass_until(
+    model: &Decoder,
+    model_cfg: &ModelConfig,
+    task: &TaskSpec,
+    examples: &[Example],
+    settings: &PassUntil,
+    seed: u64,
+    device: &Device,
+) -> TaskMetric {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut successes, mut samples) = (0usize, 0usize);
+    'rounds: while !examples.is_empty() {
+        for chunk in examples.chunks(CHUNK) {
+            if successes >= settings.successes || samples >= settings.max_samples {
+                break 'rounds;
+            }
+            let take = chunk.len().min(settings.max_samples - samples);
+            let chunk = &chunk[..take];
+            let prompts: Vec<Vec<u32>> = chunk.iter().map(|e| e.prompt.clone()).collect();
+            let longest = chunk.iter().map(|e| e.answer.len()).max().unwrap_or(0);
+            let sampled = continue_with(model, model_cfg, &prompts, longest, device, |lp| {
+                draw(lp, &mut rng)
+            });
+            successes += chunk
+                .iter()
+                .zip(&sampled)
+                .filter(|(e, s)| exact_match(s, &e.answer, sym::EOS))
+                .count();
+            samples += take;
+        }
+    }
+    TaskMetric {
+        task: task.name(),
+        metric: "pass_until",
+        value: successes as f64 / samples.max(1) as f64,
+        n_examples: samples,
+        ci: Some(wilson(successes, samples, 1.96)),
+    }
 }
 
 /// Every metric of one task on its held-out examples.
@@ -198,21 +268,34 @@ pub fn evaluate_task(
     out
 }
 
-/// Every metric of every task of the suite; `examples[i]` are the held-out examples of task i
-/// (drawn once per run with [`held_out`]).
+/// Every metric of every task of the suite at the evaluation of step `step`; `examples[i]` are
+/// the held-out examples of task i (drawn once per run with [`held_out`]). With `pass_until`, a
+/// task whose greedy exact match is below its bar also gets PassUntil's rate, sampled from a
+/// stream fixed by the task seed, the step and the task (a resumed run draws the same).
 pub fn evaluate_suite(
     model: &Decoder,
     model_cfg: &ModelConfig,
     tasks: &TasksConfig,
     examples: &[Vec<Example>],
+    step: u64,
     device: &Device,
 ) -> Vec<TaskMetric> {
-    tasks
-        .suite
-        .iter()
-        .zip(examples)
-        .flat_map(|(t, ex)| evaluate_task(model, model_cfg, t, ex, device))
-        .collect()
+    let mut out = Vec::new();
+    for (i, (t, ex)) in tasks.suite.iter().zip(examples).enumerate() {
+        let metrics = evaluate_task(model, model_cfg, t, ex, device);
+        let greedy = metrics
+            .iter()
+            .find(|m| m.metric == "exact_match")
+            .map(|m| m.value);
+        out.extend(metrics);
+        if let (Some(p), Some(em)) = (&tasks.pass_until, greedy) {
+            if em < p.below {
+                let seed = tasks.seed ^ 0x9A55_0000 ^ step.wrapping_mul(1 << 8) ^ i as u64;
+                out.push(pass_until(model, model_cfg, t, ex, p, seed, device));
+            }
+        }
+    }
+    out
 }
 
 /// The held-out examples of every task of the suite, the same for every evaluation.
@@ -228,6 +311,55 @@ pub fn held_out(tasks: &TasksConfig) -> Vec<Vec<Example>> {
 mod tests {
     use super::*;
     use models::PrefixLen;
+
+    #[test]
+    fn draws_follow_the_distribution() {
+        let lp: Vec<f32> = [0.7f32, 0.2, 0.1].iter().map(|p| p.ln()).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut counts = [0usize; 3];
+        for _ in 0..20_000 {
+            counts[draw(&lp, &mut rng) as usize] += 1;
+        }
+        for (c, p) in counts.iter().zip([0.7, 0.2, 0.1]) {
+            assert!((*c as f64 / 20_000.0 - p).abs() < 0.01, "{counts:?}");
+        }
+    }
+
+    /// PassUntil stops at its successes or its cap, is fixed by its seed, and its interval holds
+    /// its rate.
+    #[test]
+    fn pass_until_stops_at_successes_or_the_cap() {
+        let device = crate::backend::device(crate::backend::cpu_backend(), 0).unwrap();
+        device.seed(3);
+        let cfg = ModelConfig::new(1, 16, 2, 20, 16);
+        let model = Decoder::new(&cfg, &device);
+        let task = TaskSpec::Mod {
+            digits: 2,
+            modulus: 3,
+        };
+        let examples = task.test_examples(8);
+        let run = |successes, max_samples, seed| {
+            let p = PassUntil {
+                successes,
+                max_samples,
+                below: 1.0,
+            };
+            pass_until(&model, &cfg, &task, &examples, &p, seed, &device)
+        };
+        // An untrained model over 20 ids answers "d EOS" right about once in 400 samples.
+        let capped = run(1_000, 100, 7);
+        assert_eq!(capped.n_examples, 100);
+        let stopped = run(2, 20_000, 7);
+        let k = (stopped.value * stopped.n_examples as f64).round() as usize;
+        assert!(k >= 2 && stopped.n_examples < 20_000, "{stopped:?}");
+        // At most one chunk past the sample that reached the successes.
+        assert_eq!(run(2, 20_000, 7), stopped);
+        let (lo, hi) = stopped.ci.unwrap();
+        assert!(
+            lo <= stopped.value && stopped.value <= hi && hi < 0.5,
+            "{stopped:?}"
+        );
+    }
 
     /// Greedy decoding and the teacher-forced pass read the same positions: the first generated
     /// token is the argmax at the prompt's last position, and a position's log-probabilities do

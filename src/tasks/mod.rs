@@ -340,6 +340,39 @@ pub struct TasksConfig {
     /// Seed of the training draws.
     #[serde(default)]
     pub seed: u64,
+    /// Resolves small success rates by sampling (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_until: Option<PassUntil>,
+}
+
+/// PassUntil (Hu et al. 2024): at an evaluation where a task's greedy exact match is below
+/// `below`, answers are sampled at temperature 1 for the held-out examples, round after round,
+/// until `successes` exact answers or `max_samples` samples; the success rate comes with its 95%
+/// Wilson interval (metric `pass_until`), resolving rates far below 1 / n_eval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassUntil {
+    /// Successes to stop at.
+    #[serde(default = "default_successes")]
+    pub successes: usize,
+    /// Most samples per task and evaluation.
+    #[serde(default = "default_max_samples")]
+    pub max_samples: usize,
+    /// Sample only while greedy exact match is below this (before the jump).
+    #[serde(default = "default_below")]
+    pub below: f64,
+}
+
+fn default_successes() -> usize {
+    20
+}
+
+fn default_max_samples() -> usize {
+    5_000
+}
+
+fn default_below() -> f64 {
+    0.1
 }
 
 fn default_mix() -> f64 {
@@ -364,6 +397,23 @@ impl TasksConfig {
         }
         if self.n_eval == 0 {
             return Err(("n_eval".into(), "must be at least 1".into()));
+        }
+        if let Some(p) = &self.pass_until {
+            if p.successes == 0 || p.max_samples < p.successes {
+                return Err((
+                    "pass_until".into(),
+                    format!(
+                        "successes must be at least 1 and max_samples at least successes, got {} and {}",
+                        p.successes, p.max_samples
+                    ),
+                ));
+            }
+            if !(0.0..=1.0).contains(&p.below) {
+                return Err((
+                    "pass_until.below".into(),
+                    format!("must be in [0, 1], got {}", p.below),
+                ));
+            }
         }
         for t in &self.suite {
             let longest = t.longest_example();
@@ -516,6 +566,7 @@ mod tests {
             mix: 0.25,
             n_eval: 10,
             seed: 0,
+            pass_until: None,
         };
         let seq = 31;
         let original: Vec<i64> = vec![63; 400 * (seq + 1)];

@@ -516,7 +516,15 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
             write_parquet(&dir.curve(), &mut curve_frame(&id, &state.curve)?)?;
             if let Some(tasks) = &cfg.tasks {
                 let inner = device.clone().inner();
-                for m in evaluate_suite(&model.valid(), &cfg.model, tasks, &task_examples, &inner) {
+                let valid = model.valid();
+                for m in evaluate_suite(
+                    &valid,
+                    &cfg.model,
+                    tasks,
+                    &task_examples,
+                    state.step,
+                    &inner,
+                ) {
                     state.evals.push(EvalRow {
                         step: state.step,
                         tokens: state.tokens,
