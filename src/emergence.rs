@@ -8,6 +8,7 @@ use crate::table::read_frame;
 use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
 use fit::loss_axis::{loss_axis, LossAxis, LossPoint};
 use fit::resolution::{resolution, RatePoint, Resolution};
+use fit::subtasks::{subtask_check, SubtaskCheck};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -49,6 +50,10 @@ pub struct TaskEmergence {
     /// (absent when the folder has no curves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_axis: Option<LossAxis>,
+    /// The sub-task check of a composite task's jump (tasks `<task>.step<i>` are its steps; absent
+    /// for other tasks, or when exact match is smooth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtasks: Option<SubtaskCheck>,
     /// The trend of PassUntil's sampled success rates where greedy exact match was below its bar
     /// (absent without `tasks.pass_until`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,7 +245,27 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             mirage,
             loss_axis,
             resolution,
+            subtasks: None,
         });
+    }
+    let checks: Vec<Option<SubtaskCheck>> = tasks
+        .iter()
+        .map(|t| {
+            let steps: Vec<Vec<MetricPoint>> = (1..)
+                .map_while(|i| {
+                    let name = format!("{}.step{i}", t.task);
+                    tasks
+                        .iter()
+                        .find(|s| s.task == name)
+                        .map(|s| s.exact_match.clone())
+                })
+                .collect();
+            (!steps.is_empty() && t.jump.verdict != Verdict::Smooth)
+                .then(|| subtask_check(&t.jump, &t.exact_match, &steps))
+        })
+        .collect();
+    for (t, check) in tasks.iter_mut().zip(checks) {
+        t.subtasks = check;
     }
     Ok(EmergenceFile { x, tasks })
 }
@@ -342,6 +367,22 @@ pub fn markdown(f: &EmergenceFile) -> String {
                 a.threshold,
                 mids.join(", "),
                 a.reason
+            );
+        }
+    }
+    for t in &f.tasks {
+        if let Some(c) = &t.subtasks {
+            let _ = writeln!(
+                s,
+                "\nSub-tasks of {}: {} (the product of its steps' accuracies inside the exact-match interval at {:.0}% of the models; the steps {}).",
+                t.task,
+                c.label,
+                100.0 * c.reproduced_share,
+                if c.steps_smooth {
+                    "rise smoothly"
+                } else {
+                    "jump too"
+                }
             );
         }
     }

@@ -130,6 +130,81 @@ fn planted_jump(dir: &Path) {
     ParquetWriter::new(f).finish(&mut evals).unwrap();
 }
 
+/// A composite task whose exact match is the product of six smooth steps (planted with its steps
+/// as tasks `chain.step<i>`): its jump is explained by its sub-tasks.
+#[test]
+fn a_composite_jump_is_explained_by_its_smooth_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("res");
+    std::fs::create_dir_all(&res).unwrap();
+    let ns: Vec<f64> = (0..12).map(|i| 1e4 * 10f64.powf(i as f64 / 4.0)).collect();
+    let ids: Vec<String> = (0..12).map(|i| format!("run{i}")).collect();
+    let mut runs = df!(
+        "id" => ids.clone(),
+        "status" => vec!["done"; 12],
+        "params_nonembedding" => ns.clone(),
+    )
+    .unwrap();
+    let f = std::fs::File::create(res.join("runs.parquet")).unwrap();
+    ParquetWriter::new(f).finish(&mut runs).unwrap();
+    let (mut id, mut task, mut metric, mut value) = (vec![], vec![], vec![], vec![]);
+    for (i, run) in ids.iter().enumerate() {
+        let p = 0.45 + 0.05 * i as f64;
+        let mut rows = vec![
+            ("chain".to_string(), "exact_match", p.powi(6)),
+            ("chain".to_string(), "token_accuracy", p),
+            ("chain".to_string(), "answer_logprob", 6.0 * p.ln()),
+            ("chain".to_string(), "answer_length", 6.0),
+            ("chain".to_string(), "chance", 1e-6),
+        ];
+        rows.extend((1..=6).map(|k| (format!("chain.step{k}"), "exact_match", p)));
+        for (t, m, v) in rows {
+            id.push(run.clone());
+            task.push(t);
+            metric.push(m.to_string());
+            value.push(v);
+        }
+    }
+    let k = id.len();
+    let mut evals = df!(
+        "id" => id,
+        "step" => vec![100u64; k],
+        "tokens" => vec![1000u64; k],
+        "compute" => vec![1e12; k],
+        "task" => task,
+        "metric" => metric,
+        "value" => value,
+        "n_examples" => vec![2000u64; k],
+    )
+    .unwrap();
+    let f = std::fs::File::create(res.join("evals.parquet")).unwrap();
+    ParquetWriter::new(f).finish(&mut evals).unwrap();
+    let out = lab(
+        dir.path(),
+        &["fit", "res", "--emergence", "--emergence-x", "params"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(res.join("fit/emergence.json")).unwrap()).unwrap();
+    let chain = json["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "chain")
+        .unwrap();
+    assert_ne!(chain["jump"]["verdict"], "smooth", "{}", chain["jump"]);
+    assert_eq!(
+        chain["subtasks"]["label"], "explained by sub-tasks",
+        "{}",
+        chain["subtasks"]
+    );
+    let md = std::fs::read_to_string(res.join("fit/emergence.md")).unwrap();
+    assert!(
+        md.contains("Sub-tasks of chain: explained by sub-tasks"),
+        "{md}"
+    );
+}
+
 #[test]
 fn emergence_finds_a_planted_jump_and_plots_it() {
     let dir = tempfile::tempdir().unwrap();

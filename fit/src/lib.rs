@@ -34,6 +34,7 @@ pub mod report;
 pub mod resolution;
 pub mod routed;
 pub mod schedule_law;
+pub mod subtasks;
 
 pub use allocation::{Allocation, ComputeOptimal};
 pub use bootstrap::Estimate;

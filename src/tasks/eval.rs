@@ -268,8 +268,47 @@ pub fn evaluate_task(
     out
 }
 
+/// Exact match of each step of a composite task on its own (task `<name>.step<i>`): greedy
+/// decoding of the step's span from the prompt and the correct earlier steps.
+pub fn evaluate_steps(
+    model: &Decoder,
+    model_cfg: &ModelConfig,
+    task: &TaskSpec,
+    examples: &[Example],
+    device: &Device,
+) -> Vec<TaskMetric> {
+    let n = examples.len();
+    task.steps()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (start, len))| {
+            let mut right = 0;
+            for chunk in examples.chunks(CHUNK) {
+                let prompts: Vec<Vec<u32>> = chunk
+                    .iter()
+                    .map(|e| [e.prompt.as_slice(), &e.answer[..start]].concat())
+                    .collect();
+                let generated = greedy(model, model_cfg, &prompts, len, device);
+                right += chunk
+                    .iter()
+                    .zip(&generated)
+                    .filter(|(e, g)| g[..] == e.answer[start..start + len])
+                    .count();
+            }
+            TaskMetric {
+                task: format!("{}.step{}", task.name(), i + 1),
+                metric: "exact_match",
+                value: right as f64 / n.max(1) as f64,
+                n_examples: n,
+                ci: Some(wilson(right, n, 1.96)),
+            }
+        })
+        .collect()
+}
+
 /// Every metric of every task of the suite at the evaluation of step `step`; `examples[i]` are
-/// the held-out examples of task i (drawn once per run with [`held_out`]). With `pass_until`, a
+/// the held-out examples of task i (drawn once per run with [`held_out`]); a composite task's
+/// steps are evaluated on their own too ([`evaluate_steps`]). With `pass_until`, a
 /// task whose greedy exact match is below its bar also gets PassUntil's rate, sampled from a
 /// stream fixed by the task seed, the step and the task (a resumed run draws the same).
 pub fn evaluate_suite(
@@ -359,6 +398,38 @@ mod tests {
             lo <= stopped.value && stopped.value <= hi && hi < 0.5,
             "{stopped:?}"
         );
+    }
+
+    /// A composite task's whole answer is right exactly when every step is right given the
+    /// earlier ones: the composite's exact match is the joint success of its steps, at most the
+    /// least accurate step's.
+    #[test]
+    fn a_composite_is_right_when_all_its_steps_are() {
+        let device = crate::backend::device(crate::backend::cpu_backend(), 0).unwrap();
+        device.seed(9);
+        let cfg = ModelConfig::new(1, 16, 2, 20, 24);
+        let model = Decoder::new(&cfg, &device);
+        let task = TaskSpec::Chain {
+            digits: 1,
+            terms: 3,
+        };
+        let examples = task.test_examples(40);
+        let steps = evaluate_steps(&model, &cfg, &task, &examples, &device);
+        assert_eq!(
+            steps.iter().map(|m| m.task.as_str()).collect::<Vec<_>>(),
+            ["chain3x1.step1", "chain3x1.step2"]
+        );
+        let whole = evaluate_task(&model, &cfg, &task, &examples, &device);
+        let em = whole
+            .iter()
+            .find(|m| m.metric == "exact_match")
+            .unwrap()
+            .value;
+        assert!(em <= steps.iter().map(|m| m.value).fold(1.0, f64::min));
+        // An oracle that answers every step right gets every step and the whole answer right:
+        // the step spans tile the answer.
+        let spans: usize = task.steps().iter().map(|s| s.1).sum();
+        assert!(examples.iter().all(|e| e.answer.len() == spans));
     }
 
     /// Greedy decoding and the teacher-forced pass read the same positions: the first generated

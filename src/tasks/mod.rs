@@ -80,6 +80,16 @@ pub enum TaskSpec {
         /// Digits per operand.
         digits: usize,
     },
+    /// Composite: the running sums of `terms` numbers of `digits` digits, each written with the
+    /// width of the largest possible total and followed by '=' (the last by EOS): `a + b + c =`
+    /// -> `s1 = s2 EOS`. Step i (writing s_i) is a sub-task, evaluated on its own with the
+    /// earlier steps given; the whole answer is right only when every step is.
+    Chain {
+        /// Digits per number.
+        digits: usize,
+        /// Numbers added (2 to 5): terms - 1 steps.
+        terms: usize,
+    },
     /// Closed-book recall: `k k k =` -> the `length` random digits stored under the 3-digit key
     /// k < `keys` in a fixed table. Trained and evaluated on the table (memorisation).
     Recall {
@@ -125,6 +135,11 @@ fn digits_of(mut x: u64, width: usize) -> Vec<u32> {
     d
 }
 
+/// Width of a chain's running sums: the digits of its largest possible total.
+fn chain_width(digits: usize, terms: usize) -> usize {
+    number_digits(terms as u64 * (10u64.pow(digits as u32) - 1)).len()
+}
+
 fn number_digits(x: u64) -> Vec<u32> {
     x.to_string().bytes().map(|b| (b - b'0') as u32).collect()
 }
@@ -140,6 +155,19 @@ impl TaskSpec {
             TaskSpec::Reverse { length } => format!("reverse{length}"),
             TaskSpec::AddReverse { digits } => format!("addrev{digits}"),
             TaskSpec::Recall { keys, length } => format!("recall{keys}_{length}"),
+            TaskSpec::Chain { digits, terms } => format!("chain{terms}x{digits}"),
+        }
+    }
+
+    /// The sub-tasks of a composite task, as (start, length) of each step's span in the answer
+    /// (the step's digits and the token after them); empty for the other tasks.
+    pub fn steps(&self) -> Vec<(usize, usize)> {
+        match self {
+            TaskSpec::Chain { digits, terms } => {
+                let w = chain_width(*digits, *terms);
+                (0..terms - 1).map(|i| (i * (w + 1), w + 1)).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -154,7 +182,8 @@ impl TaskSpec {
             TaskSpec::Add { digits }
             | TaskSpec::Mul { digits }
             | TaskSpec::AddReverse { digits }
-            | TaskSpec::Mod { digits, .. } => *digits,
+            | TaskSpec::Mod { digits, .. }
+            | TaskSpec::Chain { digits, .. } => *digits,
             TaskSpec::Copy { length }
             | TaskSpec::Reverse { length }
             | TaskSpec::Recall { length, .. } => *length,
@@ -172,6 +201,11 @@ impl TaskSpec {
                 return Err(format!("{}: modulus must be 2..=10", self.name()));
             }
         }
+        if let TaskSpec::Chain { terms, .. } = self {
+            if !(2..=5).contains(terms) {
+                return Err(format!("{}: terms must be 2..=5", self.name()));
+            }
+        }
         Ok(())
     }
 
@@ -185,6 +219,9 @@ impl TaskSpec {
             TaskSpec::Mod { digits, .. } => digits + 3 + 2,
             TaskSpec::Copy { length } | TaskSpec::Reverse { length } => 2 * length + 3,
             TaskSpec::Recall { length, .. } => 3 + 1 + length + 1,
+            TaskSpec::Chain { digits, terms } => {
+                terms * (digits + 1) + (terms - 1) * (chain_width(*digits, *terms) + 1)
+            }
         }
     }
 
@@ -255,6 +292,30 @@ impl TaskSpec {
                         answer: with_eos(answer),
                     },
                 )
+            }
+            TaskSpec::Chain { digits, terms } => {
+                let numbers: Vec<u64> = (0..*terms).map(|_| operand(rng, *digits)).collect();
+                let w = chain_width(*digits, *terms);
+                let mut prompt = Vec::new();
+                for (i, &a) in numbers.iter().enumerate() {
+                    if i > 0 {
+                        prompt.push(sym::PLUS);
+                    }
+                    prompt.extend(digits_of(a, *digits));
+                }
+                prompt.push(sym::EQ);
+                let mut answer = Vec::new();
+                let mut sum = numbers[0];
+                for (i, &a) in numbers.iter().enumerate().skip(1) {
+                    sum += a;
+                    answer.extend(digits_of(sum, w));
+                    answer.push(if i + 1 < numbers.len() {
+                        sym::EQ
+                    } else {
+                        sym::EOS
+                    });
+                }
+                (numbers, Example { prompt, answer })
             }
             TaskSpec::Recall { keys, length } => {
                 let k = rng.random_range(0..*keys as u64);
@@ -496,6 +557,25 @@ mod tests {
         let mut sum = number_digits(num(&ar.prompt[..2]) + num(&ar.prompt[3..5]));
         sum.reverse();
         assert_eq!(&ar.answer[..ar.answer.len() - 1], &sum[..]);
+        // 3 numbers of 2 digits: running sums 3 digits wide (3 x 99 = 297), each followed by '='
+        // or EOS.
+        let chain = TaskSpec::Chain {
+            digits: 2,
+            terms: 3,
+        };
+        let c = chain.train_example(0, 4);
+        let (a, b, d) = (
+            num(&c.prompt[..2]),
+            num(&c.prompt[3..5]),
+            num(&c.prompt[6..8]),
+        );
+        assert_eq!(c.prompt.len(), 9);
+        assert_eq!(chain.steps(), vec![(0, 4), (4, 4)]);
+        assert_eq!(num(&c.answer[..3]), a + b);
+        assert_eq!(c.answer[3], sym::EQ);
+        assert_eq!(num(&c.answer[4..7]), a + b + d);
+        assert_eq!(c.answer[7], sym::EOS);
+        assert_eq!(c.tokens().len(), chain.longest_example());
     }
 
     #[test]
