@@ -8,7 +8,7 @@ use crate::table::read_frame;
 use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
 use fit::loss_axis::{loss_axis, LossAxis, LossPoint};
 use fit::resolution::{resolution, RatePoint, Resolution};
-use fit::subtasks::{subtask_check, SubtaskCheck};
+use fit::subtasks::{predict_crossing, subtask_check, CrossingPrediction, SubtaskCheck};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -54,6 +54,10 @@ pub struct TaskEmergence {
     /// for other tasks, or when exact match is smooth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtasks: Option<SubtaskCheck>,
+    /// Where the composite crosses 50%, predicted from its steps on the models below the jump,
+    /// against where it does (with `subtasks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crossing: Option<CrossingPrediction>,
     /// The trend of PassUntil's sampled success rates where greedy exact match was below its bar
     /// (absent without `tasks.pass_until`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,9 +250,10 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             loss_axis,
             resolution,
             subtasks: None,
+            crossing: None,
         });
     }
-    let checks: Vec<Option<SubtaskCheck>> = tasks
+    let checks: Vec<Option<(SubtaskCheck, CrossingPrediction)>> = tasks
         .iter()
         .map(|t| {
             let steps: Vec<Vec<MetricPoint>> = (1..)
@@ -260,12 +265,16 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
                         .map(|s| s.exact_match.clone())
                 })
                 .collect();
-            (!steps.is_empty() && t.jump.verdict != Verdict::Smooth)
-                .then(|| subtask_check(&t.jump, &t.exact_match, &steps))
+            (!steps.is_empty() && t.jump.verdict != Verdict::Smooth).then(|| {
+                (
+                    subtask_check(&t.jump, &t.exact_match, &steps),
+                    predict_crossing(&t.jump, &t.exact_match, &steps),
+                )
+            })
         })
         .collect();
     for (t, check) in tasks.iter_mut().zip(checks) {
-        t.subtasks = check;
+        (t.subtasks, t.crossing) = check.unzip();
     }
     Ok(EmergenceFile { x, tasks })
 }
@@ -383,6 +392,17 @@ pub fn markdown(f: &EmergenceFile) -> String {
                 } else {
                     "jump too"
                 }
+            );
+        }
+        if let Some(p) = &t.crossing {
+            let x = |v: Option<f64>| v.map_or("none".to_string(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                s,
+                "Crossing 50%, predicted from its steps on the {} models below the jump: x = {}; observed {} (error {} decades).",
+                p.fitted_on,
+                x(p.predicted),
+                x(p.observed),
+                x(p.error)
             );
         }
     }

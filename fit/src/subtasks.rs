@@ -121,3 +121,153 @@ mod tests {
         assert_eq!(check.label, "not explained by sub-tasks");
     }
 }
+
+/// A prediction of where a composite crosses 50%, from the models below its jump only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossingPrediction {
+    /// Models the prediction was fitted on (x below the composite's jump, x0 - 2 widths).
+    pub fitted_on: usize,
+    /// Predicted x at which the product of the steps' fitted accuracies reaches 0.5 (None: not
+    /// within 3 units of x past the largest model).
+    pub predicted: Option<f64>,
+    /// Observed crossing: the x where the composite's exact match first reaches 0.5, linearly
+    /// interpolated between the models around it (None: it never does).
+    pub observed: Option<f64>,
+    /// predicted - observed, in units of x (decades).
+    pub error: Option<f64>,
+}
+
+/// The line of logit(accuracy) against x through `points`, weighted by n / (p (1 - p)) (the
+/// inverse variance of a logit): (intercept, slope).
+fn logit_line(points: &[&MetricPoint]) -> Option<(f64, f64)> {
+    let rows: Vec<(f64, f64, f64)> = points
+        .iter()
+        .map(|p| {
+            let q = p.value.clamp(1e-4, 1.0 - 1e-4);
+            (p.x, (q / (1.0 - q)).ln(), p.n.max(1) as f64 * q * (1.0 - q))
+        })
+        .collect();
+    let sw: f64 = rows.iter().map(|r| r.2).sum();
+    let mx = rows.iter().map(|r| r.2 * r.0).sum::<f64>() / sw;
+    let my = rows.iter().map(|r| r.2 * r.1).sum::<f64>() / sw;
+    let sxx: f64 = rows.iter().map(|r| r.2 * (r.0 - mx).powi(2)).sum();
+    let sxy: f64 = rows.iter().map(|r| r.2 * (r.0 - mx) * (r.1 - my)).sum();
+    (sxx > 0.0).then(|| (my - sxy / sxx * mx, sxy / sxx))
+}
+
+/// Predicts where the composite crosses 50% from the models below its jump only: each step's
+/// accuracy extrapolated by a line in logit(accuracy) against x, multiplied over the steps; and
+/// compares it with where the composite's exact match actually crosses 50% (a held-out check like
+/// the scaling laws' extrapolation check).
+pub fn predict_crossing(
+    jump: &JumpFit,
+    composite: &[MetricPoint],
+    steps: &[Vec<MetricPoint>],
+) -> CrossingPrediction {
+    let cut = jump.sigmoid.x0 - 2.0 * jump.sigmoid.width;
+    let mut lines = Vec::new();
+    let mut fitted_on = usize::MAX;
+    for s in steps {
+        let below: Vec<&MetricPoint> = s.iter().filter(|p| p.x < cut).collect();
+        fitted_on = fitted_on.min(below.len());
+        lines.push(if below.len() >= 2 {
+            logit_line(&below)
+        } else {
+            None
+        });
+    }
+    let product = |x: f64| -> Option<f64> {
+        lines.iter().try_fold(1.0, |acc, l| {
+            let (a, b) = (*l)?;
+            Some(acc / (1.0 + (-(a + b * x)).exp()))
+        })
+    };
+    let mut sorted: Vec<&MetricPoint> = composite.iter().collect();
+    sorted.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let last = sorted.last().map_or(0.0, |p| p.x);
+    let start = sorted.first().map_or(0.0, |p| p.x);
+    let predicted = (!steps.is_empty() && fitted_on >= 2)
+        .then(|| {
+            let (mut lo, mut hi) = (start, last + 3.0);
+            if product(lo)? >= 0.5 || product(hi)? < 0.5 {
+                return None;
+            }
+            for _ in 0..60 {
+                let mid = (lo + hi) / 2.0;
+                if product(mid)? < 0.5 {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            Some((lo + hi) / 2.0)
+        })
+        .flatten();
+    let observed = sorted.windows(2).find_map(|w| {
+        let (a, b) = (w[0], w[1]);
+        (a.value < 0.5 && b.value >= 0.5)
+            .then(|| a.x + (0.5 - a.value) / (b.value - a.value) * (b.x - a.x))
+    });
+    CrossingPrediction {
+        fitted_on: if fitted_on == usize::MAX {
+            0
+        } else {
+            fitted_on
+        },
+        predicted,
+        observed,
+        error: predicted.zip(observed).map(|(p, o)| p - o),
+    }
+}
+
+#[cfg(test)]
+mod prediction_tests {
+    use super::*;
+
+    #[test]
+    fn smooth_logistic_steps_predict_the_crossing() {
+        // Four steps, each logistic in x (midpoint 11, slope 1.5 per unit): their product crosses
+        // 0.5 where each step is 0.5^(1/4) = 0.841, at x = 11 + logit(0.841) / 1.5 = 12.11.
+        let step = |x: f64| 1.0 / (1.0 + (-(1.5 * (x - 11.0))).exp());
+        let pts = |f: &dyn Fn(f64) -> f64| -> Vec<MetricPoint> {
+            (0..16)
+                .map(|i| {
+                    let x = 9.0 + 0.3 * i as f64;
+                    MetricPoint {
+                        x,
+                        value: f(x),
+                        n: 5000,
+                    }
+                })
+                .collect()
+        };
+        let steps: Vec<Vec<MetricPoint>> = (0..4).map(|_| pts(&step)).collect();
+        let composite = pts(&|x| step(x).powi(4));
+        let jump = detect(&composite, 0.0);
+        let p = predict_crossing(&jump, &composite, &steps);
+        let want = 11.0 + (0.5f64.powf(0.25) / (1.0 - 0.5f64.powf(0.25))).ln() / 1.5;
+        assert!(p.fitted_on >= 3, "{p:?}");
+        assert!(
+            (p.predicted.unwrap() - want).abs() < 0.02,
+            "{p:?} vs {want}"
+        );
+        // The observed crossing interpolates between the models around it (0.3 apart).
+        assert!((p.observed.unwrap() - want).abs() < 0.1, "{p:?}");
+        assert!(p.error.unwrap().abs() < 0.1);
+    }
+
+    #[test]
+    fn no_models_below_the_jump_predict_nothing() {
+        let composite: Vec<MetricPoint> = (0..6)
+            .map(|i| MetricPoint {
+                x: 10.0 + i as f64,
+                value: 0.9,
+                n: 100,
+            })
+            .collect();
+        let jump = detect(&composite, 0.0);
+        let p = predict_crossing(&jump, &composite, &[composite.clone()]);
+        assert_eq!(p.predicted, None);
+        assert_eq!(p.observed, None);
+    }
+}
