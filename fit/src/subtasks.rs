@@ -266,7 +266,7 @@ mod prediction_tests {
             })
             .collect();
         let jump = detect(&composite, 0.0);
-        let p = predict_crossing(&jump, &composite, &[composite.clone()]);
+        let p = predict_crossing(&jump, &composite, std::slice::from_ref(&composite));
         assert_eq!(p.predicted, None);
         assert_eq!(p.observed, None);
     }
