@@ -297,6 +297,15 @@ fn validation_losses(dir: &Path) -> LabResult<HashMap<(String, u64), f64>> {
         .collect())
 }
 
+/// A verdict as words: its serde name with spaces ("insufficient resolution").
+fn words(v: impl Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+        .replace('_', " ")
+}
+
 /// A markdown summary.
 pub fn markdown(f: &EmergenceFile) -> String {
     let mut s = String::new();
@@ -311,11 +320,7 @@ pub fn markdown(f: &EmergenceFile) -> String {
     );
     let _ = writeln!(s, "| task | runs | verdict | transition x0 | width | mirage check | why |\n|---|---|---|---|---|---|---|");
     for t in &f.tasks {
-        let verdict = serde_json::to_value(t.jump.verdict)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-            .replace('_', " ");
+        let verdict = words(t.jump.verdict);
         let (x0, w) = match t.jump.verdict {
             Verdict::Smooth => ("-".to_string(), "-".to_string()),
             _ => (
@@ -358,11 +363,7 @@ pub fn markdown(f: &EmergenceFile) -> String {
             "| task | evaluations | verdict | threshold (nats) | per-size midpoints | why |\n|---|---|---|---|---|---|"
         );
         for (t, a) in on_loss {
-            let verdict = serde_json::to_value(a.verdict)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-                .replace('_', " ");
+            let verdict = words(a.verdict);
             let mids: Vec<String> = a
                 .thresholds
                 .iter()
@@ -421,11 +422,7 @@ pub fn markdown(f: &EmergenceFile) -> String {
             "| task | models sampled | with a success | trend | why |\n|---|---|---|---|---|"
         );
         for (t, r) in sampled {
-            let trend = serde_json::to_value(r.trend)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-                .replace('_', " ");
+            let trend = words(r.trend);
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {trend} | {} |",
