@@ -724,8 +724,11 @@ fn read_results(dir: &Path, spec: &TableSpec) -> LabResult<FitData> {
         columns,
         spec: spec.clone(),
     };
-    let first_floor = floors.first().copied().flatten();
-    let entropy_floor = first_floor.filter(|f| floors.iter().all(|g| *g == Some(*f)));
+    // The floor of the rows used (a filtered group's own: the architectures of one sweep can
+    // have different floors, e.g. a prefix decoder's loss-bearing positions).
+    let used_floors: Vec<Option<f64>> = rows.iter().map(|&i| floors[i]).collect();
+    let first_floor = used_floors.first().copied().flatten();
+    let entropy_floor = first_floor.filter(|f| used_floors.iter().all(|g| *g == Some(*f)));
     Ok(FitData {
         finals,
         curves,

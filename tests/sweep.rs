@@ -401,4 +401,29 @@ fn a_sweep_over_architectures_fits_and_compares_each() {
         assert_eq!(p.is_some_and(|p| p > 0.0), a == "encoder_decoder", "{a}");
     }
     assert!(arch.iter().any(|a| a == "encoder_decoder"));
+    // Each group's loss frontiers hold E at that group's own floor (the causal decoder's loss
+    // covers every position, the others' only the targets: their floors differ).
+    let floors = common::float_column(&runs, "entropy_floor");
+    for group in ["causal", "prefix"] {
+        let floor = arch
+            .iter()
+            .zip(&floors)
+            .find(|(a, _)| *a == group)
+            .and_then(|(_, f)| *f)
+            .unwrap();
+        let fit: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(groups.join(format!("arch-{group}/fit.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            fit["options"]["approach2"]["fixed_e"].as_f64(),
+            Some(floor),
+            "{group}: {}",
+            fit["options"]
+        );
+    }
+    assert_ne!(
+        floors.iter().flatten().copied().fold(0.0, f64::max),
+        floors.iter().flatten().copied().fold(9.0, f64::min)
+    );
 }
