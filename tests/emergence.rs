@@ -83,6 +83,61 @@ fn a_run_with_tasks_records_every_metric_with_intervals() {
     assert!(text(&out).contains("tasks.suite"), "{}", text(&out));
 }
 
+/// A composite task's steps are evaluated on their own at every evaluation (tasks
+/// `chain3x1.step1`, `.step2`); the composite's exact match is never above its weakest step's.
+#[test]
+fn a_composite_task_records_each_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_run(10_240, "  eval_every_tokens: 5120\n").replace(
+        "train:\n",
+        "tasks:\n  suite:\n    - {kind: chain, digits: 1, terms: 3}\n  n_eval: 30\ntrain:\n",
+    );
+    let cfg = write(dir.path(), "run.yaml", &cfg);
+    let out = lab(
+        dir.path(),
+        &["train", cfg.to_str().unwrap(), "--out", "run"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let ev = frame(&dir.path().join("run/evals.parquet"));
+    let col = |name: &str| -> Vec<String> {
+        ev.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_owned())
+            .collect()
+    };
+    let (task, metric) = (col("task"), col("metric"));
+    let value: Vec<f64> = ev
+        .column("value")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let exact = |t: &str| -> Vec<f64> {
+        task.iter()
+            .zip(&metric)
+            .zip(&value)
+            .filter(|((a, m), _)| a.as_str() == t && m.as_str() == "exact_match")
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    let (whole, one, two) = (
+        exact("chain3x1"),
+        exact("chain3x1.step1"),
+        exact("chain3x1.step2"),
+    );
+    assert_eq!((whole.len(), one.len(), two.len()), (2, 2, 2), "{task:?}");
+    for i in 0..2 {
+        assert!(
+            whole[i] <= one[i].min(two[i]) + 1e-12,
+            "{whole:?} {one:?} {two:?}"
+        );
+    }
+}
+
 /// A results folder of 10 runs whose exact match jumps between N = 1e5 and 2e5 while per-token
 /// accuracy stays smooth.
 fn planted_jump(dir: &Path) {

@@ -327,6 +327,7 @@ pub fn evaluate_suite(
             .find(|m| m.metric == "exact_match")
             .map(|m| m.value);
         out.extend(metrics);
+        out.extend(evaluate_steps(model, model_cfg, t, ex, device));
         if let (Some(p), Some(em)) = (&tasks.pass_until, greedy) {
             if em < p.below {
                 let seed = tasks.seed ^ 0x9A55_0000 ^ step.wrapping_mul(1 << 8) ^ i as u64;
