@@ -65,7 +65,9 @@ impl SpanLayout {
     /// has the same input and target lengths); no spans at rate 0.
     pub fn new(s: &SpanCorruption, window: usize) -> SpanLayout {
         let spans = (s.rate * window as f64 / (s.mean_span + 2.0 * s.rate)).round() as usize;
-        let spans = if s.rate > 0.0 { spans.max(1) } else { 0 };
+        // At most a quarter of the window: then raw >= 2 spans, room for a kept and a corrupted
+        // token per span (none for windows under 4 tokens).
+        let spans = if s.rate > 0.0 { spans.max(1) } else { 0 }.min(window / 4);
         let raw = window - 2 * spans;
         let noise = ((raw as f64 * s.rate).round() as usize).clamp(spans, raw - spans);
         SpanLayout { raw, noise, spans }
@@ -198,8 +200,7 @@ impl ObjectiveConfig {
                     format!("mean_span must be at least 1, got {}", s.mean_span),
                 );
             }
-            if s.rate > 0.0 && SpanLayout::new(s, window).raw < 2 * SpanLayout::new(s, window).spans
-            {
+            if s.rate > 0.0 && SpanLayout::new(s, window).spans == 0 {
                 return err(
                     &key,
                     format!(
@@ -330,6 +331,20 @@ mod tests {
             let l = SpanLayout::new(&SpanCorruption { rate, mean_span }, 65);
             assert_eq!(l.raw + 2 * l.spans, 65, "{rate} {mean_span}");
             assert!(l.noise >= l.spans && l.raw - l.noise >= l.spans, "{l:?}");
+        }
+        // Short windows: never more spans than a quarter of the window, none under 4 tokens.
+        for window in 1..12 {
+            let l = SpanLayout::new(
+                &SpanCorruption {
+                    rate: 0.5,
+                    mean_span: 1.0,
+                },
+                window,
+            );
+            assert!(
+                l.spans <= window / 4 && l.raw + 2 * l.spans == window,
+                "{window}: {l:?}"
+            );
         }
         let zero = SpanLayout::new(
             &SpanCorruption {
