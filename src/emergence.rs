@@ -42,8 +42,10 @@ pub struct TaskEmergence {
     pub chance: f64,
     /// Jump detection on exact match.
     pub jump: JumpFit,
-    /// Jump detection on the continuous metric.
-    pub continuous: JumpFit,
+    /// Jump detection on the continuous metric (absent for a composite's steps, which record
+    /// exact match only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuous: Option<JumpFit>,
     /// The mirage check (when exact match is not smooth).
     pub mirage: Option<MirageCheck>,
     /// Exact match at every evaluation against the validation loss, sizes tested for collapse
@@ -224,8 +226,8 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             .iter()
             .map(|p| p.value)
             .fold(f64::INFINITY, f64::min);
-        let continuous = detect(&answer_prob, floor);
-        let mirage = (jump.verdict != Verdict::Smooth)
+        let continuous = (!answer_prob.is_empty()).then(|| detect(&answer_prob, floor));
+        let mirage = (jump.verdict != Verdict::Smooth && !token.is_empty())
             .then(|| mirage(&jump, &exact, &token, &answer_prob, length));
         let loss_axis = on_loss.get(&name).map(|pts| loss_axis(pts, chance));
         let sampled: Vec<RatePoint> = take("pass_until")

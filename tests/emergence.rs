@@ -253,11 +253,28 @@ fn a_composite_jump_is_explained_by_its_smooth_steps() {
         "{}",
         chain["subtasks"]
     );
+    // Where it crosses 50% (p^6 = 0.5 at p = 0.891, x = 6.20), predicted from the steps below
+    // the jump.
+    let crossing = &chain["crossing"];
+    let observed = crossing["observed"].as_f64().unwrap();
+    assert!((observed - 6.2).abs() < 0.05, "{crossing}");
+    assert!(crossing["predicted"].is_f64(), "{crossing}");
     let md = std::fs::read_to_string(res.join("fit/emergence.md")).unwrap();
     assert!(
-        md.contains("Sub-tasks of chain: explained by sub-tasks"),
+        md.contains("Sub-tasks of chain: explained by sub-tasks") && md.contains("Crossing 50%"),
         "{md}"
     );
+    // The steps record exact match only: they have no continuous metric, and the figure draws.
+    assert!(
+        json["tasks"][1].get("continuous").is_none(),
+        "{}",
+        json["tasks"][1]
+    );
+    let out = lab(
+        dir.path(),
+        &["plot", "res", "--only", "tasks", "--format", "png"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
