@@ -414,11 +414,7 @@ fn moe_decoder_trains_records_loads_and_resumes_exactly() {
     );
     let df = curve(&dir.path().join("full"));
     let val = column(&df, "val_loss");
-    // Below the untrained ln 66 = 4.19 by more than a nat, and still falling.
-    assert!(
-        val[val.len() - 1] < val[0] && val[0] < 66f64.ln() - 1.0,
-        "{val:?}"
-    );
+    assert!(val[val.len() - 1] < val[0] - 0.3, "{val:?}");
     let load: Vec<f64> = common::float_column(&df, "max_mean_expert_load")
         .into_iter()
         .map(|v| v.expect("MoE runs record their load"))
