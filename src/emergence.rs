@@ -52,6 +52,10 @@ pub struct TaskEmergence {
     /// (absent when the folder has no curves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_axis: Option<LossAxis>,
+    /// Exact match at every evaluation against the task's own loss (the answer's negative
+    /// log-probability per token), sizes tested for collapse (absent without that metric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_loss_axis: Option<LossAxis>,
     /// The sub-task check of a composite task's jump (tasks `<task>.step<i>` are its steps; absent
     /// for other tasks, or when exact match is smooth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,22 +187,51 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
     }
     let val_loss = validation_losses(dir)?;
     // task -> exact match at every evaluation of a done run, with the run's loss there.
+    // The task's own loss at each evaluation: (answer log-probability, answer length).
+    type Evaluation<'a> = (&'a str, &'a str, u64);
+    let mut answer: HashMap<Evaluation, (Option<f64>, Option<f64>)> = HashMap::new();
+    for i in 0..eid.len() {
+        let (Some(s), Some(v)) = (step[i], value[i]) else {
+            continue;
+        };
+        let e = answer
+            .entry((task[i].as_str(), eid[i].as_str(), s as u64))
+            .or_default();
+        match metric[i].as_str() {
+            "answer_logprob" => e.0 = Some(v),
+            "answer_length" => e.1 = Some(v),
+            _ => {}
+        }
+    }
     let mut on_loss: BTreeMap<String, Vec<LossPoint>> = BTreeMap::new();
+    let mut on_task_loss: BTreeMap<String, Vec<LossPoint>> = BTreeMap::new();
     for i in 0..eid.len() {
         let id = eid[i].as_str();
         let (Some(Some(params)), Some(s), Some(v)) = (done.get(id), step[i], value[i]) else {
             continue;
         };
-        let Some(&loss) = val_loss.get(&(id.to_string(), s as u64)) else {
+        if metric[i] != "exact_match" {
             continue;
+        }
+        let point = |loss| LossPoint {
+            loss,
+            value: v,
+            n: count[i].unwrap_or(0.0) as usize,
+            size: *params,
         };
-        if metric[i] == "exact_match" {
-            on_loss.entry(task[i].clone()).or_default().push(LossPoint {
-                loss,
-                value: v,
-                n: count[i].unwrap_or(0.0) as usize,
-                size: *params,
-            });
+        if let Some(&loss) = val_loss.get(&(id.to_string(), s as u64)) {
+            on_loss
+                .entry(task[i].clone())
+                .or_default()
+                .push(point(loss));
+        }
+        if let Some((Some(logprob), Some(length))) = answer.get(&(task[i].as_str(), id, s as u64)) {
+            if *length > 0.0 {
+                on_task_loss
+                    .entry(task[i].clone())
+                    .or_default()
+                    .push(point(-logprob / length));
+            }
         }
     }
     let mut tasks = Vec::new();
@@ -229,6 +262,7 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
         let continuous = (!answer_prob.is_empty()).then(|| detect(&answer_prob, floor));
         let mirage = (jump.verdict != Verdict::Smooth && !token.is_empty())
             .then(|| mirage(&jump, &exact, &token, &answer_prob, length));
+        let task_loss_axis = on_task_loss.get(&name).map(|pts| loss_axis(pts, chance));
         let loss_axis = on_loss.get(&name).map(|pts| loss_axis(pts, chance));
         let sampled: Vec<RatePoint> = take("pass_until")
             .iter()
@@ -250,6 +284,7 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
             continuous,
             mirage,
             loss_axis,
+            task_loss_axis,
             resolution,
             subtasks: None,
             crossing: None,
@@ -308,6 +343,48 @@ fn words(v: impl Serialize) -> String {
         .replace('_', " ")
 }
 
+/// The table of one loss axis: exact match at every evaluation against `what`, one curve of that
+/// loss for every size against one per size, by BIC (nothing when no task has the axis).
+fn loss_table(
+    s: &mut String,
+    tasks: &[TaskEmergence],
+    what: &str,
+    axis: impl Fn(&TaskEmergence) -> Option<&LossAxis>,
+) {
+    let rows: Vec<_> = tasks
+        .iter()
+        .filter_map(|t| axis(t).map(|a| (t, a)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\nExact match at every evaluation against {what}: one curve of the loss for every size (a size-independent loss threshold) against one curve per size, by BIC.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| task | evaluations | verdict | threshold (nats) | per-size midpoints | why |\n|---|---|---|---|---|---|"
+    );
+    for (t, a) in rows {
+        let mids: Vec<String> = a
+            .thresholds
+            .iter()
+            .map(|(size, m, n)| format!("N {size:.0}: {m:.3} ({n})"))
+            .collect();
+        let points: usize = a.thresholds.iter().map(|t| t.2).sum();
+        let _ = writeln!(
+            s,
+            "| {} | {points} | {} | {:.3} | {} | {} |",
+            t.task,
+            words(a.verdict),
+            a.threshold,
+            mids.join(", "),
+            a.reason
+        );
+    }
+}
+
 /// A markdown summary.
 pub fn markdown(f: &EmergenceFile) -> String {
     let mut s = String::new();
@@ -350,38 +427,18 @@ pub fn markdown(f: &EmergenceFile) -> String {
             t.jump.reason
         );
     }
-    let on_loss: Vec<_> = f
-        .tasks
-        .iter()
-        .filter_map(|t| t.loss_axis.as_ref().map(|a| (t, a)))
-        .collect();
-    if !on_loss.is_empty() {
-        let _ = writeln!(
-            s,
-            "\nExact match at every evaluation against the validation loss (Du et al. 2024): one curve of the loss for every size (a size-independent loss threshold) against one curve per size, by BIC.\n"
-        );
-        let _ = writeln!(
-            s,
-            "| task | evaluations | verdict | threshold (nats) | per-size midpoints | why |\n|---|---|---|---|---|---|"
-        );
-        for (t, a) in on_loss {
-            let verdict = words(a.verdict);
-            let mids: Vec<String> = a
-                .thresholds
-                .iter()
-                .map(|(size, m, n)| format!("N {size:.0}: {m:.3} ({n})"))
-                .collect();
-            let points: usize = a.thresholds.iter().map(|t| t.2).sum();
-            let _ = writeln!(
-                s,
-                "| {} | {points} | {verdict} | {:.3} | {} | {} |",
-                t.task,
-                a.threshold,
-                mids.join(", "),
-                a.reason
-            );
-        }
-    }
+    loss_table(
+        &mut s,
+        &f.tasks,
+        "the validation loss (Du et al. 2024)",
+        |t| t.loss_axis.as_ref(),
+    );
+    loss_table(
+        &mut s,
+        &f.tasks,
+        "the task's own loss (the answer's negative log-probability per token)",
+        |t| t.task_loss_axis.as_ref(),
+    );
     for t in &f.tasks {
         if let Some(c) = &t.subtasks {
             let _ = writeln!(

@@ -350,6 +350,9 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
     let axis = &json["tasks"][0]["loss_axis"];
     assert_eq!(axis["thresholds"].as_array().unwrap().len(), 6, "{axis}");
     assert!(axis["verdict"].is_string(), "{axis}");
+    // And against the task's own loss (answer negative log-probability per token).
+    let own = &json["tasks"][0]["task_loss_axis"];
+    assert_eq!(own["thresholds"].as_array().unwrap().len(), 6, "{own}");
     // PassUntil's rates at every run's last evaluation, and their trend.
     let sampled = &json["tasks"][0]["resolution"];
     assert_eq!(
@@ -359,7 +362,9 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
     );
     let md = std::fs::read_to_string(res.join("fit/emergence.md")).unwrap();
     assert!(
-        md.contains("against the validation loss") && md.contains("PassUntil"),
+        md.contains("against the validation loss")
+            && md.contains("the task's own loss")
+            && md.contains("PassUntil"),
         "{md}"
     );
     let report = std::fs::read_to_string(res.join("report.md")).unwrap();

@@ -43,14 +43,19 @@ pub struct LossAxis {
     /// Verdict.
     pub verdict: Collapse,
     /// Validation loss at the shared curve's midpoint (nats).
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub threshold: f64,
     /// The shared curve's width, in nats of validation loss.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub width: f64,
     /// The shared curve's top.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub top: f64,
     /// BIC of one curve for every group.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub bic_shared: f64,
     /// BIC of one curve per group.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub bic_separate: f64,
     /// Each size's own midpoint (its loss threshold), with its point count, by size.
     pub thresholds: Vec<(f64, f64, usize)>,
@@ -203,6 +208,17 @@ mod tests {
         for (m, want) in mids.iter().zip([1.6, 1.8, 2.0]) {
             assert!((m - want).abs() < 0.05, "{mids:?}");
         }
+    }
+
+    #[test]
+    fn an_insufficient_result_reads_back_from_json() {
+        // One evaluation per size: no group to fit, NaN figures written as null.
+        let one_each: Vec<LossPoint> = sizes(|_| 1.8).into_iter().step_by(8).collect();
+        let a = loss_axis(&one_each, 0.0);
+        assert_eq!(a.verdict, Collapse::InsufficientResolution);
+        let back: LossAxis = serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        assert_eq!(back.verdict, a.verdict);
+        assert_eq!(back.threshold.is_finite(), a.threshold.is_finite());
     }
 
     #[test]
