@@ -121,11 +121,17 @@ pub fn loss_axis(points: &[LossPoint], chance: f64) -> LossAxis {
             ),
         );
     }
-    let rise = detect(&all, chance);
-    if !rise.jump_shaped(x_range(&all)) && !rises(&shared, chance) {
+    // The metric must rise in the data, not only in a sigmoid extrapolated past it.
+    let highest = all
+        .iter()
+        .map(|p| p.value)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if highest - chance < MIN_RISE
+        || !(detect(&all, chance).jump_shaped(x_range(&all)) || rises(&shared, chance))
+    {
         return result(
             Collapse::InsufficientResolution,
-            "no rise of the metric on the loss axis".into(),
+            format!("no rise of the metric on the loss axis (its highest value {highest:.3})"),
         );
     }
     let spread = thresholds
@@ -156,9 +162,12 @@ pub fn loss_axis(points: &[LossPoint], chance: f64) -> LossAxis {
     }
 }
 
-/// Whether a fitted sigmoid rises by at least a tenth above chance.
+/// How far above chance the metric must get, in the data and in the fitted sigmoid.
+const MIN_RISE: f64 = 0.1;
+
+/// Whether a fitted sigmoid rises by at least [`MIN_RISE`] above chance.
 fn rises(s: &Sigmoid, chance: f64) -> bool {
-    s.top - chance >= 0.1
+    s.top - chance >= MIN_RISE
 }
 
 fn x_range(points: &[MetricPoint]) -> f64 {
@@ -208,6 +217,18 @@ mod tests {
         for (m, want) in mids.iter().zip([1.6, 1.8, 2.0]) {
             assert!((m - want).abs() < 0.05, "{mids:?}");
         }
+    }
+
+    #[test]
+    fn a_metric_that_stays_low_in_the_data_is_insufficient() {
+        // A sigmoid to 0.9 whose data stop at 0.05: only the extrapolation rises.
+        let low: Vec<LossPoint> = sizes(|_| 1.0)
+            .into_iter()
+            .filter(|p| p.value < 0.05)
+            .collect();
+        assert!(low.len() >= 12);
+        let a = loss_axis(&low, 0.0);
+        assert_eq!(a.verdict, Collapse::InsufficientResolution, "{}", a.reason);
     }
 
     #[test]
