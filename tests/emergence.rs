@@ -7,21 +7,25 @@ use common::{frame, lab, text, tiny_run, write};
 use polars::prelude::*;
 use std::path::Path;
 
+/// Trains the tiny run (two evaluations) with the `tasks` section `tasks` (its lines) into
+/// `dir/run` and returns its evals.parquet.
+fn train_with_tasks(dir: &Path, tasks: &str) -> DataFrame {
+    let cfg = tiny_run(10_240, "  eval_every_tokens: 5120\n")
+        .replace("train:\n", &format!("tasks:\n{tasks}train:\n"));
+    let cfg = write(dir, "run.yaml", &cfg);
+    let out = lab(dir, &["train", cfg.to_str().unwrap(), "--out", "run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    frame(&dir.join("run/evals.parquet"))
+}
+
 #[test]
 fn a_run_with_tasks_records_every_metric_with_intervals() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_run(10_240, "  eval_every_tokens: 5120\n").replace(
-        "train:\n",
-        "tasks:\n  suite:\n    - {kind: add, digits: 2}\n    - {kind: mod, digits: 2, modulus: 7}\n  n_eval: 24\n  \
-         pass_until: {successes: 3, max_samples: 120, below: 0.5}\ntrain:\n",
-    );
-    let cfg = write(dir.path(), "run.yaml", &cfg);
-    let out = lab(
+    let ev = train_with_tasks(
         dir.path(),
-        &["train", cfg.to_str().unwrap(), "--out", "run"],
+        "  suite:\n    - {kind: add, digits: 2}\n    - {kind: mod, digits: 2, modulus: 7}\n  n_eval: 24\n  \
+         pass_until: {successes: 3, max_samples: 120, below: 0.5}\n",
     );
-    assert!(out.status.success(), "{}", text(&out));
-    let ev = frame(&dir.path().join("run/evals.parquet"));
     let metric: Vec<String> = ev
         .column("metric")
         .unwrap()
@@ -88,17 +92,10 @@ fn a_run_with_tasks_records_every_metric_with_intervals() {
 #[test]
 fn a_composite_task_records_each_step() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_run(10_240, "  eval_every_tokens: 5120\n").replace(
-        "train:\n",
-        "tasks:\n  suite:\n    - {kind: chain, digits: 1, terms: 3}\n  n_eval: 30\ntrain:\n",
-    );
-    let cfg = write(dir.path(), "run.yaml", &cfg);
-    let out = lab(
+    let ev = train_with_tasks(
         dir.path(),
-        &["train", cfg.to_str().unwrap(), "--out", "run"],
+        "  suite:\n    - {kind: chain, digits: 1, terms: 3}\n  n_eval: 30\n",
     );
-    assert!(out.status.success(), "{}", text(&out));
-    let ev = frame(&dir.path().join("run/evals.parquet"));
     let col = |name: &str| -> Vec<String> {
         ev.column(name)
             .unwrap()
@@ -142,78 +139,41 @@ fn a_composite_task_records_each_step() {
 /// accuracy stays smooth.
 fn planted_jump(dir: &Path) {
     let ns: Vec<f64> = (0..10).map(|i| 1e4 * 2f64.powi(i)).collect();
-    let ids: Vec<String> = (0..10).map(|i| format!("run{i}")).collect();
-    let mut runs = df!(
-        "id" => ids.clone(),
-        "status" => vec!["done"; 10],
-        "params_nonembedding" => ns.clone(),
-    )
-    .unwrap();
-    let f = std::fs::File::create(dir.join("runs.parquet")).unwrap();
-    ParquetWriter::new(f).finish(&mut runs).unwrap();
-    let (mut id, mut task, mut metric, mut value, mut n) = (vec![], vec![], vec![], vec![], vec![]);
-    for (i, &params) in ns.iter().enumerate() {
+    plant(dir, &ns, 400, |i, params| {
         let em = if params > 1.5e5 { 0.8 } else { 0.0 };
         let tok = 0.3 + 0.06 * i as f64;
-        for (m, v) in [
+        [
             ("exact_match", em),
             ("token_accuracy", tok),
             ("answer_logprob", -4.0 * (1.0 - tok)),
             ("answer_length", 4.0),
             ("chance", 0.001),
-        ] {
-            id.push(ids[i].clone());
-            task.push("add3".to_string());
-            metric.push(m.to_string());
-            value.push(v);
-            n.push(400u64);
-        }
-    }
-    let k = id.len();
-    let mut evals = df!(
-        "id" => id,
-        "step" => vec![100u64; k],
-        "tokens" => vec![1000u64; k],
-        "compute" => vec![1e12; k],
-        "task" => task,
-        "metric" => metric,
-        "value" => value,
-        "n_examples" => n,
-    )
-    .unwrap();
-    let f = std::fs::File::create(dir.join("evals.parquet")).unwrap();
-    ParquetWriter::new(f).finish(&mut evals).unwrap();
+        ]
+        .map(|(m, v)| ("add3".to_string(), m, v))
+        .to_vec()
+    });
 }
 
-/// A composite task whose exact match is the product of six smooth steps (planted with its steps
-/// as tasks `chain.step<i>`): its jump is explained by its sub-tasks.
-#[test]
-fn a_composite_jump_is_explained_by_its_smooth_steps() {
-    let dir = tempfile::tempdir().unwrap();
-    let res = dir.path().join("res");
-    std::fs::create_dir_all(&res).unwrap();
-    let ns: Vec<f64> = (0..12).map(|i| 1e4 * 10f64.powf(i as f64 / 4.0)).collect();
-    let ids: Vec<String> = (0..12).map(|i| format!("run{i}")).collect();
+/// Writes a results folder of done runs of sizes `ns` (ids run0, run1, ...) and one evaluation
+/// each at step 100: the (task, metric, value) rows `rows(i, N)` of run i, each of `n` examples.
+fn plant(
+    dir: &Path,
+    ns: &[f64],
+    n: u64,
+    rows: impl Fn(usize, f64) -> Vec<(String, &'static str, f64)>,
+) {
+    let ids: Vec<String> = (0..ns.len()).map(|i| format!("run{i}")).collect();
     let mut runs = df!(
         "id" => ids.clone(),
-        "status" => vec!["done"; 12],
-        "params_nonembedding" => ns.clone(),
+        "status" => vec!["done"; ns.len()],
+        "params_nonembedding" => ns.to_vec(),
     )
     .unwrap();
-    let f = std::fs::File::create(res.join("runs.parquet")).unwrap();
+    let f = std::fs::File::create(dir.join("runs.parquet")).unwrap();
     ParquetWriter::new(f).finish(&mut runs).unwrap();
     let (mut id, mut task, mut metric, mut value) = (vec![], vec![], vec![], vec![]);
-    for (i, run) in ids.iter().enumerate() {
-        let p = 0.45 + 0.05 * i as f64;
-        let mut rows = vec![
-            ("chain".to_string(), "exact_match", p.powi(6)),
-            ("chain".to_string(), "token_accuracy", p),
-            ("chain".to_string(), "answer_logprob", 6.0 * p.ln()),
-            ("chain".to_string(), "answer_length", 6.0),
-            ("chain".to_string(), "chance", 1e-6),
-        ];
-        rows.extend((1..=6).map(|k| (format!("chain.step{k}"), "exact_match", p)));
-        for (t, m, v) in rows {
+    for (i, (run, &params)) in ids.iter().zip(ns).enumerate() {
+        for (t, m, v) in rows(i, params) {
             id.push(run.clone());
             task.push(t);
             metric.push(m.to_string());
@@ -229,11 +189,31 @@ fn a_composite_jump_is_explained_by_its_smooth_steps() {
         "task" => task,
         "metric" => metric,
         "value" => value,
-        "n_examples" => vec![2000u64; k],
+        "n_examples" => vec![n; k],
     )
     .unwrap();
-    let f = std::fs::File::create(res.join("evals.parquet")).unwrap();
+    let f = std::fs::File::create(dir.join("evals.parquet")).unwrap();
     ParquetWriter::new(f).finish(&mut evals).unwrap();
+}
+
+#[test]
+fn a_composite_jump_is_explained_by_its_smooth_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("res");
+    std::fs::create_dir_all(&res).unwrap();
+    let ns: Vec<f64> = (0..12).map(|i| 1e4 * 10f64.powf(i as f64 / 4.0)).collect();
+    plant(&res, &ns, 2000, |i, _| {
+        let p = 0.45 + 0.05 * i as f64;
+        let mut rows = vec![
+            ("chain".to_string(), "exact_match", p.powi(6)),
+            ("chain".to_string(), "token_accuracy", p),
+            ("chain".to_string(), "answer_logprob", 6.0 * p.ln()),
+            ("chain".to_string(), "answer_length", 6.0),
+            ("chain".to_string(), "chance", 1e-6),
+        ];
+        rows.extend((1..=6).map(|k| (format!("chain.step{k}"), "exact_match", p)));
+        rows
+    });
     let out = lab(
         dir.path(),
         &["fit", "res", "--emergence", "--emergence-x", "params"],

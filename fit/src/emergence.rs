@@ -114,21 +114,9 @@ pub(crate) fn bic(ll: f64, m: usize, k: usize) -> f64 {
 
 /// Weighted least-squares line through the points: (intercept at 0, slope).
 fn wls_line(points: &[MetricPoint], w: &[f64]) -> (f64, f64) {
-    let sw: f64 = w.iter().sum::<f64>().max(1e-300);
-    let mx = points.iter().zip(w).map(|(p, w)| w * p.x).sum::<f64>() / sw;
-    let my = points.iter().zip(w).map(|(p, w)| w * p.value).sum::<f64>() / sw;
-    let sxx: f64 = points
-        .iter()
-        .zip(w)
-        .map(|(p, w)| w * (p.x - mx).powi(2))
-        .sum();
-    let sxy: f64 = points
-        .iter()
-        .zip(w)
-        .map(|(p, w)| w * (p.x - mx) * (p.value - my))
-        .sum();
-    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-    (my - slope * mx, slope)
+    let (x, y): (Vec<f64>, Vec<f64>) = points.iter().map(|p| (p.x, p.value)).unzip();
+    let line = crate::regression::weighted_line(&x, &y, w);
+    (line.intercept, line.slope)
 }
 
 /// Maximum-likelihood line (identity link, clamped to (0, 1)) by iteratively reweighted least
@@ -207,12 +195,34 @@ pub(crate) fn sigmoid_fit(points: &[MetricPoint], floor: f64) -> (Sigmoid, f64) 
 /// sigmoid is within 2% of its floor (top), ln 49 = 3.9 widths away.
 const EDGE: f64 = 3.9;
 
-/// A continuous metric's own sigmoid must be at least this many times wider than the discrete
-/// metric's for its rise to count as smooth beside the jump.
+/// A curve's own sigmoid must be at least this many times wider than a jump's for its rise to
+/// count as smooth beside the jump.
 const SMOOTHER: f64 = 2.0;
 
+/// Whether `points` rise smoothly beside `jump`: detected from `floor`, not jump-shaped, or a
+/// sigmoid at least [`SMOOTHER`] times as wide as the jump's.
+pub(crate) fn smooth_beside(jump: &JumpFit, points: &[MetricPoint], floor: f64) -> bool {
+    let own = detect(points, floor);
+    !own.jump_shaped(x_span(points)) || own.sigmoid.width >= SMOOTHER * jump.sigmoid.width
+}
+
+/// Share of `predicted` (x, observed, predicted) whose prediction lies inside the 95% interval of
+/// the point of `discrete` at the same x, give or take 0.02.
+pub(crate) fn share_inside(discrete: &[MetricPoint], predicted: &[(f64, f64, f64)]) -> f64 {
+    let inside = discrete
+        .iter()
+        .filter(|d| {
+            predicted.iter().any(|p| {
+                let (lo, hi) = wilson(d.value, d.n, 1.96);
+                (p.0 - d.x).abs() < 1e-9 && p.2 >= lo - 0.02 && p.2 <= hi + 0.02
+            })
+        })
+        .count();
+    inside as f64 / predicted.len().max(1) as f64
+}
+
 /// The range of x of the points.
-fn x_span(points: &[MetricPoint]) -> f64 {
+pub(crate) fn x_span(points: &[MetricPoint]) -> f64 {
     points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max)
         - points.iter().map(|p| p.x).fold(f64::INFINITY, f64::min)
 }
@@ -345,9 +355,7 @@ pub fn mirage(
         .fold(f64::INFINITY, f64::min);
     // Smooth means no jump of its own (a continuous metric has no chance level to start from): not
     // jump-shaped, or a rise at least twice as wide as the discrete metric's.
-    let cont = detect(continuous, cont_floor);
-    let continuous_smooth = !cont.jump_shaped(x_span(continuous))
-        || cont.sigmoid.width >= SMOOTHER * jump.sigmoid.width;
+    let continuous_smooth = smooth_beside(jump, continuous, cont_floor);
     let predicted: Vec<(f64, f64, f64)> = discrete
         .iter()
         .filter_map(|d| {
@@ -355,15 +363,7 @@ pub fn mirage(
             Some((d.x, d.value, t.value.clamp(0.0, 1.0).powf(length)))
         })
         .collect();
-    let inside = discrete
-        .iter()
-        .zip(&predicted)
-        .filter(|(d, p)| {
-            let (lo, hi) = wilson(d.value, d.n, 1.96);
-            p.2 >= lo - 0.02 && p.2 <= hi + 0.02
-        })
-        .count();
-    let reproduced_share = inside as f64 / predicted.len().max(1) as f64;
+    let reproduced_share = share_inside(discrete, &predicted);
     let label = if continuous_smooth && reproduced_share >= 0.8 {
         "metric-induced"
     } else {
@@ -377,18 +377,20 @@ pub fn mirage(
     }
 }
 
+/// Twelve points of `f` at x = 10, 10.5, ..., 15.5, each of `n` examples (tests).
+#[cfg(test)]
+pub(crate) fn curve(f: impl Fn(f64) -> f64, n: usize) -> Vec<MetricPoint> {
+    (0..12)
+        .map(|i| {
+            let x = 10.0 + 0.5 * i as f64;
+            MetricPoint { x, value: f(x), n }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn curve(f: impl Fn(f64) -> f64, n: usize) -> Vec<MetricPoint> {
-        (0..12)
-            .map(|i| {
-                let x = 10.0 + 0.5 * i as f64;
-                MetricPoint { x, value: f(x), n }
-            })
-            .collect()
-    }
 
     #[test]
     fn a_true_step_is_found_at_the_right_place() {

@@ -8,7 +8,7 @@
 //! by BIC: the shared curve wins when the groups collapse onto it. The threshold is the loss at the
 //! shared curve's midpoint.
 
-use crate::emergence::{bic, detect, sigmoid_fit, MetricPoint, Sigmoid};
+use crate::emergence::{bic, detect, sigmoid_fit, x_span, MetricPoint, Sigmoid};
 use serde::{Deserialize, Serialize};
 
 /// One evaluation of one run: its validation loss, the metric and the examples behind it, and the
@@ -127,7 +127,7 @@ pub fn loss_axis(points: &[LossPoint], chance: f64) -> LossAxis {
         .map(|p| p.value)
         .fold(f64::NEG_INFINITY, f64::max);
     if highest - chance < MIN_RISE
-        || !(detect(&all, chance).jump_shaped(x_range(&all)) || rises(&shared, chance))
+        || !(detect(&all, chance).jump_shaped(x_span(&all)) || rises(&shared, chance))
     {
         return result(
             Collapse::InsufficientResolution,
@@ -168,15 +168,6 @@ const MIN_RISE: f64 = 0.1;
 /// Whether a fitted sigmoid rises by at least [`MIN_RISE`] above chance.
 fn rises(s: &Sigmoid, chance: f64) -> bool {
     s.top - chance >= MIN_RISE
-}
-
-fn x_range(points: &[MetricPoint]) -> f64 {
-    let (lo, hi) = points
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-            (a.min(p.x), b.max(p.x))
-        });
-    hi - lo
 }
 
 #[cfg(test)]

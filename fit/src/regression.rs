@@ -49,6 +49,39 @@ impl Line {
     }
 }
 
+/// y = intercept + slope * x, fitted by weighted least squares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightedLine {
+    /// Intercept.
+    pub intercept: f64,
+    /// Slope (0 without spread in x).
+    pub slope: f64,
+    /// The weighted sum of squares of x about its weighted mean: 1 / var(slope) when the weights
+    /// are inverse variances; 0 without spread in x.
+    pub sxx: f64,
+}
+
+/// Weighted least-squares line through (x, y) with weights `w`; without spread in x the slope is
+/// 0 and the intercept the weighted mean of y.
+pub fn weighted_line(x: &[f64], y: &[f64], w: &[f64]) -> WeightedLine {
+    let sw: f64 = w.iter().sum::<f64>().max(1e-300);
+    let mx = x.iter().zip(w).map(|(x, w)| w * x).sum::<f64>() / sw;
+    let my = y.iter().zip(w).map(|(y, w)| w * y).sum::<f64>() / sw;
+    let sxx: f64 = x.iter().zip(w).map(|(x, w)| w * (x - mx).powi(2)).sum();
+    let sxy: f64 = x
+        .iter()
+        .zip(y)
+        .zip(w)
+        .map(|((x, y), w)| w * (x - mx) * (y - my))
+        .sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    WeightedLine {
+        intercept: my - slope * mx,
+        slope,
+        sxx,
+    }
+}
+
 /// y = k * x^exponent, fitted as a line in log-log space.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PowerLaw {

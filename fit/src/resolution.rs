@@ -76,11 +76,10 @@ pub fn resolution(points: &[RatePoint]) -> Resolution {
             ),
         );
     }
-    let sw: f64 = fitted.iter().map(|f| f.2).sum();
-    let mx = fitted.iter().map(|f| f.2 * f.0).sum::<f64>() / sw;
-    let my = fitted.iter().map(|f| f.2 * f.1).sum::<f64>() / sw;
-    let sxx: f64 = fitted.iter().map(|f| f.2 * (f.0 - mx).powi(2)).sum();
-    let sxy: f64 = fitted.iter().map(|f| f.2 * (f.0 - mx) * (f.1 - my)).sum();
+    let column = |k: fn(&(f64, f64, f64)) -> f64| fitted.iter().map(k).collect::<Vec<f64>>();
+    let (x, y, w) = (column(|f| f.0), column(|f| f.1), column(|f| f.2));
+    let line = crate::regression::weighted_line(&x, &y, &w);
+    let sxx = line.sxx;
     if sxx <= 0.0 {
         return result(
             Trend::InsufficientResolution,
@@ -88,7 +87,7 @@ pub fn resolution(points: &[RatePoint]) -> Resolution {
             "every sampled model is at the same x".into(),
         );
     }
-    let slope = sxy / sxx;
+    let slope = line.slope;
     let half = 1.96 / sxx.sqrt();
     let interval = (slope, slope - half, slope + half);
     let per_decade = |s: f64| s.exp();

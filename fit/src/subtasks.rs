@@ -8,12 +8,9 @@
 //! accuracies falls inside the composite's 95% interval (give or take 0.02) at 80% of the models:
 //! then the jump is "explained by sub-tasks", else "not explained by sub-tasks".
 
-use crate::emergence::{detect, wilson, JumpFit, MetricPoint};
+use crate::emergence::{share_inside, smooth_beside, JumpFit, MetricPoint};
+use crate::regression::weighted_line;
 use serde::{Deserialize, Serialize};
-
-/// A step's sigmoid must be at least this many times wider than the composite's to count as a
-/// smooth rise beside the jump (as for the mirage check's continuous metric).
-const SMOOTHER: f64 = 2.0;
 
 /// The sub-task check of a composite's jump.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,14 +33,9 @@ pub fn subtask_check(
     composite: &[MetricPoint],
     steps: &[Vec<MetricPoint>],
 ) -> SubtaskCheck {
-    let span = |pts: &[MetricPoint]| {
-        pts.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max)
-            - pts.iter().map(|p| p.x).fold(f64::INFINITY, f64::min)
-    };
-    let steps_smooth = steps.iter().all(|s| {
-        let own = detect(s, 0.0);
-        !own.jump_shaped(span(s)) || own.sigmoid.width >= SMOOTHER * jump.sigmoid.width
-    });
+    // A step's sigmoid must be twice as wide as the composite's to count as a smooth rise
+    // beside the jump (as for the mirage check's continuous metric).
+    let steps_smooth = steps.iter().all(|s| smooth_beside(jump, s, 0.0));
     let predicted: Vec<(f64, f64, f64)> = composite
         .iter()
         .filter_map(|c| {
@@ -54,16 +46,7 @@ pub fn subtask_check(
             Some((c.x, c.value, product))
         })
         .collect();
-    let inside = composite
-        .iter()
-        .filter(|c| {
-            predicted.iter().any(|p| {
-                let (lo, hi) = wilson(c.value, c.n, 1.96);
-                (p.0 - c.x).abs() < 1e-9 && p.2 >= lo - 0.02 && p.2 <= hi + 0.02
-            })
-        })
-        .count();
-    let reproduced_share = inside as f64 / predicted.len().max(1) as f64;
+    let reproduced_share = share_inside(composite, &predicted);
     let label = if steps_smooth && !steps.is_empty() && reproduced_share >= 0.8 {
         "explained by sub-tasks"
     } else {
@@ -80,15 +63,7 @@ pub fn subtask_check(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn curve(f: impl Fn(f64) -> f64, n: usize) -> Vec<MetricPoint> {
-        (0..12)
-            .map(|i| {
-                let x = 10.0 + 0.5 * i as f64;
-                MetricPoint { x, value: f(x), n }
-            })
-            .collect()
-    }
+    use crate::emergence::{curve, detect};
 
     #[test]
     fn a_product_of_smooth_steps_explains_the_jump() {
@@ -140,19 +115,15 @@ pub struct CrossingPrediction {
 /// The line of logit(accuracy) against x through `points`, weighted by n / (p (1 - p)) (the
 /// inverse variance of a logit): (intercept, slope).
 fn logit_line(points: &[&MetricPoint]) -> Option<(f64, f64)> {
-    let rows: Vec<(f64, f64, f64)> = points
-        .iter()
-        .map(|p| {
-            let q = p.value.clamp(1e-4, 1.0 - 1e-4);
-            (p.x, (q / (1.0 - q)).ln(), p.n.max(1) as f64 * q * (1.0 - q))
-        })
-        .collect();
-    let sw: f64 = rows.iter().map(|r| r.2).sum();
-    let mx = rows.iter().map(|r| r.2 * r.0).sum::<f64>() / sw;
-    let my = rows.iter().map(|r| r.2 * r.1).sum::<f64>() / sw;
-    let sxx: f64 = rows.iter().map(|r| r.2 * (r.0 - mx).powi(2)).sum();
-    let sxy: f64 = rows.iter().map(|r| r.2 * (r.0 - mx) * (r.1 - my)).sum();
-    (sxx > 0.0).then(|| (my - sxy / sxx * mx, sxy / sxx))
+    let (mut x, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
+    for p in points {
+        let q = p.value.clamp(1e-4, 1.0 - 1e-4);
+        x.push(p.x);
+        y.push((q / (1.0 - q)).ln());
+        w.push(p.n.max(1) as f64 * q * (1.0 - q));
+    }
+    let line = weighted_line(&x, &y, &w);
+    (line.sxx > 0.0).then_some((line.intercept, line.slope))
 }
 
 /// Predicts where the composite crosses 50% from the models below its jump only: each step's
@@ -223,6 +194,7 @@ pub fn predict_crossing(
 #[cfg(test)]
 mod prediction_tests {
     use super::*;
+    use crate::emergence::detect;
 
     #[test]
     fn smooth_logistic_steps_predict_the_crossing() {

@@ -217,37 +217,23 @@ fn cross_params(cfg: &ModelConfig, d_source: u64) -> (u64, u64) {
     (2 * d * d + 2 * d_source * d, bias + norm_params(cfg))
 }
 
-/// An encoder-decoder's parameters outside the decoder-only count, as (embedding, other): the
-/// encoder's own token embedding (unless shared) and learned positions; its blocks and final
-/// norm, and the decoder blocks' cross-attention.
-fn encoder_params(cfg: &ModelConfig, enc: &ModelConfig, shared: bool) -> (u64, u64) {
-    let token = if shared {
+/// An encoder-decoder's encoder stack as (embedding, other): its own token embedding (none when
+/// shared) and learned positions; its blocks and final norm. None for decoder-only models.
+fn encoder_stack(cfg: &ModelConfig) -> Option<(u64, u64)> {
+    let enc = cfg.encoder_config()?;
+    let token = if cfg.shares_encoder_embedding() {
         0
     } else {
         (enc.vocab * enc.d_model) as u64
     };
-    let (matmul, other) = cross_params(cfg, enc.d_model as u64);
-    let blocks = enc.n_layer as u64 * block_params(enc).0;
-    let rest = blocks + final_norm_params(enc) + cfg.n_layer as u64 * (matmul + other);
-    (token + position_params(enc), rest)
+    let blocks = enc.n_layer as u64 * block_params(&enc).0 + final_norm_params(&enc);
+    Some((token + position_params(&enc), blocks))
 }
 
 /// Parameters of an encoder-decoder's encoder stack: its own token embedding (none when shared),
 /// learned positions, blocks and final norm. None for decoder-only models.
 pub fn encoder_params_total(cfg: &ModelConfig) -> Option<u64> {
-    let enc = cfg.encoder_config()?;
-    let shared = cfg.encoder().is_some_and(|e| e.share_embedding);
-    let token = if shared {
-        0
-    } else {
-        (enc.vocab * enc.d_model) as u64
-    };
-    Some(
-        token
-            + position_params(&enc)
-            + enc.n_layer as u64 * block_params(&enc).0
-            + final_norm_params(&enc),
-    )
+    encoder_stack(cfg).map(|(embedding, other)| embedding + other)
 }
 
 /// Forward FLOPs of one encoder-decoder sequence whose encoder reads its first `p` tokens: the
@@ -298,10 +284,14 @@ pub fn account(cfg: &ModelConfig) -> Accounting {
         v * d + if cfg.bias { v } else { 0 }
     };
     let encoder = cfg.encoder_config();
-    let shared = cfg.encoder().is_some_and(|e| e.share_embedding);
-    let (encoder_embedding, encoder_rest) = encoder
-        .as_ref()
-        .map_or((0, 0), |enc| encoder_params(cfg, enc, shared));
+    // The encoder stack, and each decoder block's cross-attention to it.
+    let (encoder_embedding, encoder_rest) = match (&encoder, encoder_stack(cfg)) {
+        (Some(enc), Some((embedding, stack))) => {
+            let (matmul, other) = cross_params(cfg, enc.d_model as u64);
+            (embedding, stack + l * (matmul + other))
+        }
+        _ => (0, 0),
+    };
     let params_embedding = token_emb + pos_emb + encoder_embedding;
     let (block_total, block_active) = block_params(cfg);
     let rest = params_embedding + final_norm_params(cfg) + head + mtp_params(cfg) + encoder_rest;

@@ -561,6 +561,11 @@ impl ModelConfig {
         (self.arch == Arch::EncoderDecoder).then(|| self.encoder.clone().unwrap_or_default())
     }
 
+    /// Whether an encoder-decoder's encoder reads the decoder's token embedding.
+    pub fn shares_encoder_embedding(&self) -> bool {
+        self.encoder().is_some_and(|e| e.share_embedding)
+    }
+
     /// The encoder as a configuration of its own (its blocks, norms and positions are built from
     /// it): the decoder's choices with the encoder's shape. None for decoder-only models.
     pub fn encoder_config(&self) -> Option<ModelConfig> {

@@ -92,10 +92,9 @@ impl Decoder {
     pub fn new(cfg: &ModelConfig, device: &Device) -> Self {
         let emb = |n| embedding(cfg, n, device);
         Decoder {
-            encoder: cfg.encoder_config().map(|enc| {
-                let shared = cfg.encoder().is_some_and(|e| e.share_embedding);
-                Encoder::new(&enc, shared, device)
-            }),
+            encoder: cfg
+                .encoder_config()
+                .map(|enc| Encoder::new(&enc, cfg.shares_encoder_embedding(), device)),
             tok: emb(cfg.vocab),
             pos: (cfg.position == Position::Learned).then(|| emb(cfg.seq_len)),
             blocks: (0..cfg.n_layer).map(|_| Block::new(cfg, device)).collect(),

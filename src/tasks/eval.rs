@@ -352,6 +352,13 @@ mod tests {
     use super::*;
     use models::PrefixLen;
 
+    /// An untrained model of `cfg` on the CPU, initialised from `seed`.
+    fn untrained(cfg: &ModelConfig, seed: u64) -> (Decoder, Device) {
+        let device = crate::backend::device(crate::backend::cpu_backend(), 0).unwrap();
+        device.seed(seed);
+        (Decoder::new(cfg, &device), device)
+    }
+
     #[test]
     fn draws_follow_the_distribution() {
         let lp: Vec<f32> = [0.7f32, 0.2, 0.1].iter().map(|p| p.ln()).collect();
@@ -369,10 +376,8 @@ mod tests {
     /// its rate.
     #[test]
     fn pass_until_stops_at_successes_or_the_cap() {
-        let device = crate::backend::device(crate::backend::cpu_backend(), 0).unwrap();
-        device.seed(3);
         let cfg = ModelConfig::new(1, 16, 2, 20, 16);
-        let model = Decoder::new(&cfg, &device);
+        let (model, device) = untrained(&cfg, 3);
         let task = TaskSpec::Mod {
             digits: 2,
             modulus: 3,
@@ -406,10 +411,8 @@ mod tests {
     /// least accurate step's.
     #[test]
     fn a_composite_is_right_when_all_its_steps_are() {
-        let device = crate::backend::device(crate::backend::cpu_backend(), 0).unwrap();
-        device.seed(9);
         let cfg = ModelConfig::new(1, 16, 2, 20, 24);
-        let model = Decoder::new(&cfg, &device);
+        let (model, device) = untrained(&cfg, 9);
         let task = TaskSpec::Chain {
             digits: 1,
             terms: 3,
