@@ -8,7 +8,9 @@ use crate::table::read_frame;
 use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
 use fit::loss_axis::{loss_axis, LossAxis, LossPoint};
 use fit::resolution::{resolution, RatePoint, Resolution};
-use fit::subtasks::{predict_crossing, subtask_check, CrossingPrediction, SubtaskCheck};
+use fit::subtasks::{
+    observed_half, predict_crossing, subtask_check, CrossingPrediction, SubtaskCheck,
+};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -272,7 +274,13 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
                 samples: p.n,
             })
             .collect();
-        let resolution = (!sampled.is_empty()).then(|| resolution(&sampled));
+        let resolution = (!sampled.is_empty()).then(|| {
+            let mut r = resolution(&sampled);
+            if let Some(c) = &mut r.crossing {
+                c.observed_greedy = observed_half(&exact);
+            }
+            r
+        });
         tasks.push(TaskEmergence {
             task: name,
             exact_match: exact,
@@ -293,15 +301,7 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
     let checks: Vec<Option<(SubtaskCheck, CrossingPrediction)>> = tasks
         .iter()
         .map(|t| {
-            let steps: Vec<Vec<MetricPoint>> = (1..)
-                .map_while(|i| {
-                    let name = format!("{}.step{i}", t.task);
-                    tasks
-                        .iter()
-                        .find(|s| s.task == name)
-                        .map(|s| s.exact_match.clone())
-                })
-                .collect();
+            let steps = steps_of(&tasks, &t.task);
             (!steps.is_empty() && t.jump.verdict != Verdict::Smooth).then(|| {
                 (
                     subtask_check(&t.jump, &t.exact_match, &steps),
@@ -314,6 +314,20 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
         (t.subtasks, t.crossing) = check.unzip();
     }
     Ok(EmergenceFile { x, tasks })
+}
+
+/// The exact match of each step of composite task `name` (tasks `<name>.step1`, `.step2`, ...;
+/// empty for a task without steps).
+pub fn steps_of(tasks: &[TaskEmergence], name: &str) -> Vec<Vec<MetricPoint>> {
+    (1..)
+        .map_while(|i| {
+            let step = format!("{name}.step{i}");
+            tasks
+                .iter()
+                .find(|s| s.task == step)
+                .map(|s| s.exact_match.clone())
+        })
+        .collect()
 }
 
 /// Every run's validation loss at each evaluated step, from curves.parquet (empty without one).
@@ -474,17 +488,36 @@ pub fn markdown(f: &EmergenceFile) -> String {
     if !sampled.is_empty() {
         let _ = writeln!(
             s,
-            "\nPassUntil (Hu et al. 2024): success rates sampled at temperature 1 where greedy exact match is near zero, and whether they rise with log10 x (slope of ln rate, 95% interval).\n"
+            "\nPassUntil (Hu et al. 2024): success rates sampled at temperature 1 where greedy exact match is near zero, and whether they rise with log10 x (slope of ln rate, 95% interval); where the task scaling law -ln(rate) = c 10^(-alpha x), fitted to the models sampled at rates up to {}, reaches 50% (Fieller's 95% interval), against where the sampled rate and greedy exact match do.\n",
+            fit::resolution::FIT_BELOW
         );
         let _ = writeln!(
             s,
-            "| task | models sampled | with a success | trend | why |\n|---|---|---|---|---|"
+            "| task | models sampled | with a success | trend | why | 50% predicted | 50% observed (sampled; greedy) |\n|---|---|---|---|---|---|---|"
         );
+        let x = |v: Option<f64>, none: &str| v.map_or(none.to_string(), |v| format!("{v:.2}"));
         for (t, r) in sampled {
             let trend = words(r.trend);
+            let (predicted, observed) = match &r.crossing {
+                Some(c) => (
+                    format!(
+                        "{} [{}, {}] (alpha {:.2})",
+                        x(c.predicted, "not resolved"),
+                        x(c.lower, "-inf"),
+                        x(c.upper, "inf"),
+                        c.alpha
+                    ),
+                    format!(
+                        "{}; {}",
+                        x(c.observed, "not reached"),
+                        x(c.observed_greedy, "not reached")
+                    ),
+                ),
+                None => ("too few rates in (0, 1)".into(), "-".into()),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {trend} | {} |",
+                "| {} | {} | {} | {trend} | {} | {predicted} | {observed} |",
                 t.task,
                 r.fitted + r.without_success,
                 r.fitted,

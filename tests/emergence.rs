@@ -333,6 +333,11 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
     // And against the task's own loss (answer negative log-probability per token).
     let own = &json["tasks"][0]["task_loss_axis"];
     assert_eq!(own["thresholds"].as_array().unwrap().len(), 6, "{own}");
+    // Its points, which the loss-axis figure draws: every evaluation of the six sizes.
+    assert!(own["points"].as_array().unwrap().len() >= 12, "{own}");
+    let figure = std::fs::metadata(res.join("plots/tasks-loss.png"))
+        .unwrap_or_else(|e| panic!("tasks-loss.png: {e}\n{log}"));
+    assert!(figure.len() > 20_000, "{} bytes", figure.len());
     // PassUntil's rates at every run's last evaluation, and their trend.
     let sampled = &json["tasks"][0]["resolution"];
     assert_eq!(
@@ -344,7 +349,8 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
     assert!(
         md.contains("against the validation loss")
             && md.contains("the task's own loss")
-            && md.contains("PassUntil"),
+            && md.contains("PassUntil")
+            && md.contains("| 50% predicted | 50% observed (sampled; greedy) |"),
         "{md}"
     );
     let report = std::fs::read_to_string(res.join("report.md")).unwrap();

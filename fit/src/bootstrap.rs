@@ -41,6 +41,15 @@ pub(crate) fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64,
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// [`null_as_nan`] for a (value, low, high) triple.
+pub(crate) fn null_as_nan_triple<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<(f64, f64, f64), D::Error> {
+    let (a, b, c) = <(Option<f64>, Option<f64>, Option<f64>)>::deserialize(d)?;
+    let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+    Ok((nan(a), nan(b), nan(c)))
+}
+
 impl Estimate {
     /// An estimate with its percentile interval over `samples` at confidence `level`.
     pub fn from_samples(value: f64, samples: &[f64], level: f64) -> Self {

@@ -61,6 +61,22 @@ pub struct LossAxis {
     pub thresholds: Vec<(f64, f64, usize)>,
     /// Why.
     pub reason: String,
+    /// The points tested (sizes with enough evaluations), for the figure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<LossPoint>,
+}
+
+impl LossAxis {
+    /// The shared curve at validation loss `loss`, from `chance` (the metric's chance level).
+    pub fn shared_at(&self, loss: f64, chance: f64) -> f64 {
+        Sigmoid {
+            floor: chance,
+            top: self.top,
+            x0: -self.threshold,
+            width: self.width,
+        }
+        .at(-loss)
+    }
 }
 
 /// Fewest points a group needs to get its own curve.
@@ -111,6 +127,7 @@ pub fn loss_axis(points: &[LossPoint], chance: f64) -> LossAxis {
         bic_separate,
         thresholds: thresholds.clone(),
         reason,
+        points: kept.iter().map(|p| (*p).clone()).collect(),
     };
     if groups.len() < 2 {
         return result(
@@ -198,6 +215,9 @@ mod tests {
         let a = loss_axis(&sizes(|_| 1.8), 0.0);
         assert_eq!(a.verdict, Collapse::Collapses, "{}", a.reason);
         assert!((a.threshold - 1.8).abs() < 0.03, "{a:?}");
+        // The shared curve, as the figure draws it, is half way up at the threshold.
+        assert!((a.shared_at(a.threshold, 0.0) - a.top / 2.0).abs() < 1e-12);
+        assert_eq!(a.points.len(), 24);
     }
 
     #[test]

@@ -59,6 +59,11 @@ pub struct WeightedLine {
     /// The weighted sum of squares of x about its weighted mean: 1 / var(slope) when the weights
     /// are inverse variances; 0 without spread in x.
     pub sxx: f64,
+    /// The weighted mean of x, where the line's value has variance 1 / `weight_sum` (inverse
+    /// variance weights) and is uncorrelated with the slope.
+    pub mean_x: f64,
+    /// The sum of the weights.
+    pub weight_sum: f64,
 }
 
 /// Weighted least-squares line through (x, y) with weights `w`; without spread in x the slope is
@@ -79,6 +84,8 @@ pub fn weighted_line(x: &[f64], y: &[f64], w: &[f64]) -> WeightedLine {
         intercept: my - slope * mx,
         slope,
         sxx,
+        mean_x: mx,
+        weight_sum: sw,
     }
 }
 

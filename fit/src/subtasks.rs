@@ -38,13 +38,7 @@ pub fn subtask_check(
     let steps_smooth = steps.iter().all(|s| smooth_beside(jump, s, 0.0));
     let predicted: Vec<(f64, f64, f64)> = composite
         .iter()
-        .filter_map(|c| {
-            let product = steps.iter().try_fold(1.0, |acc, s| {
-                let p = s.iter().find(|p| (p.x - c.x).abs() < 1e-9)?;
-                Some(acc * p.value.clamp(0.0, 1.0))
-            })?;
-            Some((c.x, c.value, product))
-        })
+        .filter_map(|c| Some((c.x, c.value, step_product(steps, c.x)?)))
         .collect();
     let reproduced_share = share_inside(composite, &predicted);
     let label = if steps_smooth && !steps.is_empty() && reproduced_share >= 0.8 {
@@ -58,6 +52,14 @@ pub fn subtask_check(
         reproduced_share,
         predicted,
     }
+}
+
+/// The product of the steps' accuracies at `x` (None when a step was not evaluated there).
+pub fn step_product(steps: &[Vec<MetricPoint>], x: f64) -> Option<f64> {
+    steps.iter().try_fold(1.0, |acc, s| {
+        let p = s.iter().find(|p| (p.x - x).abs() < 1e-9)?;
+        Some(acc * p.value.clamp(0.0, 1.0))
+    })
 }
 
 #[cfg(test)]
@@ -174,11 +176,7 @@ pub fn predict_crossing(
             Some((lo + hi) / 2.0)
         })
         .flatten();
-    let observed = sorted.windows(2).find_map(|w| {
-        let (a, b) = (w[0], w[1]);
-        (a.value < 0.5 && b.value >= 0.5)
-            .then(|| a.x + (0.5 - a.value) / (b.value - a.value) * (b.x - a.x))
-    });
+    let observed = observed_half(composite);
     CrossingPrediction {
         fitted_on: if fitted_on == usize::MAX {
             0
@@ -189,6 +187,18 @@ pub fn predict_crossing(
         observed,
         error: predicted.zip(observed).map(|(p, o)| p - o),
     }
+}
+
+/// The x where `points` (one metric against x) first reach 0.5, linearly interpolated between the
+/// models around it; None when they never do.
+pub fn observed_half(points: &[MetricPoint]) -> Option<f64> {
+    let mut sorted: Vec<&MetricPoint> = points.iter().collect();
+    sorted.sort_by(|a, b| a.x.total_cmp(&b.x));
+    sorted.windows(2).find_map(|w| {
+        let (a, b) = (w[0], w[1]);
+        (a.value < 0.5 && b.value >= 0.5)
+            .then(|| a.x + (0.5 - a.value) / (b.value - a.value) * (b.x - a.x))
+    })
 }
 
 #[cfg(test)]

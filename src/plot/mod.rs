@@ -18,6 +18,7 @@ pub mod raster;
 pub mod source;
 pub mod style;
 pub mod tasks;
+pub mod tasks_loss;
 
 use crate::error::LabResult;
 use canvas::{render, Figure, Format};
@@ -40,19 +41,22 @@ pub enum FigureKind {
     Kaplan,
     /// Task metrics against compute with detected jumps.
     Tasks,
+    /// Task metrics against the loss, sizes tested for collapse.
+    TasksLoss,
     /// Trunks and cooldown branches of a branched sweep.
     Branches,
 }
 
 impl FigureKind {
     /// Every figure, in report order.
-    pub const ALL: [FigureKind; 7] = [
+    pub const ALL: [FigureKind; 8] = [
         FigureKind::Curves,
         FigureKind::Isoflop,
         FigureKind::Frontier,
         FigureKind::Approach3,
         FigureKind::Kaplan,
         FigureKind::Tasks,
+        FigureKind::TasksLoss,
         FigureKind::Branches,
     ];
 
@@ -65,6 +69,7 @@ impl FigureKind {
             FigureKind::Approach3 => "approach3",
             FigureKind::Kaplan => "kaplan",
             FigureKind::Tasks => "tasks",
+            FigureKind::TasksLoss => "tasks-loss",
             FigureKind::Branches => "branches",
         }
     }
@@ -85,6 +90,7 @@ impl FigureKind {
             FigureKind::Approach3 => "Approach-3 fit quality: predicted against observed loss, and residuals against N and D",
             FigureKind::Kaplan => "Kaplan views: L(N), L(D) and L(C_min) with their power-law fits",
             FigureKind::Tasks => "Task metrics: exact match beside per-token and continuous metrics on the same outputs, with detected jumps and the mirage check",
+            FigureKind::TasksLoss => "Task metrics against the loss (Du et al.): exact match at every evaluation of every run against the task's own loss, coloured by size, with the one curve fitted to every size",
             FigureKind::Branches => "WSD trunks (constant learning rate, dashed) and their cooldown branches (solid), each branch's final loss marked: the points the laws are fitted on",
         }
     }
@@ -140,6 +146,22 @@ fn draw_one<F: Figure>(
     Ok(())
 }
 
+/// [`draw_one`] for a figure that applies to some results only (`Ok(None)`: nothing drawn, nothing
+/// reported).
+fn draw_applicable<F: Figure>(
+    built: Result<Option<F>, String>,
+    kind: FigureKind,
+    out: &Path,
+    formats: &[Format],
+    summary: &mut PlotSummary,
+) -> LabResult<()> {
+    match built {
+        Ok(None) => Ok(()),
+        Ok(Some(fig)) => draw_one(Ok(fig), kind, out, formats, summary),
+        Err(why) => draw_one(Err::<F, _>(why), kind, out, formats, summary),
+    }
+}
+
 /// Draws the requested figures of `src` into its plots folder.
 pub fn plot_source(src: &Source, opts: &PlotOptions) -> LabResult<PlotSummary> {
     let out = opts.out.clone().unwrap_or_else(|| src.dir.join("plots"));
@@ -160,17 +182,14 @@ pub fn plot_source(src: &Source, opts: &PlotOptions) -> LabResult<PlotSummary> {
             FigureKind::Approach3 => draw_one(fitquality::build(src), kind, &out, f, &mut summary)?,
             FigureKind::Kaplan => draw_one(kaplan::build(src), kind, &out, f, &mut summary)?,
             FigureKind::Tasks => draw_one(tasks::build(src), kind, &out, f, &mut summary)?,
-            // Only branched sweeps have this figure; elsewhere it is not missing, it does not apply.
-            FigureKind::Branches => match branches::build(src) {
-                Ok(None) => {}
-                built => draw_one(
-                    built.map(|b| b.expect("matched above")),
-                    kind,
-                    &out,
-                    f,
-                    &mut summary,
-                )?,
-            },
+            // Only sweeps with an emergence analysis (tasks) and branched sweeps have these
+            // figures; elsewhere they are not missing, they do not apply.
+            FigureKind::TasksLoss => {
+                draw_applicable(tasks_loss::build(src), kind, &out, f, &mut summary)?
+            }
+            FigureKind::Branches => {
+                draw_applicable(branches::build(src), kind, &out, f, &mut summary)?
+            }
         }
     }
     Ok(summary)

@@ -1,12 +1,14 @@
 //! Figure 7: task metrics against compute (or N): exact match with its 95% interval beside per-token
 //! accuracy and a continuous metric on the same outputs, per-token accuracy raised to the answer
-//! length, chance, and the detected jump (transition point and width) with its mirage verdict.
+//! length, chance, and the detected jump (transition point and width) with its mirage verdict; on a
+//! composite task's panel, the product of its steps' exact match (the sub-task explanation).
 
 use super::canvas::{self, chart, layout, DrawResult, Figure, Glyph, Legend, Look, Shape};
 use super::source::Source;
 use super::style::{self, size, Axis, Units, INK};
-use crate::emergence::{analyse, EmergenceFile, EmergenceX, TaskEmergence};
+use crate::emergence::{analyse, steps_of, EmergenceFile, EmergenceX, TaskEmergence};
 use fit::emergence::Verdict;
+use fit::subtasks::step_product;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -53,6 +55,7 @@ pub fn build(src: &Source) -> Result<Tasks, String> {
 const EXACT: Look = Look::solid(style::CATEGORICAL[0], 4);
 const TOKEN: Look = Look::solid(style::CATEGORICAL[1], 4);
 const CONTINUOUS: Look = Look::solid(style::CATEGORICAL[2], 4);
+const PRODUCT: Look = Look::solid(style::CATEGORICAL[3], 4);
 
 fn verdict_text(t: &TaskEmergence) -> String {
     let v = match t.jump.verdict {
@@ -172,6 +175,16 @@ impl Figure for Tasks {
                 })
                 .collect();
             canvas::line(&mut ch, &x, &y, &powered, Look::dashed(TOKEN.color, 2))?;
+            let steps = steps_of(&self.tasks, &t.task);
+            if !steps.is_empty() {
+                let product: Vec<(f64, f64)> = t
+                    .exact_match
+                    .iter()
+                    .filter_map(|p| Some((10f64.powf(p.x), step_product(&steps, p.x)?)))
+                    .collect();
+                canvas::line(&mut ch, &x, &y, &product, PRODUCT)?;
+                canvas::markers(&mut ch, &x, &y, &product, Shape::Diamond, PRODUCT)?;
+            }
         }
         let mut legend = Legend::default();
         legend.add("metrics (same outputs)", Glyph::Heading);
@@ -191,6 +204,16 @@ impl Figure for Tasks {
             "per-token accuracy ^ answer length",
             Glyph::Line(Look::dashed(TOKEN.color, 2)),
         );
+        if self
+            .tasks
+            .iter()
+            .any(|t| !steps_of(&self.tasks, &t.task).is_empty())
+        {
+            legend.add(
+                "product of the steps' exact match (composite tasks; steps: <task>.step<i>)",
+                Glyph::Marker(Shape::Diamond, PRODUCT),
+            );
+        }
         legend.add(
             "chance of an exact match",
             Glyph::Line(Look::dashed(style::CATEGORICAL[6], 1)),
