@@ -140,6 +140,36 @@ pub fn matmul_peak(device: &Device, n: usize, precision: Precision) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// Seconds one evaluation of the task suite `tasks` takes on an untrained model of `cfg` on
+/// `device`: (greedy decoding and teacher-forced metrics, PassUntil's sampling). An untrained model
+/// decodes to the longest answer and samples PassUntil to its cap, so both are upper bounds; the
+/// first is close for any model, the second can be far above what a model that learns the task
+/// draws.
+pub fn task_eval_seconds(
+    cfg: &ModelConfig,
+    tasks: &crate::tasks::TasksConfig,
+    device: &Device,
+) -> (f64, f64) {
+    device.seed(0);
+    let model = Decoder::new(cfg, device);
+    let examples = crate::tasks::eval::held_out(tasks);
+    let time = |t: &crate::tasks::TasksConfig| {
+        let start = Instant::now();
+        let _ = crate::tasks::eval::evaluate_suite(&model, cfg, t, &examples, 0, device);
+        start.elapsed().as_secs_f64()
+    };
+    let greedy_only = crate::tasks::TasksConfig {
+        pass_until: None,
+        ..tasks.clone()
+    };
+    let greedy = time(&greedy_only);
+    let sampling = match tasks.pass_until {
+        Some(_) => (time(tasks) - greedy).max(0.0),
+        None => 0.0,
+    };
+    (greedy, sampling)
+}
+
 /// Training tokens per second of one shape, with the first and last loss: (tokens/s, first, last).
 pub fn train_throughput(
     cfg: &ModelConfig,

@@ -5,7 +5,7 @@
 
 use crate::error::{LabError, LabResult};
 use crate::table::read_frame;
-use fit::emergence::{detect, mirage, JumpFit, MetricPoint, MirageCheck, Verdict};
+use fit::emergence::{detect, mirage, rises_in_data, JumpFit, MetricPoint, MirageCheck, Verdict};
 use fit::loss_axis::{loss_axis, LossAxis, LossPoint};
 use fit::resolution::{resolution, RatePoint, Resolution};
 use fit::subtasks::{
@@ -58,8 +58,9 @@ pub struct TaskEmergence {
     /// log-probability per token), sizes tested for collapse (absent without that metric).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_loss_axis: Option<LossAxis>,
-    /// The sub-task check of a composite task's jump (tasks `<task>.step<i>` are its steps; absent
-    /// for other tasks, or when exact match is smooth).
+    /// The sub-task check of a composite task's rise, a jump or a steep rise (tasks
+    /// `<task>.step<i>` are its steps; absent for other tasks, or when exact match never gets
+    /// [`fit::emergence::MIN_RISE`] above chance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtasks: Option<SubtaskCheck>,
     /// Where the composite crosses 50%, predicted from its steps on the models below the jump,
@@ -302,7 +303,7 @@ pub fn analyse(dir: &Path, x: EmergenceX) -> LabResult<EmergenceFile> {
         .iter()
         .map(|t| {
             let steps = steps_of(&tasks, &t.task);
-            (!steps.is_empty() && t.jump.verdict != Verdict::Smooth).then(|| {
+            (!steps.is_empty() && rises_in_data(&t.exact_match, t.chance)).then(|| {
                 (
                     subtask_check(&t.jump, &t.exact_match, &steps),
                     predict_crossing(&t.jump, &t.exact_match, &steps),
@@ -457,9 +458,10 @@ pub fn markdown(f: &EmergenceFile) -> String {
         if let Some(c) = &t.subtasks {
             let _ = writeln!(
                 s,
-                "\nSub-tasks of {}: {} (the product of its steps' accuracies inside the exact-match interval at {:.0}% of the models; the steps {}).",
+                "\nSub-tasks of {}: {} (its exact match: {} by the detector; the product of its steps' accuracies inside the exact-match interval at {:.0}% of the models; the steps {}).",
                 t.task,
                 c.label,
+                words(t.jump.verdict),
                 100.0 * c.reproduced_share,
                 if c.steps_smooth {
                     "rise smoothly"

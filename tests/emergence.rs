@@ -305,6 +305,15 @@ fn a_fixed_budget_sweep_reports_emergence_and_no_exponent() {
                 pass_until: {successes: 2, max_samples: 96, below: 1.0}\n\
                 zip:\n  model.d_model: [8, 12, 16, 20, 24, 32]\nseeds: [0]\n";
     let spec = write(dir.path(), "sizes.yaml", spec);
+    // The plan counts task evaluations, and PassUntil's sampling as a bound of its own.
+    let plan = lab(dir.path(), &["plan", spec.to_str().unwrap()]);
+    let printed = text(&plan);
+    assert!(plan.status.success(), "{printed}");
+    assert!(
+        printed.contains("s of training and evaluation")
+            && printed.contains("PassUntil's sampling adds up to"),
+        "{printed}"
+    );
     let out = lab(
         dir.path(),
         &["sweep", spec.to_str().unwrap(), "--bootstrap", "50"],

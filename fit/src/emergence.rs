@@ -195,15 +195,33 @@ pub(crate) fn sigmoid_fit(points: &[MetricPoint], floor: f64) -> (Sigmoid, f64) 
 /// sigmoid is within 2% of its floor (top), ln 49 = 3.9 widths away.
 const EDGE: f64 = 3.9;
 
-/// A curve's own sigmoid must be at least this many times wider than a jump's for its rise to
-/// count as smooth beside the jump.
-const SMOOTHER: f64 = 2.0;
+/// For the mirage check, the continuous metric's own sigmoid must be at least this many times
+/// wider than the jump's for its rise to count as smooth beside the jump.
+pub(crate) const SMOOTHER: f64 = 2.0;
+
+/// How far above chance a metric must get in the data to count as rising at all.
+pub const MIN_RISE: f64 = 0.1;
+
+/// Whether the highest of `points` is at least [`MIN_RISE`] above `chance`.
+pub fn rises_in_data(points: &[MetricPoint], chance: f64) -> bool {
+    points
+        .iter()
+        .map(|p| p.value)
+        .fold(f64::NEG_INFINITY, f64::max)
+        - chance
+        >= MIN_RISE
+}
 
 /// Whether `points` rise smoothly beside `jump`: detected from `floor`, not jump-shaped, or a
-/// sigmoid at least [`SMOOTHER`] times as wide as the jump's.
-pub(crate) fn smooth_beside(jump: &JumpFit, points: &[MetricPoint], floor: f64) -> bool {
+/// sigmoid at least `wider` times as wide as the jump's.
+pub(crate) fn smooth_beside(
+    jump: &JumpFit,
+    points: &[MetricPoint],
+    floor: f64,
+    wider: f64,
+) -> bool {
     let own = detect(points, floor);
-    !own.jump_shaped(x_span(points)) || own.sigmoid.width >= SMOOTHER * jump.sigmoid.width
+    !own.jump_shaped(x_span(points)) || own.sigmoid.width >= wider * jump.sigmoid.width
 }
 
 /// Share of `predicted` (x, observed, predicted) whose prediction lies inside the 95% interval of
@@ -355,7 +373,7 @@ pub fn mirage(
         .fold(f64::INFINITY, f64::min);
     // Smooth means no jump of its own (a continuous metric has no chance level to start from): not
     // jump-shaped, or a rise at least twice as wide as the discrete metric's.
-    let continuous_smooth = smooth_beside(jump, continuous, cont_floor);
+    let continuous_smooth = smooth_beside(jump, continuous, cont_floor, SMOOTHER);
     let predicted: Vec<(f64, f64, f64)> = discrete
         .iter()
         .filter_map(|d| {

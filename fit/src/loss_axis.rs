@@ -8,7 +8,9 @@
 //! by BIC: the shared curve wins when the groups collapse onto it. The threshold is the loss at the
 //! shared curve's midpoint.
 
-use crate::emergence::{bic, detect, sigmoid_fit, x_span, MetricPoint, Sigmoid};
+use crate::emergence::{
+    bic, detect, rises_in_data, sigmoid_fit, x_span, MetricPoint, Sigmoid, MIN_RISE,
+};
 use serde::{Deserialize, Serialize};
 
 /// One evaluation of one run: its validation loss, the metric and the examples behind it, and the
@@ -143,7 +145,7 @@ pub fn loss_axis(points: &[LossPoint], chance: f64) -> LossAxis {
         .iter()
         .map(|p| p.value)
         .fold(f64::NEG_INFINITY, f64::max);
-    if highest - chance < MIN_RISE
+    if !rises_in_data(&all, chance)
         || !(detect(&all, chance).jump_shaped(x_span(&all)) || rises(&shared, chance))
     {
         return result(
@@ -178,9 +180,6 @@ pub fn loss_axis(points: &[LossPoint], chance: f64) -> LossAxis {
         )
     }
 }
-
-/// How far above chance the metric must get, in the data and in the fitted sigmoid.
-const MIN_RISE: f64 = 0.1;
 
 /// Whether a fitted sigmoid rises by at least [`MIN_RISE`] above chance.
 fn rises(s: &Sigmoid, chance: f64) -> bool {

@@ -317,10 +317,20 @@ pub struct PlanArgs {
     pub backend: String,
 }
 
-/// Estimated seconds of every run from a short throughput probe per distinct shape.
-fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<f64>> {
+/// A run's estimated seconds: training with its validation passes and its task-suite evaluations
+/// ([`crate::bench::task_eval_seconds`]), and PassUntil's sampling at its cap at every evaluation
+/// (an upper bound).
+struct RunEstimate {
+    train: f64,
+    sampling: f64,
+}
+
+/// Estimated seconds of every run from a short throughput probe per distinct shape, and one
+/// evaluation of the task suite per distinct shape and suite.
+fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<RunEstimate>> {
     let device = backend::device(backend_name, 0)?;
     let mut tps: HashMap<String, f64> = HashMap::new();
+    let mut task_secs: HashMap<String, (f64, f64)> = HashMap::new();
     plan.runs
         .iter()
         .map(|r| {
@@ -334,15 +344,27 @@ fn estimate(plan: &Plan, backend_name: &str) -> LabResult<Vec<f64>> {
                     t
                 }
             };
-            // Evaluations (20 per run, a branch's share of them in its cooldown): forward passes
-            // cost about a third of a training step.
+            // Evaluations (a branch's share of them in its cooldown): forward passes cost about
+            // a third of a training step.
             let (steps, own) = (r.cfg.steps() as f64, own_steps(r) as f64);
-            let evals = 20.0f64.min(steps) * own / steps;
+            let evals = crate::train::evaluations(&r.cfg) as f64 * own / steps;
             let eval_tokens = evals
                 * (r.cfg.train.eval_batches * r.cfg.train.micro_batch() * r.cfg.model.seq_len)
                     as f64
                 / 3.0;
-            Ok((own * r.cfg.tokens_per_step() as f64 + eval_tokens) / t)
+            let (greedy, sampling) = match &r.cfg.tasks {
+                Some(tasks) => {
+                    let key = format!("{:?}/{tasks:?}", r.cfg.model);
+                    *task_secs.entry(key).or_insert_with(|| {
+                        crate::bench::task_eval_seconds(&r.cfg.model, tasks, &device)
+                    })
+                }
+                None => (0.0, 0.0),
+            };
+            Ok(RunEstimate {
+                train: (own * r.cfg.tokens_per_step() as f64 + eval_tokens) / t + evals * greedy,
+                sampling: evals * sampling,
+            })
         })
         .collect()
 }
@@ -391,7 +413,7 @@ pub fn run_plan(mut a: PlanArgs) -> LabResult<i32> {
             d as f64 / acc.params_nonembedding as f64,
             sci(acc.flops_per_token as f64 * d as f64),
             secs.as_ref()
-                .map(|s| format!("{:.0}", s[i]))
+                .map(|s| format!("{:.0}", s[i].train))
                 .unwrap_or_else(|| "-".into()),
             r.label
         );
@@ -406,14 +428,25 @@ pub fn run_plan(mut a: PlanArgs) -> LabResult<i32> {
     let jobs = jobs(a.jobs, &a.backend, &[0], 1);
     match secs {
         Some(s) => {
-            let total: f64 = s.iter().sum();
-            println!(
-                "{} runs; estimated {:.0} s of training, about {:.0} s ({:.1} min) wall with {jobs} concurrent runs",
-                plan.runs.len(),
-                total,
-                total / jobs as f64,
-                total / jobs as f64 / 60.0
-            );
+            let train: f64 = s.iter().map(|e| e.train).sum();
+            let sampling: f64 = s.iter().map(|e| e.sampling).sum();
+            let wall = |secs: f64| {
+                let w = secs / jobs as f64;
+                format!("{w:.0} s ({:.1} min)", w / 60.0)
+            };
+            let runs = plan.runs.len();
+            if sampling > 0.0 {
+                println!(
+                    "{runs} runs; estimated {train:.0} s of training and evaluation, about {} wall with {jobs} concurrent runs; PassUntil's sampling adds up to {sampling:.0} s (at its cap at every evaluation, as for a model that never learns the task): at most {} wall",
+                    wall(train),
+                    wall(train + sampling)
+                );
+            } else {
+                println!(
+                    "{runs} runs; estimated {train:.0} s of training, about {} wall with {jobs} concurrent runs",
+                    wall(train)
+                );
+            }
         }
         None => println!("{} runs", plan.runs.len()),
     }

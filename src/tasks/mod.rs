@@ -87,7 +87,7 @@ pub enum TaskSpec {
     Chain {
         /// Digits per number.
         digits: usize,
-        /// Numbers added (2 to 5): terms - 1 steps.
+        /// Numbers added (2 to 9): terms - 1 steps.
         terms: usize,
     },
     /// Closed-book recall: `k k k =` -> the `length` random digits stored under the 3-digit key
@@ -202,8 +202,8 @@ impl TaskSpec {
             }
         }
         if let TaskSpec::Chain { terms, .. } = self {
-            if !(2..=5).contains(terms) {
-                return Err(format!("{}: terms must be 2..=5", self.name()));
+            if !(2..=9).contains(terms) {
+                return Err(format!("{}: terms must be 2..=9", self.name()));
             }
         }
         Ok(())

@@ -168,6 +168,12 @@ fn step_seed(seed: u64, step: u64) -> u64 {
 }
 
 /// Every how many tokens to evaluate and to checkpoint.
+/// How many times a run evaluates: at every `eval_every_tokens` crossed and at its last step.
+pub fn evaluations(cfg: &RunConfig) -> u64 {
+    let total = cfg.steps() * cfg.tokens_per_step();
+    total.div_ceil(intervals(cfg).0.max(1))
+}
+
 fn intervals(cfg: &RunConfig) -> (u64, u64) {
     let total = cfg.steps() * cfg.tokens_per_step();
     let eval = cfg.train.eval_every_tokens.unwrap_or((total / 20).max(1));
