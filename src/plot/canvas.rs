@@ -172,6 +172,24 @@ pub fn layout<DB: DrawingBackend>(
     Ok(body.split_horizontally(w.saturating_sub(style::size::LEGEND)))
 }
 
+/// The size of a figure of `n` panels in rows of up to three, each as wide as in a full row,
+/// beside the legend column.
+pub fn grid_size(n: usize) -> (u32, u32) {
+    let panel = (style::size::ROW.0 - style::size::LEGEND) / 3;
+    (
+        style::size::LEGEND + n.clamp(1, 3) as u32 * panel,
+        80 + n.div_ceil(3) as u32 * 520,
+    )
+}
+
+/// `plot` split into the cells of a grid of `n` panels in rows of up to three.
+pub fn grid<DB: DrawingBackend>(
+    plot: &DrawingArea<DB, Shift>,
+    n: usize,
+) -> Vec<DrawingArea<DB, Shift>> {
+    plot.split_evenly((n.div_ceil(3), n.clamp(1, 3)))
+}
+
 /// A chart on `area` with labelled axes, readable ticks and a light grid.
 pub fn chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,

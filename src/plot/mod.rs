@@ -129,26 +129,9 @@ pub struct PlotSummary {
     pub skipped: Vec<(FigureKind, String)>,
 }
 
+/// Draws a built figure into `out`, or records why it was not built; `Ok(None)`: the figure does
+/// not apply to these results (nothing drawn, nothing reported).
 fn draw_one<F: Figure>(
-    built: Result<F, String>,
-    kind: FigureKind,
-    out: &Path,
-    formats: &[Format],
-    summary: &mut PlotSummary,
-) -> LabResult<()> {
-    match built {
-        Ok(fig) => {
-            let files = render(&fig, &out.join(kind.name()), formats)?;
-            summary.drawn.push((kind, files));
-        }
-        Err(why) => summary.skipped.push((kind, why)),
-    }
-    Ok(())
-}
-
-/// [`draw_one`] for a figure that applies to some results only (`Ok(None)`: nothing drawn, nothing
-/// reported).
-fn draw_applicable<F: Figure>(
     built: Result<Option<F>, String>,
     kind: FigureKind,
     out: &Path,
@@ -156,10 +139,14 @@ fn draw_applicable<F: Figure>(
     summary: &mut PlotSummary,
 ) -> LabResult<()> {
     match built {
-        Ok(None) => Ok(()),
-        Ok(Some(fig)) => draw_one(Ok(fig), kind, out, formats, summary),
-        Err(why) => draw_one(Err::<F, _>(why), kind, out, formats, summary),
+        Ok(Some(fig)) => {
+            let files = render(&fig, &out.join(kind.name()), formats)?;
+            summary.drawn.push((kind, files));
+        }
+        Ok(None) => {}
+        Err(why) => summary.skipped.push((kind, why)),
     }
+    Ok(())
 }
 
 /// Draws the requested figures of `src` into its plots folder.
@@ -169,27 +156,24 @@ pub fn plot_source(src: &Source, opts: &PlotOptions) -> LabResult<PlotSummary> {
     let mut summary = PlotSummary::default();
     for &kind in &opts.figures {
         let f = &opts.formats;
+        // Figures that apply to every results folder are built as Some; only sweeps with an
+        // emergence analysis (tasks) and branched sweeps have the last two (None elsewhere: not
+        // missing, they do not apply).
+        // (One macro, not a closure: each figure is a different type.)
+        macro_rules! draw {
+            ($built:expr) => {
+                draw_one($built, kind, &out, f, &mut summary)?
+            };
+        }
         match kind {
-            FigureKind::Curves => draw_one(curves::build(src), kind, &out, f, &mut summary)?,
-            FigureKind::Isoflop => draw_one(isoflop::build(src), kind, &out, f, &mut summary)?,
-            FigureKind::Frontier => draw_one(
-                frontier::build(src, &opts.references),
-                kind,
-                &out,
-                f,
-                &mut summary,
-            )?,
-            FigureKind::Approach3 => draw_one(fitquality::build(src), kind, &out, f, &mut summary)?,
-            FigureKind::Kaplan => draw_one(kaplan::build(src), kind, &out, f, &mut summary)?,
-            FigureKind::Tasks => draw_one(tasks::build(src), kind, &out, f, &mut summary)?,
-            // Only sweeps with an emergence analysis (tasks) and branched sweeps have these
-            // figures; elsewhere they are not missing, they do not apply.
-            FigureKind::TasksLoss => {
-                draw_applicable(tasks_loss::build(src), kind, &out, f, &mut summary)?
-            }
-            FigureKind::Branches => {
-                draw_applicable(branches::build(src), kind, &out, f, &mut summary)?
-            }
+            FigureKind::Curves => draw!(curves::build(src).map(Some)),
+            FigureKind::Isoflop => draw!(isoflop::build(src).map(Some)),
+            FigureKind::Frontier => draw!(frontier::build(src, &opts.references).map(Some)),
+            FigureKind::Approach3 => draw!(fitquality::build(src).map(Some)),
+            FigureKind::Kaplan => draw!(kaplan::build(src).map(Some)),
+            FigureKind::Tasks => draw!(tasks::build(src).map(Some)),
+            FigureKind::TasksLoss => draw!(tasks_loss::build(src)),
+            FigureKind::Branches => draw!(branches::build(src)),
         }
     }
     Ok(summary)

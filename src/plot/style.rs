@@ -124,6 +124,17 @@ impl Axis {
         }
     }
 
+    /// A linear axis from 0 to 1 (a proportion), with a small margin.
+    pub fn proportion(label: &str) -> Axis {
+        Axis {
+            label: label.into(),
+            lo: -0.03,
+            hi: 1.03,
+            log: false,
+            units: Units::Plain,
+        }
+    }
+
     /// Data value to drawing coordinate.
     pub fn to(&self, v: f64) -> f64 {
         if self.log {

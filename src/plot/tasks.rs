@@ -5,7 +5,7 @@
 
 use super::canvas::{self, chart, layout, DrawResult, Figure, Glyph, Legend, Look, Shape};
 use super::source::Source;
-use super::style::{self, size, Axis, Units, INK};
+use super::style::{self, Axis, Units, INK};
 use crate::emergence::{analyse, steps_of, EmergenceFile, EmergenceX, TaskEmergence};
 use fit::emergence::Verdict;
 use fit::subtasks::step_product;
@@ -69,38 +69,18 @@ fn verdict_text(t: &TaskEmergence) -> String {
     }
 }
 
-impl Tasks {
-    /// Panels per row: up to three.
-    fn columns(&self) -> usize {
-        self.tasks.len().clamp(1, 3)
-    }
-}
-
 impl Figure for Tasks {
     fn size(&self) -> (u32, u32) {
-        let rows = self.tasks.len().div_ceil(3) as u32;
-        // Panels as wide as in a row of three, however many tasks there are.
-        let panel = (size::ROW.0 - size::LEGEND) / 3;
-        (
-            size::LEGEND + self.columns() as u32 * panel,
-            80 + rows * 520,
-        )
+        canvas::grid_size(self.tasks.len())
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (plot, side) = layout(root, &self.title)?;
-        let rows = self.tasks.len().div_ceil(3);
-        let panels = plot.split_evenly((rows, self.columns()));
+        let panels = canvas::grid(&plot, self.tasks.len());
         for (area, t) in panels.iter().zip(&self.tasks) {
             let xs = t.exact_match.iter().map(|p| 10f64.powf(p.x));
             let x = Axis::covering(&self.x_label, xs, true, self.units);
-            let y = Axis {
-                label: "metric (proportion)".into(),
-                lo: -0.03,
-                hi: 1.03,
-                log: false,
-                units: Units::Plain,
-            };
+            let y = Axis::proportion("metric (proportion)");
             let mut ch = chart(area, &verdict_text(t), &x, &y)?;
             if t.jump.verdict != Verdict::Smooth {
                 let s = t.jump.sigmoid;

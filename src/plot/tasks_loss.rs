@@ -5,7 +5,7 @@
 
 use super::canvas::{self, chart, layout, DrawResult, Figure, Glyph, Legend, Look, Shape};
 use super::source::Source;
-use super::style::{self, si_label, size, Axis, Units, INK};
+use super::style::{self, si_label, Axis, Units, INK};
 use crate::emergence::{EmergenceFile, TaskEmergence};
 use fit::loss_axis::{Collapse, LossAxis};
 use plotters::coord::Shift;
@@ -87,11 +87,6 @@ fn verdict(a: &LossAxis) -> String {
 }
 
 impl TasksLoss {
-    /// Panels per row: up to three.
-    fn columns(&self) -> usize {
-        self.panels.len().clamp(1, 3)
-    }
-
     fn look(&self, size: f64) -> Look {
         let i = self.sizes.iter().position(|s| *s == size).unwrap_or(0);
         Look::solid(style::sequential(i, self.sizes.len()), 4)
@@ -100,18 +95,12 @@ impl TasksLoss {
 
 impl Figure for TasksLoss {
     fn size(&self) -> (u32, u32) {
-        let rows = self.panels.len().div_ceil(3) as u32;
-        let panel = (size::ROW.0 - size::LEGEND) / 3;
-        (
-            size::LEGEND + self.columns() as u32 * panel,
-            80 + rows * 520,
-        )
+        canvas::grid_size(self.panels.len())
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
         let (plot, side) = layout(root, &self.title)?;
-        let rows = self.panels.len().div_ceil(3);
-        let areas = plot.split_evenly((rows, self.columns()));
+        let areas = canvas::grid(&plot, self.panels.len());
         for (area, p) in areas.iter().zip(&self.panels) {
             let x = Axis::covering(
                 p.x_label,
@@ -119,13 +108,7 @@ impl Figure for TasksLoss {
                 false,
                 Units::Plain,
             );
-            let y = Axis {
-                label: "exact match".into(),
-                lo: -0.03,
-                hi: 1.03,
-                log: false,
-                units: Units::Plain,
-            };
+            let y = Axis::proportion("exact match");
             let mut ch = chart(area, &format!("{}: {}", p.task, verdict(&p.axis)), &x, &y)?;
             if p.axis.width.is_finite() && p.axis.threshold.is_finite() {
                 let curve: Vec<(f64, f64)> = (0..=80)
