@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 /// Columns whose values name architectures that are fitted apart and compared (the attention
 /// pattern, the feed-forward kind, the knobs of `sweeps/knobs-*.yaml` and the objective).
-pub const ARCHITECTURE_COLUMNS: [&str; 8] = [
+pub const ARCHITECTURE_COLUMNS: [&str; 9] = [
     "arch",
     "objective",
     "ffn",
@@ -25,6 +25,7 @@ pub const ARCHITECTURE_COLUMNS: [&str; 8] = [
     "norm",
     "norm_placement",
     "mlp",
+    "mtp",
 ];
 
 /// One analysis.

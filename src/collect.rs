@@ -265,6 +265,7 @@ fn runs_frame(sweep: &str, rows: &[(&FoundRun, &RunStatus, &RunConfig)]) -> LabR
         "norm" => knob(&|m| yaml_name(m.norm)),
         "norm_placement" => knob(&|m| yaml_name(m.norm_placement)),
         "mlp" => knob(&|m| yaml_name(m.mlp)),
+        "mtp" => knob(&mtp_kind),
         "objective" => s(&|_, c| c.objective().name().to_string()),
         "params_total" => u(&|st, _| st.accounting.params_total),
         "params_embedding" => u(&|st, _| st.accounting.params_embedding),
@@ -327,12 +328,20 @@ fn attention_kind(m: &models::ModelConfig) -> String {
     }
 }
 
+/// Multi-token prediction: `none`, or `mtp<depth>` (depth 0 is the plain model: `none`).
+fn mtp_kind(m: &models::ModelConfig) -> String {
+    match &m.mtp {
+        Some(t) if t.depth > 0 => format!("mtp{}", t.depth),
+        _ => "none".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn attention_kinds_name_the_variant() {
+    fn knob_columns_name_the_variant() {
         let mut m = models::ModelConfig::new(2, 64, 4, 64, 32);
         assert_eq!(attention_kind(&m), "mha");
         m.n_kv_head = Some(4);
@@ -348,5 +357,16 @@ mod tests {
             rope_dim: 0,
         });
         assert_eq!(attention_kind(&m), "mla");
+        assert_eq!(mtp_kind(&m), "none");
+        m.mtp = Some(models::MtpConfig {
+            depth: 2,
+            weight: 0.3,
+        });
+        assert_eq!(mtp_kind(&m), "mtp2");
+        m.mtp = Some(models::MtpConfig {
+            depth: 0,
+            weight: 0.3,
+        });
+        assert_eq!(mtp_kind(&m), "none");
     }
 }
