@@ -119,14 +119,18 @@ fn done_values(dir: &Path, col: &str) -> LabResult<Vec<String>> {
     let (Ok(values), Ok(status)) = (values.str(), status.str()) else {
         return Ok(Vec::new());
     };
-    let mut out: Vec<String> = values
+    // In the order of first appearance: runs.parquet follows the sweep's plan, so the first value
+    // is the one the YAML lists first, the baseline of the comparison.
+    let mut out: Vec<String> = Vec::new();
+    for (v, _) in values
         .iter()
         .zip(status.iter())
         .filter(|(_, s)| *s == Some("done"))
-        .filter_map(|(v, _)| v.map(str::to_string))
-        .collect();
-    out.sort();
-    out.dedup();
+    {
+        if let Some(v) = v.filter(|v| !out.iter().any(|o| o == v)) {
+            out.push(v.to_string());
+        }
+    }
     Ok(out)
 }
 
