@@ -27,6 +27,13 @@ pub struct RatePoint {
     pub samples: usize,
 }
 
+impl RatePoint {
+    /// Successes over samples (0 without samples).
+    pub fn rate(&self) -> f64 {
+        self.successes as f64 / self.samples.max(1) as f64
+    }
+}
+
 /// What the test concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,7 +61,7 @@ pub struct Resolution {
     /// Why.
     pub reason: String,
     /// Where the task scaling law fitted to the sampled rates reaches 50% (absent with fewer than
-    /// three models whose rate is strictly between 0 and 1).
+    /// three models whose rate is above 0 and at most [`FIT_BELOW`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crossing: Option<RateCrossing>,
 }
@@ -89,13 +96,12 @@ pub const FIT_BELOW: f64 = 0.2;
 /// variance (1 - p) / (successes ln(p)^2)) to the points whose rate is above 0 and at most
 /// [`FIT_BELOW`], and solves for rate 0.5.
 pub fn predict_half(points: &[RatePoint]) -> Option<RateCrossing> {
-    let rate = |p: &RatePoint| p.successes as f64 / p.samples.max(1) as f64;
     let (mut x, mut y, mut w) = (Vec::new(), Vec::new(), Vec::new());
     for p in points
         .iter()
-        .filter(|p| p.successes > 0 && rate(p) <= FIT_BELOW)
+        .filter(|p| p.successes > 0 && p.rate() <= FIT_BELOW)
     {
-        let rate = rate(p);
+        let rate = p.rate();
         x.push(p.x);
         y.push((-rate.ln()).ln());
         w.push(p.successes as f64 * rate.ln().powi(2) / (1.0 - rate));
@@ -138,7 +144,7 @@ pub fn predict_half(points: &[RatePoint]) -> Option<RateCrossing> {
                 .iter()
                 .map(|p| crate::emergence::MetricPoint {
                     x: p.x,
-                    value: rate(p),
+                    value: p.rate(),
                     n: p.samples,
                 })
                 .collect::<Vec<_>>(),
@@ -153,7 +159,7 @@ pub fn resolution(points: &[RatePoint]) -> Resolution {
         .iter()
         .filter(|p| p.successes > 0 && p.samples > 0)
         .map(|p| {
-            let rate = p.successes as f64 / p.samples as f64;
+            let rate = p.rate();
             let var = (1.0 - rate).max(1e-9) / p.successes as f64;
             (p.x, rate.ln(), 1.0 / var)
         })

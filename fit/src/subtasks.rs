@@ -179,10 +179,16 @@ pub fn predict_crossing(
             Some(acc / (1.0 + (-(a + b * x)).exp()))
         })
     };
-    let mut sorted: Vec<&MetricPoint> = composite.iter().collect();
-    sorted.sort_by(|a, b| a.x.total_cmp(&b.x));
-    let last = sorted.last().map_or(0.0, |p| p.x);
-    let start = sorted.first().map_or(0.0, |p| p.x);
+    let (start, last) = match composite.is_empty() {
+        true => (0.0, 0.0),
+        false => (
+            composite.iter().map(|p| p.x).fold(f64::INFINITY, f64::min),
+            composite
+                .iter()
+                .map(|p| p.x)
+                .fold(f64::NEG_INFINITY, f64::max),
+        ),
+    };
     let predicted = (!steps.is_empty() && fitted_on >= 2)
         .then(|| {
             let (mut lo, mut hi) = (start, last + 3.0);
