@@ -2,6 +2,7 @@
 //! attention; rotary, ALiBi or no positions inside it.
 
 use crate::config::{MlaConfig, ModelConfig, Position};
+use crate::fused::softmax;
 use crate::layers::linear;
 use crate::precision::{project, to_f32};
 use burn::module::Module;
@@ -9,7 +10,6 @@ use burn::nn::{
     Dropout, DropoutConfig, Linear, RmsNorm, RmsNormConfig, RotaryEncoding, RotaryEncodingConfig,
 };
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
 /// Multi-head self-attention with a boolean mask (true = may not attend); with fewer key/value
 /// heads than query heads, grouped-query (multi-query at one) attention: query head i reads
@@ -130,7 +130,7 @@ fn attend(
         scores = scores + bias;
     }
     let scores = scores.mask_fill(mask.clone().expand([b, h, tq, tk]), MASKED);
-    let att = dropout.forward(softmax(scores, 3)).cast(dtype);
+    let att = dropout.forward(softmax(scores)).cast(dtype);
     att.matmul(v)
 }
 

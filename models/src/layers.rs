@@ -3,6 +3,7 @@
 use crate::attention::{Attention, CrossAttention, LatentAttention};
 use crate::config::{Ffn, Mlp as MlpKind, ModelConfig, Norm as NormKind, NormPlacement};
 use crate::encoder::Memory;
+use crate::fused::gelu;
 use crate::moe::{LayerStats, Moe};
 use crate::precision::{project, to_f32};
 use burn::module::{Module, Param};
@@ -11,7 +12,7 @@ use burn::nn::{
     RmsNormConfig,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, silu};
+use burn::tensor::activation::silu;
 
 /// A linear layer initialised N(0, std).
 pub fn linear(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) -> Linear {

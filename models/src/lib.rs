@@ -9,6 +9,7 @@ pub mod attention;
 pub mod config;
 pub mod decoder;
 pub mod encoder;
+pub mod fused;
 pub mod layers;
 pub mod moe;
 pub mod mtp;

@@ -8,12 +8,13 @@
 //! [experts, d_model, d_expert], and the gated outputs are scattered back with an indexed add.
 
 use crate::config::{Balance, Mlp, ModelConfig, Router};
+use crate::fused::{gelu, softmax};
 use crate::layers::{linear, FeedForward};
 use crate::precision::{like, to_f32};
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, sigmoid, silu, softmax};
+use burn::tensor::activation::{sigmoid, silu};
 use burn::tensor::{Distribution, IndexingUpdateOp};
 
 /// Routing statistics of one MoE layer over one forward pass.
@@ -125,7 +126,7 @@ impl Moe {
         let scores = if self.sigmoid_router {
             sigmoid(logits.clone())
         } else {
-            softmax(logits.clone(), 1)
+            softmax(logits.clone())
         };
         let mut select_on = scores.clone().detach();
         if let Some(bias) = bias {

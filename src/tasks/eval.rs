@@ -5,7 +5,7 @@
 use super::metrics::{brier, edit_distance, exact_match, truncate_at, wilson};
 use super::{sym, Example, PassUntil, TaskSpec, TasksConfig};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use models::fused::log_softmax;
 use models::{Arch, Decoder, ModelConfig, Precision, Source};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -86,7 +86,7 @@ fn log_probs(
         .collect();
     let (logits, skipped) = logits(model, model_cfg, flat, [n, t], prompt, device);
     let [_, read, v] = logits.dims();
-    let lp: Vec<f32> = log_softmax(logits, 2)
+    let lp: Vec<f32> = log_softmax(logits)
         .into_data()
         .try_into_vec_as::<f32>()
         .expect("f32 log-probabilities");

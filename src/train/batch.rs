@@ -3,7 +3,7 @@
 //! encoder-decoder, whose encoder reads the prefix).
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
+use models::fused::log_softmax;
 use models::{Arch, Decoder, LayerStats, ModelConfig, Precision, PrefixLen, Source};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -218,7 +218,7 @@ impl Batch {
 /// Negative log-likelihood of each target [b * t] under logits [b, t, vocab].
 fn token_nll(logits: Tensor<3>, targets: Tensor<1, Int>) -> Tensor<1> {
     let [b, t, v] = logits.dims();
-    log_softmax(logits.reshape([b * t, v]), 1)
+    log_softmax(logits.reshape([b * t, v]))
         .gather(1, targets.reshape([b * t, 1]))
         .reshape([b * t])
         .neg()
