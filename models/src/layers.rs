@@ -50,6 +50,10 @@ impl DynamicTanh {
     }
 }
 
+/// LayerNorm's epsilon (burn's default), set by [`Norm::new`] and used by [`Norm::forward`], which
+/// normalises through [`crate::fused::layer_norm`] (burn's LayerNorm keeps its epsilon private).
+const LAYER_NORM_EPS: f64 = 1e-5;
+
 /// LayerNorm, RMSNorm or DyT, chosen by the configuration (at most one field is set; none is the
 /// identity, the final "norm" of a post-norm decoder).
 #[derive(Module, Debug)]
@@ -68,6 +72,7 @@ impl Norm {
                 norm.layer = Some(
                     LayerNormConfig::new(cfg.d_model)
                         .with_bias(cfg.bias)
+                        .with_epsilon(LAYER_NORM_EPS)
                         .init(device),
                 )
             }
@@ -98,8 +103,13 @@ impl Norm {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let dtype = x.dtype();
         let y = match (&self.layer, &self.rms, &self.dyt) {
-            (Some(l), _, _) => l.forward(to_f32(x)),
-            (None, Some(r), _) => r.forward(to_f32(x)),
+            (Some(l), _, _) => crate::fused::layer_norm(
+                to_f32(x),
+                l.gamma.val(),
+                l.beta.as_ref().map(|b| b.val()),
+                LAYER_NORM_EPS,
+            ),
+            (None, Some(r), _) => crate::fused::rms_norm(to_f32(x), r.gamma.val(), r.epsilon),
             (None, None, Some(t)) => t.forward(to_f32(x)),
             (None, None, None) => return x,
         };

@@ -32,9 +32,53 @@ fn value_and_grad<const D: usize>(
 
 type Op<const D: usize> = fn(Tensor<D>) -> Tensor<D>;
 
-/// The three operations, each with burn's version.
-fn pairs<const D: usize>() -> [(&'static str, Op<D>, Op<D>); 3] {
+/// The fused operations, each with burn's version (the norms with a fixed scale and shift).
+fn pairs<const D: usize>() -> [(&'static str, Op<D>, Op<D>); 6] {
+    fn affine<const D: usize>(x: &Tensor<D>) -> (Tensor<1>, Tensor<1>) {
+        let n = x.dims()[D - 1];
+        let gamma = Tensor::<1, Int>::arange(0..n as i64, &x.device()).float() * 0.1 + 0.5;
+        (gamma.clone(), gamma * -0.3)
+    }
     [
+        (
+            "layer_norm",
+            |x| {
+                let (g, b) = affine(&x);
+                fused::layer_norm(x, g, Some(b), 1e-5)
+            },
+            |x| {
+                let (g, b) = affine(&x);
+                burn::tensor::module::layer_norm(x, g, Some(b), 1e-5)
+            },
+        ),
+        (
+            "layer_norm without shift",
+            |x| {
+                let (g, _) = affine(&x);
+                fused::layer_norm(x, g, None, 1e-5)
+            },
+            |x| {
+                let (g, _) = affine(&x);
+                burn::tensor::module::layer_norm(x, g, None, 1e-5)
+            },
+        ),
+        (
+            "rms_norm",
+            |x| {
+                let (g, _) = affine(&x);
+                fused::rms_norm(x, g, 1e-5)
+            },
+            |x| {
+                let (g, _) = affine(&x);
+                let device = x.device();
+                let norm = burn::nn::RmsNormConfig::new(x.dims()[D - 1]).init(&device);
+                let norm = burn::nn::RmsNorm {
+                    gamma: burn::module::Param::from_tensor(g),
+                    ..norm
+                };
+                norm.forward(x)
+            },
+        ),
         ("gelu", fused::gelu::<D>, activation::gelu::<D>),
         ("softmax", fused::softmax::<D>, |x| {
             activation::softmax(x, D - 1)
@@ -71,8 +115,8 @@ fn values_and_gradients_match_burns_operations() {
     check_against_burn([2, 3, 5, 7], 2.0);
     check_against_burn([3, 64], 8.0);
     // Above the threshold from which rows are split over threads.
-    check_against_burn([4, 130, 160], 3.0);
-    check_against_burn([70_000, 1], 1.0);
+    check_against_burn([4, 300, 230], 3.0);
+    check_against_burn([2800, 100], 1.0);
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The fused operations on the CPU backend's tensors: GELU, softmax and log-softmax over the last
-//! dimension, forward and backward, each one pass over f32 memory (burn decomposes softmax into five
-//! operations, each allocating a tensor, and evaluates GELU's erf by a scalar libm call).
+//! The fused operations on the CPU backend's tensors: GELU, and over the last dimension softmax,
+//! log-softmax and the normalisations of LayerNorm and RMSNorm, forward and backward, each one pass
+//! over f32 memory (burn builds softmax from five operations and LayerNorm from eight, each
+//! allocating a tensor, and evaluates GELU's erf by a scalar libm call).
 //! Rows are split over rayon's threads when a tensor is large enough to pay for it.
 
 use super::math;
@@ -8,8 +9,9 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-/// Tensors with fewer elements than this run on the calling thread.
-const PARALLEL_FROM: usize = 1 << 16;
+/// Tensors with fewer elements than this run on the calling thread: below it, waking another
+/// thread costs about what the work does (and a sweep runs one process per core anyway).
+const PARALLEL_FROM: usize = 1 << 18;
 
 /// The f32 elements of a tensor in row-major order, with its shape.
 fn read(t: &FlexTensor) -> (Vec<usize>, FlexTensor) {
@@ -27,29 +29,28 @@ fn write(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// `out[i] = f(a[i])` over chunks of rows, in parallel when large.
+/// Rows per task when a tensor is split over threads: whole rows, about PARALLEL_FROM / 4
+/// elements.
+fn rows_per_task(row: usize) -> usize {
+    (PARALLEL_FROM / 4).div_ceil(row) * row
+}
+
+/// `f(a, out)` over chunks of whole rows of `row` elements: one chunk, or chunks in parallel when
+/// the tensor is large.
 fn map_rows(a: &[f32], row: usize, f: impl Fn(&[f32], &mut [f32]) + Sync) -> Vec<f32> {
     let mut out = vec![0.0f32; a.len()];
-    let row = row.max(1);
     if a.len() < PARALLEL_FROM {
-        for (x, y) in a.chunks(row).zip(out.chunks_mut(row)) {
-            f(x, y);
-        }
+        f(a, &mut out);
     } else {
-        // Whole rows per task, about PARALLEL_FROM / 4 elements each.
-        let per_task = (PARALLEL_FROM / 4).div_ceil(row) * row;
+        let per_task = rows_per_task(row);
         out.par_chunks_mut(per_task)
             .zip(a.par_chunks(per_task))
-            .for_each(|(y, x)| {
-                for (xr, yr) in x.chunks(row).zip(y.chunks_mut(row)) {
-                    f(xr, yr);
-                }
-            });
+            .for_each(|(y, x)| f(x, y));
     }
     out
 }
 
-/// `out[i] = f(a[i], b[i])` row by row, as [`map_rows`].
+/// `f(a, b, out)` over chunks of whole rows, as [`map_rows`].
 fn zip_rows(
     a: &[f32],
     b: &[f32],
@@ -62,20 +63,13 @@ fn zip_rows(
         "fused kernels: operands of different sizes"
     );
     let mut out = vec![0.0f32; a.len()];
-    let row = row.max(1);
     if a.len() < PARALLEL_FROM {
-        for ((x, g), y) in a.chunks(row).zip(b.chunks(row)).zip(out.chunks_mut(row)) {
-            f(x, g, y);
-        }
+        f(a, b, &mut out);
     } else {
-        let per_task = (PARALLEL_FROM / 4).div_ceil(row) * row;
+        let per_task = rows_per_task(row);
         out.par_chunks_mut(per_task)
             .zip(a.par_chunks(per_task).zip(b.par_chunks(per_task)))
-            .for_each(|(y, (x, g))| {
-                for ((xr, gr), yr) in x.chunks(row).zip(g.chunks(row)).zip(y.chunks_mut(row)) {
-                    f(xr, gr, yr);
-                }
-            });
+            .for_each(|(y, (x, g))| f(x, g, y));
     }
     out
 }
@@ -102,103 +96,223 @@ crate::multiversion! {
 }
 
 crate::multiversion! {
-    /// y = exp(x - max) / sum over one row.
-    fn softmax_row(x: &[f32], y: &mut [f32]) {
-        let m = math::max(x);
-        for (y, &x) in y.iter_mut().zip(x) {
-            *y = math::exp(x - m);
-        }
-        let s = math::sum(y);
-        for y in y.iter_mut() {
-            *y /= s;
-        }
-    }
-}
-
-crate::multiversion! {
-    /// dx = y (g - sum(g y)) over one row.
-    fn softmax_grad_row(y: &[f32], g: &[f32], dx: &mut [f32]) {
-        let s = math::dot(g, y);
-        for ((dx, &y), &g) in dx.iter_mut().zip(y).zip(g) {
-            *dx = y * (g - s);
+    /// y = exp(x - max) / sum over each row.
+    fn softmax_rows(x: &[f32], y: &mut [f32], row: usize) {
+        for (x, y) in x.chunks(row).zip(y.chunks_mut(row)) {
+            let m = math::max(x);
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = math::exp(x - m);
+            }
+            let s = math::sum(y);
+            for y in y.iter_mut() {
+                *y /= s;
+            }
         }
     }
 }
 
 crate::multiversion! {
-    /// z = (x - max) - ln(sum exp(x - max)) over one row.
-    fn log_softmax_row(x: &[f32], z: &mut [f32]) {
-        let m = math::max(x);
-        for (z, &x) in z.iter_mut().zip(x) {
-            *z = math::exp(x - m);
-        }
-        let log_sum = math::sum(z).ln();
-        for (z, &x) in z.iter_mut().zip(x) {
-            *z = (x - m) - log_sum;
+    /// dx = y (g - sum(g y)) over each row.
+    fn softmax_grad_rows(y: &[f32], g: &[f32], dx: &mut [f32], row: usize) {
+        for ((y, g), dx) in y.chunks(row).zip(g.chunks(row)).zip(dx.chunks_mut(row)) {
+            let s = math::dot(g, y);
+            for ((dx, &y), &g) in dx.iter_mut().zip(y).zip(g) {
+                *dx = y * (g - s);
+            }
         }
     }
 }
 
 crate::multiversion! {
-    /// dx = g - exp(z) sum(g) over one row.
-    fn log_softmax_grad_row(z: &[f32], g: &[f32], dx: &mut [f32]) {
-        let s = math::sum(g);
-        for ((dx, &z), &g) in dx.iter_mut().zip(z).zip(g) {
-            *dx = g - math::exp(z) * s;
+    /// z = (x - max) - ln(sum exp(x - max)) over each row.
+    fn log_softmax_rows(x: &[f32], z: &mut [f32], row: usize) {
+        for (x, z) in x.chunks(row).zip(z.chunks_mut(row)) {
+            let m = math::max(x);
+            for (z, &x) in z.iter_mut().zip(x) {
+                *z = math::exp(x - m);
+            }
+            let log_sum = math::sum(z).ln();
+            for (z, &x) in z.iter_mut().zip(x) {
+                *z = (x - m) - log_sum;
+            }
+        }
+    }
+}
+
+crate::multiversion! {
+    /// dx = g - exp(z) sum(g) over each row.
+    fn log_softmax_grad_rows(z: &[f32], g: &[f32], dx: &mut [f32], row: usize) {
+        for ((z, g), dx) in z.chunks(row).zip(g.chunks(row)).zip(dx.chunks_mut(row)) {
+            let s = math::sum(g);
+            for ((dx, &z), &g) in dx.iter_mut().zip(z).zip(g) {
+                *dx = g - math::exp(z) * s;
+            }
+        }
+    }
+}
+
+/// Writes (x - mean) / sqrt(var + eps) of one row into `y` and returns the denominator.
+#[inline(always)]
+fn standardize(x: &[f32], y: &mut [f32], eps: f32) -> f32 {
+    let n = x.len() as f32;
+    let mean = math::sum(x) / n;
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = x - mean;
+    }
+    let denom = (math::dot(y, y) / n + eps).sqrt();
+    for y in y.iter_mut() {
+        *y /= denom;
+    }
+    denom
+}
+
+/// Writes x / sqrt(mean(x^2) + eps) of one row into `y` and returns the denominator.
+#[inline(always)]
+fn rms_scale(x: &[f32], y: &mut [f32], eps: f32) -> f32 {
+    let denom = (math::dot(x, x) / x.len() as f32 + eps).sqrt();
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = x / denom;
+    }
+    denom
+}
+
+/// The gradient of a normalisation y = (x - c) / denom from y (in `dx` on entry), its denominator
+/// and the incoming gradient: dx = (g - mean(g) - y mean(g y)) / denom for LayerNorm (`centred`),
+/// (g - y mean(g y)) / denom for RMSNorm.
+#[inline(always)]
+fn normalization_grad(g: &[f32], dx: &mut [f32], denom: f32, centred: bool) {
+    let n = g.len() as f32;
+    let mean_g = if centred { math::sum(g) / n } else { 0.0 };
+    let mean_gy = math::dot(g, dx) / n;
+    for (dx, &g) in dx.iter_mut().zip(g) {
+        *dx = (g - mean_g - *dx * mean_gy) / denom;
+    }
+}
+
+crate::multiversion! {
+    /// y = (x - mean) / sqrt(var + eps) over each row (LayerNorm without its scale and shift).
+    fn layer_norm_rows(x: &[f32], y: &mut [f32], row: usize, eps: f32) {
+        for (x, y) in x.chunks(row).zip(y.chunks_mut(row)) {
+            standardize(x, y, eps);
+        }
+    }
+}
+
+crate::multiversion! {
+    /// dx = (g - mean(g) - y mean(g y)) / sqrt(var + eps) over each row, y recomputed from x.
+    fn layer_norm_grad_rows(x: &[f32], g: &[f32], dx: &mut [f32], row: usize, eps: f32) {
+        for ((x, g), dx) in x.chunks(row).zip(g.chunks(row)).zip(dx.chunks_mut(row)) {
+            let denom = standardize(x, dx, eps);
+            normalization_grad(g, dx, denom, true);
+        }
+    }
+}
+
+crate::multiversion! {
+    /// y = x / sqrt(mean(x^2) + eps) over each row (RMSNorm without its scale).
+    fn rms_norm_rows(x: &[f32], y: &mut [f32], row: usize, eps: f32) {
+        for (x, y) in x.chunks(row).zip(y.chunks_mut(row)) {
+            rms_scale(x, y, eps);
+        }
+    }
+}
+
+crate::multiversion! {
+    /// dx = (g - y mean(g y)) / sqrt(mean(x^2) + eps) over each row, y recomputed from x.
+    fn rms_norm_grad_rows(x: &[f32], g: &[f32], dx: &mut [f32], row: usize, eps: f32) {
+        for ((x, g), dx) in x.chunks(row).zip(g.chunks(row)).zip(dx.chunks_mut(row)) {
+            let denom = rms_scale(x, dx, eps);
+            normalization_grad(g, dx, denom, false);
         }
     }
 }
 
 /// GELU, element-wise.
 pub fn gelu(x: FlexTensor) -> FlexTensor {
-    unary(x, ELEMENTWISE_ROW, gelu_slice)
+    unary(x, Some(ELEMENTWISE_ROW), |x, y, _| gelu_slice(x, y))
 }
 
 /// The gradient of GELU at `x` for the incoming gradient `grad`.
 pub fn gelu_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
-    binary(x, grad, Some(ELEMENTWISE_ROW), gelu_grad_slice)
+    binary(x, grad, Some(ELEMENTWISE_ROW), |x, g, dx, _| {
+        gelu_grad_slice(x, g, dx)
+    })
 }
 
 /// Softmax over the last dimension.
 pub fn softmax(x: FlexTensor) -> FlexTensor {
-    let row = last(x.layout().shape());
-    unary(x, row, softmax_row)
+    unary(x, None, softmax_rows)
 }
 
 /// The gradient of softmax from its output `y`.
 pub fn softmax_backward(y: FlexTensor, grad: FlexTensor) -> FlexTensor {
-    binary(y, grad, None, softmax_grad_row)
+    binary(y, grad, None, softmax_grad_rows)
 }
 
 /// Log-softmax over the last dimension.
 pub fn log_softmax(x: FlexTensor) -> FlexTensor {
-    let row = last(x.layout().shape());
-    unary(x, row, log_softmax_row)
+    unary(x, None, log_softmax_rows)
 }
 
 /// The gradient of log-softmax from its output `z`.
 pub fn log_softmax_backward(z: FlexTensor, grad: FlexTensor) -> FlexTensor {
-    binary(z, grad, None, log_softmax_grad_row)
+    binary(z, grad, None, log_softmax_grad_rows)
 }
 
-/// A row-wise kernel of one tensor, rows of `row` elements.
-fn unary(x: FlexTensor, row: usize, f: fn(&[f32], &mut [f32])) -> FlexTensor {
+/// LayerNorm's normalisation over the last dimension.
+pub fn layer_norm(x: FlexTensor, eps: f64) -> FlexTensor {
+    unary(x, None, move |x, y, row| {
+        layer_norm_rows(x, y, row, eps as f32)
+    })
+}
+
+/// The gradient of LayerNorm's normalisation at `x`.
+pub fn layer_norm_backward(x: FlexTensor, grad: FlexTensor, eps: f64) -> FlexTensor {
+    binary(x, grad, None, move |x, g, dx, row| {
+        layer_norm_grad_rows(x, g, dx, row, eps as f32)
+    })
+}
+
+/// RMSNorm's normalisation over the last dimension.
+pub fn rms_norm(x: FlexTensor, eps: f64) -> FlexTensor {
+    unary(x, None, move |x, y, row| {
+        rms_norm_rows(x, y, row, eps as f32)
+    })
+}
+
+/// The gradient of RMSNorm's normalisation at `x`.
+pub fn rms_norm_backward(x: FlexTensor, grad: FlexTensor, eps: f64) -> FlexTensor {
+    binary(x, grad, None, move |x, g, dx, row| {
+        rms_norm_grad_rows(x, g, dx, row, eps as f32)
+    })
+}
+
+/// A kernel of one tensor over chunks of whole rows of `row` elements (the last dimension when
+/// `None`); `f` gets the input chunk, the output chunk and the row length.
+fn unary(
+    x: FlexTensor,
+    row: Option<usize>,
+    f: impl Fn(&[f32], &mut [f32], usize) + Sync,
+) -> FlexTensor {
     let (shape, x) = read(&x);
-    write(map_rows(slice(&x), row, f), shape)
+    let row = row.unwrap_or_else(|| last(&shape)).max(1);
+    write(map_rows(slice(&x), row, |x, y| f(x, y, row)), shape)
 }
 
-/// A row-wise kernel of two tensors of one shape, rows of `row` elements (the last dimension when
-/// `None`).
+/// A kernel of two tensors of one shape, as [`unary`].
 fn binary(
     a: FlexTensor,
     b: FlexTensor,
     row: Option<usize>,
-    f: fn(&[f32], &[f32], &mut [f32]),
+    f: impl Fn(&[f32], &[f32], &mut [f32], usize) + Sync,
 ) -> FlexTensor {
     let (shape, a) = read(&a);
     let (_, b) = read(&b);
-    let row = row.unwrap_or_else(|| last(&shape));
-    write(zip_rows(slice(&a), slice(&b), row, f), shape)
+    let row = row.unwrap_or_else(|| last(&shape)).max(1);
+    write(
+        zip_rows(slice(&a), slice(&b), row, |a, b, y| f(a, b, y, row)),
+        shape,
+    )
 }
 
 /// The length of the last dimension (1 for a scalar).

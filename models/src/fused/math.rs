@@ -129,8 +129,22 @@ pub fn gelu_grad(x: f32, g: f32) -> f32 {
 }
 
 /// Lanes of the reductions: sums and maxima run in this many independent accumulators (which the
-/// compiler keeps in vector registers) and are combined at the end, in a fixed order.
-const LANES: usize = 16;
+/// compiler keeps in one vector register) and are combined at the end by [`combine`], in a fixed
+/// order (a tree: three dependent steps, which matters for rows of a few dozen elements).
+const LANES: usize = 8;
+
+/// Combines the lanes pairwise: ((a0 op a4) op (a2 op a6)) op ((a1 op a5) op (a3 op a7)).
+#[inline(always)]
+fn combine(acc: [f32; LANES], op: impl Fn(f32, f32) -> f32) -> f32 {
+    let half = [
+        op(acc[0], acc[4]),
+        op(acc[1], acc[5]),
+        op(acc[2], acc[6]),
+        op(acc[3], acc[7]),
+    ];
+    let quarter = [op(half[0], half[2]), op(half[1], half[3])];
+    op(quarter[0], quarter[1])
+}
 
 /// Sum of a slice, accumulated in [`LANES`] lanes (a fixed order: the same result on every
 /// instruction set).
@@ -147,7 +161,7 @@ pub fn sum(x: &[f32]) -> f32 {
     for (a, v) in acc.iter_mut().zip(tail) {
         *a += v;
     }
-    acc.iter().sum()
+    combine(acc, |a, b| a + b)
 }
 
 /// Dot product of two slices of equal length, accumulated like [`sum`].
@@ -164,7 +178,7 @@ pub fn dot(x: &[f32], y: &[f32]) -> f32 {
     for ((s, u), v) in acc.iter_mut().zip(tx).zip(ty) {
         *s += u * v;
     }
-    acc.iter().sum()
+    combine(acc, |a, b| a + b)
 }
 
 /// Largest element (NaN if any element is NaN; -inf for an empty slice).
@@ -187,7 +201,7 @@ pub fn max(x: &[f32]) -> f32 {
     if nan {
         return f32::NAN;
     }
-    acc.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+    combine(acc, |a, b| if b > a { b } else { a })
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
-//! Fused GELU, softmax and log-softmax for the CPU backend (flex), forward and backward, through
-//! burn's backend-extension API. On the small models of lab's sweeps these three took about a third
-//! of a training step: GELU's erf is a scalar libm call per element (twice with its gradient),
-//! and burn builds softmax and log-softmax from five operations, each allocating a tensor, with a
-//! scalar exp (README, "Performance", has the before and after).
+//! Fused GELU, softmax, log-softmax, LayerNorm and RMSNorm for the CPU backend (flex), forward and
+//! backward, through burn's backend-extension API. On the small models of lab's sweeps the first
+//! three took about a third of a training step: GELU's erf is a scalar libm call per element (twice
+//! with its gradient), and burn builds softmax from five operations and LayerNorm from eight, each
+//! allocating a tensor, with a scalar exp (README, "Performance", has the before and after).
 //!
-//! [`gelu`], [`softmax`] and [`log_softmax`] take the fused path for f32 tensors on the flex
-//! device (with or without autodiff) and burn's own operations everywhere else (GPU backends,
-//! ndarray, half precision), so the other backends compute what they did. Each fused operation
-//! is one autodiff node whose backward is the matching fused gradient; the tests check values and
-//! gradients against burn's operations.
+//! Each function here takes the fused path for f32 tensors on the flex device (with or without
+//! autodiff) and burn's own operations everywhere else (GPU backends, ndarray, half precision), so
+//! the other backends compute what they did. Each fused operation is one autodiff node whose
+//! backward is the matching fused gradient (the norms' scale and shift stay burn operations); the
+//! tests check values and gradients against burn's operations.
 
 use burn::tensor::activation;
 use burn::tensor::{DType, Tensor};
@@ -51,6 +51,39 @@ pub fn log_softmax<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     activation::log_softmax(x, D - 1)
 }
 
+/// LayerNorm over the last dimension: (x - mean) / sqrt(var + eps) * gamma + beta.
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: Tensor<1>,
+    beta: Option<Tensor<1>>,
+    eps: f64,
+) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if is_fused(&x) {
+        let y = Tensor::from_dispatch(
+            <burn::backend::Dispatch as extension::Fused>::fused_layer_norm(x.into_dispatch(), eps),
+        ) * gamma.unsqueeze();
+        return match beta {
+            Some(beta) => y + beta.unsqueeze(),
+            None => y,
+        };
+    }
+    burn::tensor::module::layer_norm(x, gamma, beta, eps)
+}
+
+/// RMSNorm over the last dimension: x / sqrt(mean(x^2) + eps) * gamma.
+pub fn rms_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, eps: f64) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if is_fused(&x) {
+        return Tensor::from_dispatch(
+            <burn::backend::Dispatch as extension::Fused>::fused_rms_norm(x.into_dispatch(), eps),
+        ) * gamma.unsqueeze();
+    }
+    // burn's RmsNorm, for an f32 input.
+    let rms = (x.clone().square().mean_dim(D - 1) + eps).sqrt();
+    (x / rms) * gamma.unsqueeze()
+}
+
 /// Whether the operations here take the fused path for `x`: an f32 tensor on the flex backend
 /// (under autodiff or not).
 #[cfg(feature = "flex")]
@@ -89,8 +122,8 @@ mod extension {
         Tensor::from_dispatch(op(x.into_dispatch()))
     }
 
-    /// Fused operations; the `_backward` ones take what the forward kept (its input for GELU,
-    /// its output for the softmaxes) and the incoming gradient.
+    /// Fused operations; the `_backward` ones take what the forward kept (its input for GELU and
+    /// the norms, its output for the softmaxes), the incoming gradient and the norms' epsilon.
     #[backend_extension(Flex, Autodiff)]
     pub trait Fused: Backend {
         fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -104,6 +137,18 @@ mod extension {
         fn fused_log_softmax_backward(
             z: FloatTensor<Self>,
             grad: FloatTensor<Self>,
+        ) -> FloatTensor<Self>;
+        fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+        fn fused_layer_norm_backward(
+            x: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            eps: f64,
+        ) -> FloatTensor<Self>;
+        fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+        fn fused_rms_norm_backward(
+            x: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            eps: f64,
         ) -> FloatTensor<Self>;
     }
 
@@ -132,6 +177,26 @@ mod extension {
         ) -> FloatTensor<Self> {
             kernels::log_softmax_backward(z, grad)
         }
+        fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+            kernels::layer_norm(x, eps)
+        }
+        fn fused_layer_norm_backward(
+            x: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            eps: f64,
+        ) -> FloatTensor<Self> {
+            kernels::layer_norm_backward(x, grad, eps)
+        }
+        fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+            kernels::rms_norm(x, eps)
+        }
+        fn fused_rms_norm_backward(
+            x: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            eps: f64,
+        ) -> FloatTensor<Self> {
+            kernels::rms_norm_backward(x, grad, eps)
+        }
     }
 
     /// Which tensor an operation keeps for its backward pass.
@@ -141,11 +206,17 @@ mod extension {
         Output,
     }
 
+    /// A forward kernel with its scalar parameter (the norms' epsilon; unused by the others).
+    type Forward<B> = fn(FloatTensor<B>, f64) -> FloatTensor<B>;
+    /// A backward kernel: the kept tensor, the incoming gradient, the parameter.
+    type Gradient<B> = fn(FloatTensor<B>, FloatTensor<B>, f64) -> FloatTensor<B>;
+
     /// An autodiff node of one fused element-wise or row-wise operation: its backward maps the
     /// kept tensor and the incoming gradient through `backward`.
     #[derive(Debug)]
     struct Node<B: Backend> {
-        backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+        backward: Gradient<B>,
+        param: f64,
     }
 
     impl<B: Backend> Backward<B, 1> for Node<B> {
@@ -153,67 +224,114 @@ mod extension {
 
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
             let kept = ops.state;
-            let f = self.backward;
-            unary::<B, _>(ops.parents, ops.node, grads, |grad| f(kept, grad));
+            let (f, param) = (self.backward, self.param);
+            unary::<B, _>(ops.parents, ops.node, grads, |grad| f(kept, grad, param));
         }
     }
 
-    /// Records `forward` on `x` as one node whose gradient is `backward(kept, grad)`.
+    /// Records `forward` on `x` as one node whose gradient is `backward(kept, grad, param)`.
     fn record<B: Backend, C: CheckpointStrategy>(
         x: FloatTensor<Autodiff<B, C>>,
-        forward: fn(FloatTensor<B>) -> FloatTensor<B>,
-        backward: fn(FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
-        keeps: Keeps,
+        (forward, backward, keeps): (Forward<B>, Gradient<B>, Keeps),
+        param: f64,
     ) -> FloatTensor<Autodiff<B, C>> {
-        match (Node::<B> { backward })
+        match (Node::<B> { backward, param })
             .prepare::<C>([x.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
                 let input = x.into_primitive();
-                let output = forward(input.clone());
+                let output = forward(input.clone(), param);
                 let kept = match keeps {
                     Keeps::Input => input,
                     Keeps::Output => output.clone(),
                 };
                 prep.finish(kept, output)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive())),
+            OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive(), param)),
         }
     }
 
+    /// The forward and backward kernels of each operation on the inner backend, and what the
+    /// backward keeps.
+    fn gelu<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+        (
+            |x, _| B::fused_gelu(x),
+            |x, g, _| B::fused_gelu_backward(x, g),
+            Keeps::Input,
+        )
+    }
+    fn softmax<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+        (
+            |x, _| B::fused_softmax(x),
+            |y, g, _| B::fused_softmax_backward(y, g),
+            Keeps::Output,
+        )
+    }
+    fn log_softmax<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+        (
+            |x, _| B::fused_log_softmax(x),
+            |z, g, _| B::fused_log_softmax_backward(z, g),
+            Keeps::Output,
+        )
+    }
+    fn layer_norm<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+        (
+            B::fused_layer_norm,
+            B::fused_layer_norm_backward,
+            Keeps::Input,
+        )
+    }
+    fn rms_norm<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+        (B::fused_rms_norm, B::fused_rms_norm_backward, Keeps::Input)
+    }
+
+    /// Why the `_backward` methods on autodiff are never called: only the inner backend's are.
+    const NOT_DIFFERENTIATED: &str =
+        "the gradient of a fused operation is not itself differentiated";
+
     impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
         fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-            record::<B, C>(x, B::fused_gelu, B::fused_gelu_backward, Keeps::Input)
+            record::<B, C>(x, gelu::<B>(), 0.0)
         }
         fn fused_gelu_backward(_: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-            unreachable!("the gradient of a fused operation is not itself differentiated")
+            unreachable!("{NOT_DIFFERENTIATED}")
         }
         fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
-            record::<B, C>(
-                x,
-                B::fused_softmax,
-                B::fused_softmax_backward,
-                Keeps::Output,
-            )
+            record::<B, C>(x, softmax::<B>(), 0.0)
         }
         fn fused_softmax_backward(_: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-            unreachable!("the gradient of a fused operation is not itself differentiated")
+            unreachable!("{NOT_DIFFERENTIATED}")
         }
         fn fused_log_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
-            record::<B, C>(
-                x,
-                B::fused_log_softmax,
-                B::fused_log_softmax_backward,
-                Keeps::Output,
-            )
+            record::<B, C>(x, log_softmax::<B>(), 0.0)
         }
         fn fused_log_softmax_backward(
             _: FloatTensor<Self>,
             _: FloatTensor<Self>,
         ) -> FloatTensor<Self> {
-            unreachable!("the gradient of a fused operation is not itself differentiated")
+            unreachable!("{NOT_DIFFERENTIATED}")
+        }
+        fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+            record::<B, C>(x, layer_norm::<B>(), eps)
+        }
+        fn fused_layer_norm_backward(
+            _: FloatTensor<Self>,
+            _: FloatTensor<Self>,
+            _: f64,
+        ) -> FloatTensor<Self> {
+            unreachable!("{NOT_DIFFERENTIATED}")
+        }
+        fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+            record::<B, C>(x, rms_norm::<B>(), eps)
+        }
+        fn fused_rms_norm_backward(
+            _: FloatTensor<Self>,
+            _: FloatTensor<Self>,
+            _: f64,
+        ) -> FloatTensor<Self> {
+            unreachable!("{NOT_DIFFERENTIATED}")
         }
     }
 }
