@@ -66,7 +66,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     // 2^n from its exponent bits, n + 127 in [1, 254]: adding 2^23 puts n + 127 in the low
     // mantissa bits, and the shift moves them into the exponent field (the bits above fall off).
