@@ -366,7 +366,7 @@ pub fn fit_from_starts(
     let optima = minimize_all(&objective, starts, &LbfgsSettings::default());
     let best = optima
         .iter()
-        .find(|m| m.x.iter().all(|v| v.is_finite()) && m.x[3] > 0.0 && m.x[4] > 0.0)
+        .find(|m| usable(&m.x, points))
         .ok_or(FitError::NoConvergence("approach 3"))?;
     Ok(Approach3Fit {
         law: ChinchillaLaw::from_theta(&best.x),
@@ -375,6 +375,17 @@ pub fn fit_from_starts(
         starts: starts.len(),
         optima: optima.clone(),
     })
+}
+
+/// Whether an optimum (log A, log B, log E, alpha, beta) is a law: finite parameters, positive
+/// exponents, and a finite loss at every point it was fitted to (a huge alpha can drive log A past
+/// what exp can hold, and A N^-alpha to inf x 0).
+fn usable(theta: &[f64], points: &[Obs]) -> bool {
+    if !(theta.iter().all(|v| v.is_finite()) && theta[3] > 0.0 && theta[4] > 0.0) {
+        return false;
+    }
+    let law = ChinchillaLaw::from_theta(theta);
+    points.iter().all(|p| law.loss(p.n, p.d).is_finite())
 }
 
 /// Fits approach 3 with the given settings (grid of starts, Huber delta).
@@ -390,6 +401,19 @@ pub fn fit(points: &[Obs], settings: &Approach3Settings) -> FitResult<Approach3F
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_optimum_whose_law_overflows_at_the_data_is_not_a_law() {
+        let points: Vec<Obs> = [(1e4, 6e10, 3.0), (1e5, 6e11, 2.5)]
+            .iter()
+            .map(|&(n, c, loss)| Obs::from_n_c(n, c, loss))
+            .collect();
+        assert!(usable(&[6.0, 7.0, 0.5, 0.3, 0.3], &points));
+        // log A = 800: A is inf and A N^-alpha is inf x 0 (the smoke sweep once fitted alpha 5,980).
+        assert!(!usable(&[800.0, 7.0, 0.5, 5980.0, 0.3], &points));
+        assert!(!usable(&[6.0, 7.0, 0.5, 0.0, 0.3], &points));
+        assert!(!usable(&[6.0, f64::NAN, 0.5, 0.3, 0.3], &points));
+    }
 
     #[test]
     fn chinchilla_printed_allocation() {

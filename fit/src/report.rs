@@ -135,8 +135,10 @@ pub struct Prediction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Residuals {
     /// Root mean square of ln(predicted / observed).
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub rmse_log: f64,
     /// Largest |ln(predicted / observed)|.
+    #[serde(deserialize_with = "crate::bootstrap::null_as_nan")]
     pub max_abs_log: f64,
     /// Per point: n, d, c, observed loss, predicted loss.
     pub points: Vec<[f64; 5]>,
