@@ -189,40 +189,33 @@ fn normalization_grad(g: &[f32], dx: &mut [f32], denom: f32, centred: bool) {
     }
 }
 
+/// Writes one row's normalisation into `y` (centred for LayerNorm, not for RMSNorm) and returns
+/// its denominator.
+#[inline(always)]
+fn normalize(x: &[f32], y: &mut [f32], eps: f32, centred: bool) -> f32 {
+    if centred {
+        standardize(x, y, eps)
+    } else {
+        rms_scale(x, y, eps)
+    }
+}
+
 crate::multiversion! {
-    /// y = (x - mean) / sqrt(var + eps) over each row (LayerNorm without its scale and shift).
-    fn layer_norm_rows(x: &[f32], y: &mut [f32], row: usize, eps: f32) {
+    /// Each row normalised, LayerNorm's way (`centred`) or RMSNorm's, without scale and shift.
+    fn norm_rows(x: &[f32], y: &mut [f32], row: usize, eps: f32, centred: bool) {
         for (x, y) in x.chunks(row).zip(y.chunks_mut(row)) {
-            standardize(x, y, eps);
+            normalize(x, y, eps, centred);
         }
     }
 }
 
 crate::multiversion! {
-    /// dx = (g - mean(g) - y mean(g y)) / sqrt(var + eps) over each row, y recomputed from x.
-    fn layer_norm_grad_rows(x: &[f32], g: &[f32], dx: &mut [f32], row: usize, eps: f32) {
+    /// The gradient of [`norm_rows`] at x for the incoming gradient g, each row's normalisation
+    /// recomputed from x.
+    fn norm_grad_rows(x: &[f32], g: &[f32], dx: &mut [f32], row: usize, eps: f32, centred: bool) {
         for ((x, g), dx) in x.chunks(row).zip(g.chunks(row)).zip(dx.chunks_mut(row)) {
-            let denom = standardize(x, dx, eps);
-            normalization_grad(g, dx, denom, true);
-        }
-    }
-}
-
-crate::multiversion! {
-    /// y = x / sqrt(mean(x^2) + eps) over each row (RMSNorm without its scale).
-    fn rms_norm_rows(x: &[f32], y: &mut [f32], row: usize, eps: f32) {
-        for (x, y) in x.chunks(row).zip(y.chunks_mut(row)) {
-            rms_scale(x, y, eps);
-        }
-    }
-}
-
-crate::multiversion! {
-    /// dx = (g - y mean(g y)) / sqrt(mean(x^2) + eps) over each row, y recomputed from x.
-    fn rms_norm_grad_rows(x: &[f32], g: &[f32], dx: &mut [f32], row: usize, eps: f32) {
-        for ((x, g), dx) in x.chunks(row).zip(g.chunks(row)).zip(dx.chunks_mut(row)) {
-            let denom = rms_scale(x, dx, eps);
-            normalization_grad(g, dx, denom, false);
+            let denom = normalize(x, dx, eps, centred);
+            normalization_grad(g, dx, denom, centred);
         }
     }
 }
@@ -261,29 +254,33 @@ pub fn log_softmax_backward(z: FlexTensor, grad: FlexTensor) -> FlexTensor {
 
 /// LayerNorm's normalisation over the last dimension.
 pub fn layer_norm(x: FlexTensor, eps: f64) -> FlexTensor {
-    unary(x, None, move |x, y, row| {
-        layer_norm_rows(x, y, row, eps as f32)
-    })
+    norm(x, eps, true)
 }
 
 /// The gradient of LayerNorm's normalisation at `x`.
 pub fn layer_norm_backward(x: FlexTensor, grad: FlexTensor, eps: f64) -> FlexTensor {
-    binary(x, grad, None, move |x, g, dx, row| {
-        layer_norm_grad_rows(x, g, dx, row, eps as f32)
-    })
+    norm_backward(x, grad, eps, true)
 }
 
 /// RMSNorm's normalisation over the last dimension.
 pub fn rms_norm(x: FlexTensor, eps: f64) -> FlexTensor {
-    unary(x, None, move |x, y, row| {
-        rms_norm_rows(x, y, row, eps as f32)
-    })
+    norm(x, eps, false)
 }
 
 /// The gradient of RMSNorm's normalisation at `x`.
 pub fn rms_norm_backward(x: FlexTensor, grad: FlexTensor, eps: f64) -> FlexTensor {
+    norm_backward(x, grad, eps, false)
+}
+
+fn norm(x: FlexTensor, eps: f64, centred: bool) -> FlexTensor {
+    unary(x, None, move |x, y, row| {
+        norm_rows(x, y, row, eps as f32, centred)
+    })
+}
+
+fn norm_backward(x: FlexTensor, grad: FlexTensor, eps: f64, centred: bool) -> FlexTensor {
     binary(x, grad, None, move |x, g, dx, row| {
-        rms_norm_grad_rows(x, g, dx, row, eps as f32)
+        norm_grad_rows(x, g, dx, row, eps as f32, centred)
     })
 }
 
