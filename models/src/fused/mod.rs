@@ -11,7 +11,7 @@
 //! tests check values and gradients against burn's operations.
 
 use burn::tensor::activation;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 
 #[cfg(feature = "flex")]
 mod kernels;
@@ -88,7 +88,7 @@ pub fn rms_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, eps: f64) -> Ten
 /// (under autodiff or not).
 #[cfg(feature = "flex")]
 pub fn is_fused<const D: usize>(x: &Tensor<D>) -> bool {
-    x.dtype() == DType::F32
+    x.dtype() == burn::tensor::DType::F32
         && matches!(
             x.device().as_dispatch().clone().inner(),
             burn::backend::DispatchDevice::Flex(_)
@@ -98,7 +98,6 @@ pub fn is_fused<const D: usize>(x: &Tensor<D>) -> bool {
 /// Whether the operations here take the fused path for `x`: never without the flex backend.
 #[cfg(not(feature = "flex"))]
 pub fn is_fused<const D: usize>(_: &Tensor<D>) -> bool {
-    let _ = DType::F32;
     false
 }
 
