@@ -95,15 +95,21 @@ crate::multiversion! {
     }
 }
 
+/// Writes exp(x - max) of one row into `y`; returns the max and the sum of the exponentials.
+#[inline(always)]
+fn exp_shifted(x: &[f32], y: &mut [f32]) -> (f32, f32) {
+    let m = math::max(x);
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = math::exp(x - m);
+    }
+    (m, math::sum(y))
+}
+
 crate::multiversion! {
     /// y = exp(x - max) / sum over each row.
     fn softmax_rows(x: &[f32], y: &mut [f32], row: usize) {
         for (x, y) in x.chunks(row).zip(y.chunks_mut(row)) {
-            let m = math::max(x);
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = math::exp(x - m);
-            }
-            let s = math::sum(y);
+            let (_, s) = exp_shifted(x, y);
             for y in y.iter_mut() {
                 *y /= s;
             }
@@ -127,11 +133,8 @@ crate::multiversion! {
     /// z = (x - max) - ln(sum exp(x - max)) over each row.
     fn log_softmax_rows(x: &[f32], z: &mut [f32], row: usize) {
         for (x, z) in x.chunks(row).zip(z.chunks_mut(row)) {
-            let m = math::max(x);
-            for (z, &x) in z.iter_mut().zip(x) {
-                *z = math::exp(x - m);
-            }
-            let log_sum = math::sum(z).ln();
+            let (m, s) = exp_shifted(x, z);
+            let log_sum = s.ln();
             for (z, &x) in z.iter_mut().zip(x) {
                 *z = (x - m) - log_sum;
             }
