@@ -121,29 +121,34 @@ mod extension {
         Tensor::from_dispatch(op(x.into_dispatch()))
     }
 
-    /// Fused operations; the `_backward` ones take what the forward kept (its input for GELU and
-    /// the norms, its output for the softmaxes), the incoming gradient and the norms' epsilon.
+    /// The fused operations, dispatched to flex directly or through autodiff.
     #[backend_extension(Flex, Autodiff)]
     pub trait Fused: Backend {
         fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
-        fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
         fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
+        fn fused_log_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
+        fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+        fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
+    }
+
+    /// Their gradients on a backend that runs them (called by the autodiff nodes only, so not
+    /// dispatched): each takes what the forward kept (its input for GELU and the norms, its
+    /// output for the softmaxes), the incoming gradient and the norms' epsilon.
+    pub trait FusedGrad: Backend {
+        fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
         fn fused_softmax_backward(
             y: FloatTensor<Self>,
             grad: FloatTensor<Self>,
         ) -> FloatTensor<Self>;
-        fn fused_log_softmax(x: FloatTensor<Self>) -> FloatTensor<Self>;
         fn fused_log_softmax_backward(
             z: FloatTensor<Self>,
             grad: FloatTensor<Self>,
         ) -> FloatTensor<Self>;
-        fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
         fn fused_layer_norm_backward(
             x: FloatTensor<Self>,
             grad: FloatTensor<Self>,
             eps: f64,
         ) -> FloatTensor<Self>;
-        fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self>;
         fn fused_rms_norm_backward(
             x: FloatTensor<Self>,
             grad: FloatTensor<Self>,
@@ -155,11 +160,23 @@ mod extension {
         fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
             kernels::gelu(x)
         }
-        fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-            kernels::gelu_backward(x, grad)
-        }
         fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
             kernels::softmax(x)
+        }
+        fn fused_log_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
+            kernels::log_softmax(x)
+        }
+        fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+            kernels::layer_norm(x, eps)
+        }
+        fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
+            kernels::rms_norm(x, eps)
+        }
+    }
+
+    impl FusedGrad for Flex {
+        fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+            kernels::gelu_backward(x, grad)
         }
         fn fused_softmax_backward(
             y: FloatTensor<Self>,
@@ -167,17 +184,11 @@ mod extension {
         ) -> FloatTensor<Self> {
             kernels::softmax_backward(y, grad)
         }
-        fn fused_log_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
-            kernels::log_softmax(x)
-        }
         fn fused_log_softmax_backward(
             z: FloatTensor<Self>,
             grad: FloatTensor<Self>,
         ) -> FloatTensor<Self> {
             kernels::log_softmax_backward(z, grad)
-        }
-        fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
-            kernels::layer_norm(x, eps)
         }
         fn fused_layer_norm_backward(
             x: FloatTensor<Self>,
@@ -185,9 +196,6 @@ mod extension {
             eps: f64,
         ) -> FloatTensor<Self> {
             kernels::layer_norm_backward(x, grad, eps)
-        }
-        fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
-            kernels::rms_norm(x, eps)
         }
         fn fused_rms_norm_backward(
             x: FloatTensor<Self>,
@@ -254,83 +262,53 @@ mod extension {
 
     /// The forward and backward kernels of each operation on the inner backend, and what the
     /// backward keeps.
-    fn gelu<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+    fn gelu<B: Fused + FusedGrad>() -> (Forward<B>, Gradient<B>, Keeps) {
         (
             |x, _| B::fused_gelu(x),
             |x, g, _| B::fused_gelu_backward(x, g),
             Keeps::Input,
         )
     }
-    fn softmax<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+    fn softmax<B: Fused + FusedGrad>() -> (Forward<B>, Gradient<B>, Keeps) {
         (
             |x, _| B::fused_softmax(x),
             |y, g, _| B::fused_softmax_backward(y, g),
             Keeps::Output,
         )
     }
-    fn log_softmax<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+    fn log_softmax<B: Fused + FusedGrad>() -> (Forward<B>, Gradient<B>, Keeps) {
         (
             |x, _| B::fused_log_softmax(x),
             |z, g, _| B::fused_log_softmax_backward(z, g),
             Keeps::Output,
         )
     }
-    fn layer_norm<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+    fn layer_norm<B: Fused + FusedGrad>() -> (Forward<B>, Gradient<B>, Keeps) {
         (
             B::fused_layer_norm,
             B::fused_layer_norm_backward,
             Keeps::Input,
         )
     }
-    fn rms_norm<B: Fused>() -> (Forward<B>, Gradient<B>, Keeps) {
+    fn rms_norm<B: Fused + FusedGrad>() -> (Forward<B>, Gradient<B>, Keeps) {
         (B::fused_rms_norm, B::fused_rms_norm_backward, Keeps::Input)
     }
 
-    /// Why the `_backward` methods on autodiff are never called: only the inner backend's are.
-    const NOT_DIFFERENTIATED: &str =
-        "the gradient of a fused operation is not itself differentiated";
-
-    impl<B: Backend + Fused, C: CheckpointStrategy> Fused for Autodiff<B, C> {
+    impl<B: Backend + Fused + FusedGrad, C: CheckpointStrategy> Fused for Autodiff<B, C> {
         fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
             record::<B, C>(x, gelu::<B>(), 0.0)
-        }
-        fn fused_gelu_backward(_: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-            unreachable!("{NOT_DIFFERENTIATED}")
         }
         fn fused_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
             record::<B, C>(x, softmax::<B>(), 0.0)
         }
-        fn fused_softmax_backward(_: FloatTensor<Self>, _: FloatTensor<Self>) -> FloatTensor<Self> {
-            unreachable!("{NOT_DIFFERENTIATED}")
-        }
         fn fused_log_softmax(x: FloatTensor<Self>) -> FloatTensor<Self> {
             record::<B, C>(x, log_softmax::<B>(), 0.0)
-        }
-        fn fused_log_softmax_backward(
-            _: FloatTensor<Self>,
-            _: FloatTensor<Self>,
-        ) -> FloatTensor<Self> {
-            unreachable!("{NOT_DIFFERENTIATED}")
         }
         fn fused_layer_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
             record::<B, C>(x, layer_norm::<B>(), eps)
         }
-        fn fused_layer_norm_backward(
-            _: FloatTensor<Self>,
-            _: FloatTensor<Self>,
-            _: f64,
-        ) -> FloatTensor<Self> {
-            unreachable!("{NOT_DIFFERENTIATED}")
-        }
         fn fused_rms_norm(x: FloatTensor<Self>, eps: f64) -> FloatTensor<Self> {
             record::<B, C>(x, rms_norm::<B>(), eps)
-        }
-        fn fused_rms_norm_backward(
-            _: FloatTensor<Self>,
-            _: FloatTensor<Self>,
-            _: f64,
-        ) -> FloatTensor<Self> {
-            unreachable!("{NOT_DIFFERENTIATED}")
         }
     }
 }
