@@ -4,14 +4,13 @@
 //! model sizes collapse onto one curve of the loss (fit::loss_axis).
 
 use crate::error::{LabError, LabResult};
-use crate::table::read_frame;
+use crate::table::{read_frame, strings};
 use fit::emergence::{detect, mirage, rises_in_data, JumpFit, MetricPoint, MirageCheck, Verdict};
 use fit::loss_axis::{loss_axis, LossAxis, LossPoint};
 use fit::resolution::{resolution, RatePoint, Resolution};
 use fit::subtasks::{
     observed_half, predict_crossing, subtask_check, CrossingPrediction, SubtaskCheck,
 };
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -80,18 +79,6 @@ pub struct EmergenceFile {
     pub x: EmergenceX,
     /// Per task.
     pub tasks: Vec<TaskEmergence>,
-}
-
-fn strings(df: &DataFrame, col: &str, path: &Path) -> LabResult<Vec<String>> {
-    let c = df
-        .column(col)
-        .and_then(|c| c.cast(&DataType::String))
-        .map_err(|e| LabError::input(path, None, format!("column '{col}': {e}")))?;
-    Ok(c.str()
-        .map_err(|e| LabError::input(path, None, e.to_string()))?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
 }
 
 /// Pools runs at the same x (seeds of one size): the example-weighted mean over their examples.

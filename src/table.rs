@@ -230,6 +230,19 @@ fn fingerprint(paths: &[PathBuf]) -> LabResult<String> {
         .collect())
 }
 
+/// A column as text (numbers formatted; nulls as empty strings).
+pub(crate) fn strings(df: &DataFrame, col: &str, path: &Path) -> LabResult<Vec<String>> {
+    let c = df
+        .column(col)
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(|e| LabError::input(path, None, format!("column '{col}': {e}")))?;
+    Ok(c.str()
+        .map_err(|e| LabError::input(path, None, e.to_string()))?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
 /// A numeric column as f64 values.
 pub(crate) fn numbers(df: &DataFrame, name: &str, path: &Path) -> LabResult<Vec<Option<f64>>> {
     let col = df.column(name).map_err(|_| {

@@ -120,6 +120,37 @@ fn smoke_sweep_completes_and_rerun_skips_done_runs() {
     assert_eq!(walls, walls_after, "a rerun must not retrain done runs");
     let listing = text(&lab(dir.path(), &["runs", "res/smoke"]));
     assert_eq!(listing.matches(" done ").count(), 6, "{listing}");
+    // TensorBoard export: one event file per run, named by its axes, budget, seed and id (what
+    // TensorBoard reads from them is checked by scripts/tensorboard.sh with its own reader).
+    let tb = lab(dir.path(), &["export", "res/smoke", "--tensorboard", "tb"]);
+    assert!(tb.status.success(), "{}", text(&tb));
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("tb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for n in &names {
+        assert!(n.contains("seed=0") && n.contains("C="), "{n}");
+        let f = dir
+            .path()
+            .join("tb")
+            .join(n)
+            .join("events.out.tfevents.0.lab");
+        let bytes = std::fs::read(&f).unwrap();
+        // The first record is the version event: its length, then "brain.Event:2" inside.
+        let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let first = &bytes[12..12 + len];
+        assert!(first.windows(13).any(|w| w == b"brain.Event:2"), "{f:?}");
+    }
+    let refused = lab(dir.path(), &["export", "res/smoke"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("--tensorboard"),
+        "{}",
+        text(&refused)
+    );
+    let not_results = lab(dir.path(), &["export", "tb", "--tensorboard", "tb2"]);
+    assert_eq!(not_results.status.code(), Some(2), "{}", text(&not_results));
 }
 
 /// SIGKILL the sweep while runs train; rerunning finishes every run exactly once.

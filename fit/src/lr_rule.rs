@@ -1,11 +1,12 @@
 //! Learning-rate calibration: the best learning rate of each model size from a short LR sweep, and a
-//! power-law rule lr*(N) = c (N / N0)^p through them (what `lab tune` fits and a sweep's `rules` use).
+//! power-law rule lr*(N) = c (N / N0)^p through them, or lr*(N, D) = c (N / N0)^p (D / D0)^q when
+//! each size was scanned at several token counts (what `lab tune` fits and a sweep's `rules` use).
 //!
 //! Each size's optimum is the vertex of a parabola in ln(lr) through the best grid point and its two
 //! neighbours (losses near an optimum are close to quadratic in ln lr); an optimum at the edge of
 //! the grid is reported as such and left out of the rule, since the grid does not bracket it.
 
-use crate::regression::{Line, Parabola};
+use crate::regression::{least_squares, solve3, Line, Parabola};
 use serde::{Deserialize, Serialize};
 
 /// One size's LR sweep: final losses at each learning rate (None: diverged or failed).
@@ -15,6 +16,9 @@ pub struct LrScan {
     pub label: String,
     /// Parameter count the rule is a function of.
     pub n: f64,
+    /// Training tokens (the `D` of sweep rules), when known.
+    #[serde(default)]
+    pub d: Option<f64>,
     /// (learning rate, final loss) pairs.
     pub points: Vec<(f64, Option<f64>)>,
 }
@@ -40,6 +44,9 @@ pub struct LrOptimum {
     pub label: String,
     /// Its parameter count.
     pub n: f64,
+    /// Its training tokens, when known.
+    #[serde(default)]
+    pub d: Option<f64>,
     /// Best learning rate (the vertex when bracketed, else the best grid point).
     pub lr: f64,
     /// Loss there (the parabola's value when bracketed, else the best observed).
@@ -51,7 +58,27 @@ pub struct LrOptimum {
     pub rule_regret: Option<f64>,
 }
 
-/// lr*(N) = coefficient (N / n0)^exponent.
+/// Which variables a rule is a power law in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleForm {
+    /// lr*(N): one scan per size (at one budget each), so N alone is identified.
+    Size,
+    /// lr*(N, D): sizes scanned at several token counts, so the two exponents are separable.
+    SizeAndTokens,
+}
+
+/// The token term of an lr*(N, D) rule: (D / d0)^exponent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TokenTerm {
+    /// Reference token count (the geometric mean, rounded to two significant digits).
+    pub d0: f64,
+    /// Exponent q.
+    pub exponent: f64,
+    /// Standard error of q (None with exactly three optima).
+    pub exponent_se: Option<f64>,
+}
+
+/// lr*(N) = coefficient (N / n0)^exponent, times (D / d0)^q when the rule has a token term.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LrRule {
     /// Learning rate at N = n0.
@@ -62,24 +89,37 @@ pub struct LrRule {
     pub exponent: f64,
     /// Standard error of the exponent (None with two sizes).
     pub exponent_se: Option<f64>,
-    /// Sizes the rule was fitted through.
+    /// Optima (sizes, or size-token pairs) the rule was fitted through.
     pub sizes: usize,
+    /// The token term of an lr*(N, D) rule.
+    #[serde(default)]
+    pub tokens: Option<TokenTerm>,
 }
 
 impl LrRule {
-    /// The rule's learning rate at `n`.
-    pub fn at(&self, n: f64) -> f64 {
-        self.coefficient * (n / self.n0).powf(self.exponent)
+    /// The rule's learning rate at `n` parameters and `d` tokens (`d` is ignored by a rule in N
+    /// alone; a rule in N and D needs it).
+    pub fn at(&self, n: f64, d: Option<f64>) -> f64 {
+        let size = self.coefficient * (n / self.n0).powf(self.exponent);
+        match (self.tokens, d) {
+            (Some(t), Some(d)) => size * (d / t.d0).powf(t.exponent),
+            (Some(_), None) => f64::NAN,
+            (None, _) => size,
+        }
     }
 
-    /// The rule as a sweep `rules` expression in N.
+    /// The rule as a sweep `rules` expression in N (and D).
     pub fn expression(&self) -> String {
-        format!(
+        let size = format!(
             "{} * math::pow(N / {}, {:.3})",
             sig3(self.coefficient),
             sig3(self.n0),
             self.exponent
-        )
+        );
+        match self.tokens {
+            Some(t) => format!("{size} * math::pow(D / {}, {:.3})", sig3(t.d0), t.exponent),
+            None => size,
+        }
     }
 }
 
@@ -111,6 +151,7 @@ pub fn optimum(scan: &LrScan) -> LrOptimum {
     let result = |lr: f64, loss: f64, kind| LrOptimum {
         label: scan.label.clone(),
         n: scan.n,
+        d: scan.d,
         lr,
         loss,
         kind,
@@ -155,17 +196,41 @@ pub fn optimum(scan: &LrScan) -> LrOptimum {
     }
 }
 
-/// Every scan's optimum and the power-law rule through the bracketed optima (least squares in
-/// log-log space), with each size's regret under the rule.
-pub fn calibrate(scans: &[LrScan]) -> LrCalibration {
+/// Every scan's optimum and the power-law rule of `form` through the bracketed optima (least
+/// squares in log-log space), with each scan's regret under the rule.
+pub fn calibrate(scans: &[LrScan], form: RuleForm) -> LrCalibration {
     let mut optima: Vec<LrOptimum> = scans.iter().map(optimum).collect();
     let used: Vec<&LrOptimum> = optima
         .iter()
         .filter(|o| o.kind == OptimumKind::Bracketed && o.n > 0.0)
         .collect();
+    let rule = match form {
+        RuleForm::Size => size_rule(&used),
+        RuleForm::SizeAndTokens => size_and_tokens_rule(&used),
+    };
+    if let Some(rule) = &rule {
+        for (o, scan) in optima.iter_mut().zip(scans) {
+            let target = rule.at(scan.n, scan.d).ln();
+            o.rule_regret = scan
+                .points
+                .iter()
+                .filter_map(|&(lr, l)| l.filter(|v| v.is_finite()).map(|v| (lr, v)))
+                .min_by(|a, b| {
+                    (a.0.ln() - target)
+                        .abs()
+                        .total_cmp(&(b.0.ln() - target).abs())
+                })
+                .map(|(_, l)| l - o.loss);
+        }
+    }
+    LrCalibration { optima, rule }
+}
+
+/// lr*(N) through the optima: a line in (ln N, ln lr).
+fn size_rule(used: &[&LrOptimum]) -> Option<LrRule> {
     let x: Vec<f64> = used.iter().map(|o| o.n.ln()).collect();
     let y: Vec<f64> = used.iter().map(|o| o.lr.ln()).collect();
-    let rule = Line::fit(&x, &y).map(|line| {
+    Line::fit(&x, &y).map(|line| {
         let mean = x.iter().sum::<f64>() / x.len() as f64;
         let n0 = round_sig(mean.exp(), 2);
         let exponent_se = (x.len() > 2).then(|| {
@@ -183,24 +248,61 @@ pub fn calibrate(scans: &[LrScan]) -> LrCalibration {
             exponent: line.slope,
             exponent_se,
             sizes: x.len(),
+            tokens: None,
         }
-    });
-    if let Some(rule) = &rule {
-        for (o, scan) in optima.iter_mut().zip(scans) {
-            let target = rule.at(scan.n).ln();
-            o.rule_regret = scan
-                .points
-                .iter()
-                .filter_map(|&(lr, l)| l.filter(|v| v.is_finite()).map(|v| (lr, v)))
-                .min_by(|a, b| {
-                    (a.0.ln() - target)
-                        .abs()
-                        .total_cmp(&(b.0.ln() - target).abs())
-                })
-                .map(|(_, l)| l - o.loss);
-        }
-    }
-    LrCalibration { optima, rule }
+    })
+}
+
+/// lr*(N, D) through the optima: a plane in (ln N, ln D, ln lr), centred at the rounded geometric
+/// means so the coefficient is the rule's value there. `None` without three optima whose sizes and
+/// token counts vary independently (every optimum needs its D).
+fn size_and_tokens_rule(used: &[&LrOptimum]) -> Option<LrRule> {
+    let nd: Vec<(f64, f64, f64)> = used
+        .iter()
+        .map(|o| Some((o.n.ln(), o.d.filter(|d| *d > 0.0)?.ln(), o.lr.ln())))
+        .collect::<Option<_>>()?;
+    let m = nd.len();
+    let mean = |f: fn(&(f64, f64, f64)) -> f64| nd.iter().map(f).sum::<f64>() / m as f64;
+    let n0 = round_sig(mean(|p| p.0).exp(), 2);
+    let d0 = round_sig(mean(|p| p.1).exp(), 2);
+    let rows: Vec<Vec<f64>> = nd
+        .iter()
+        .map(|p| vec![1.0, p.0 - n0.ln(), p.1 - d0.ln()])
+        .collect();
+    let y: Vec<f64> = nd.iter().map(|p| p.2).collect();
+    let (coef, sse) = least_squares(&rows, &y)?;
+    // Standard errors from sigma^2 (X'X)^-1, with m - 3 degrees of freedom.
+    let se = (m > 3)
+        .then(|| {
+            let mut xtx = [[0.0; 3]; 3];
+            for r in &rows {
+                for i in 0..3 {
+                    for j in 0..3 {
+                        xtx[i][j] += r[i] * r[j];
+                    }
+                }
+            }
+            let sigma2 = sse / (m - 3) as f64;
+            let diag = |k: usize| {
+                let mut unit = [0.0; 3];
+                unit[k] = 1.0;
+                solve3(xtx, unit).map(|col| (sigma2 * col[k]).max(0.0).sqrt())
+            };
+            Some((diag(1)?, diag(2)?))
+        })
+        .flatten();
+    Some(LrRule {
+        coefficient: coef[0].exp(),
+        n0,
+        exponent: coef[1],
+        exponent_se: se.map(|s| s.0),
+        sizes: m,
+        tokens: Some(TokenTerm {
+            d0,
+            exponent: coef[2],
+            exponent_se: se.map(|s| s.1),
+        }),
+    })
 }
 
 /// `v` rounded to `digits` significant digits.
@@ -221,6 +323,7 @@ mod tests {
         LrScan {
             label: format!("n={n}"),
             n,
+            d: None,
             points: grid
                 .iter()
                 .map(|&lr| (lr, Some(2.0 + 0.05 * (lr / best).ln().powi(2))))
@@ -278,7 +381,7 @@ mod tests {
         let sizes = [5e3, 1e4, 4e4, 8e4];
         let mut scans: Vec<LrScan> = sizes.iter().map(|&n| scan(n, truth(n), &GRID)).collect();
         scans.push(scan(1e6, 1e-5, &GRID));
-        let cal = calibrate(&scans);
+        let cal = calibrate(&scans, RuleForm::Size);
         let rule = cal.rule.expect("rule");
         assert_eq!(rule.sizes, 4);
         assert!((rule.exponent + 0.4).abs() < 1e-9, "{}", rule.exponent);
@@ -286,7 +389,7 @@ mod tests {
         // n0 is the geometric mean of the sizes, to two digits: (5e3 1e4 4e4 8e4)^(1/4) = 2e4.
         assert_eq!(rule.n0, 2.0e4);
         for n in sizes {
-            assert!((rule.at(n) / truth(n) - 1.0).abs() < 1e-9);
+            assert!((rule.at(n, None) / truth(n) - 1.0).abs() < 1e-9);
         }
         assert_eq!(cal.optima[4].kind, OptimumKind::BelowGrid);
         // Regret: the grid point nearest the rule's lr, against the best loss.
@@ -304,6 +407,64 @@ mod tests {
     }
 
     #[test]
+    fn the_size_and_token_rule_separates_the_two_exponents() {
+        // lr* = 0.004 (N / 2e4)^-0.5 (D / 1e6)^-0.3 on an isoFLOP-like design: each size at the
+        // token counts its budgets give (N and D correlated, but not collinear).
+        let truth = |n: f64, d: f64| 0.004 * (n / 2e4f64).powf(-0.5) * (d / 1e6f64).powf(-0.3);
+        let grid: Vec<f64> = (0..9).map(|i| 2.5e-4 * 2f64.powi(i)).collect();
+        let mut scans = Vec::new();
+        for n in [5e3, 1e4, 2e4, 4e4, 8e4] {
+            for c in [3e11, 1e12, 3e12] {
+                let d: f64 = c / (6.0 * n);
+                if !(50.0..=2_000.0).contains(&(d / n)) {
+                    continue;
+                }
+                let mut s = scan(n, truth(n, d), &grid);
+                s.d = Some(d);
+                scans.push(s);
+            }
+        }
+        let cal = calibrate(&scans, RuleForm::SizeAndTokens);
+        let rule = cal.rule.expect("rule");
+        let t = rule.tokens.expect("token term");
+        assert_eq!(rule.sizes, scans.len());
+        assert!((rule.exponent + 0.5).abs() < 1e-9, "{}", rule.exponent);
+        assert!((t.exponent + 0.3).abs() < 1e-9, "{}", t.exponent);
+        assert!(rule.exponent_se.unwrap() < 1e-9 && t.exponent_se.unwrap() < 1e-9);
+        for s in &scans {
+            assert!((rule.at(s.n, s.d) / truth(s.n, s.d.unwrap()) - 1.0).abs() < 1e-9);
+        }
+        // The rule in N alone, fitted on the same optima, absorbs part of the token exponent.
+        let size_only = calibrate(&scans, RuleForm::Size).rule.expect("rule");
+        assert!(size_only.tokens.is_none());
+        assert!(
+            (size_only.exponent + 0.5).abs() > 0.05,
+            "{}",
+            size_only.exponent
+        );
+        // One token count per size: N and D are not separable when they are collinear.
+        let collinear: Vec<LrScan> = [5e3, 1e4, 2e4, 4e4]
+            .iter()
+            .map(|&n| {
+                let d = 100.0 * n;
+                let mut s = scan(n, truth(n, d), &grid);
+                s.d = Some(d);
+                s
+            })
+            .collect();
+        assert!(calibrate(&collinear, RuleForm::SizeAndTokens)
+            .rule
+            .is_none());
+        // Optima without a token count give no rule in N and D.
+        let unknown: Vec<LrScan> = scans
+            .iter()
+            .cloned()
+            .map(|s| LrScan { d: None, ..s })
+            .collect();
+        assert!(calibrate(&unknown, RuleForm::SizeAndTokens).rule.is_none());
+    }
+
+    #[test]
     fn the_expression_evaluates_to_the_rule() {
         let rule = LrRule {
             coefficient: 0.0123,
@@ -311,8 +472,25 @@ mod tests {
             exponent: -0.4321,
             exponent_se: None,
             sizes: 3,
+            tokens: None,
         };
         assert_eq!(rule.expression(), "1.23e-2 * math::pow(N / 2.10e4, -0.432)");
+        let with_d = LrRule {
+            tokens: Some(TokenTerm {
+                d0: 3.4e6,
+                exponent: -0.2468,
+                exponent_se: None,
+            }),
+            ..rule
+        };
+        assert_eq!(
+            with_d.expression(),
+            "1.23e-2 * math::pow(N / 2.10e4, -0.432) * math::pow(D / 3.40e6, -0.247)"
+        );
+        // 0.0123 (4.2e4 / 2.1e4)^-0.4321 (6.8e5 / 3.4e6)^-0.2468, by hand: 0.0123 x 0.741182 x 1.487667.
+        let v = with_d.at(4.2e4, Some(6.8e5));
+        assert!((v - 0.0123 * 0.741_182 * 1.487_667).abs() < 1e-6, "{v}");
+        assert!(with_d.at(4.2e4, None).is_nan());
         assert_eq!(round_sig(23456.0, 2), 23000.0);
         assert_eq!(round_sig(0.0012345, 2), 0.0012);
     }

@@ -208,7 +208,7 @@ pub fn least_squares(rows: &[Vec<f64>], y: &[f64]) -> Option<(Vec<f64>, f64)> {
 }
 
 /// Solves a 3x3 linear system by Cramer's rule; `None` when it is (numerically) singular.
-fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
+pub(crate) fn solve3(a: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
     let det = |m: [[f64; 3]; 3]| {
         m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
             - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])

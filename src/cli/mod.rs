@@ -1,6 +1,7 @@
 //! Command-line interface: one module per verb.
 
 mod collect_cmd;
+mod export_cmd;
 mod fit_cmd;
 mod models_cmd;
 pub mod plot_cmd;
@@ -25,6 +26,7 @@ const EXAMPLES: &str = "Examples:
       --n 'Model Size' --c 'Training FLOP' --drop-highest 5 --approach 3
   lab plot results/chinchilla                  figures (PNG + SVG) in results/chinchilla/plots
   lab report results/chinchilla                figures and report.md
+  lab export results/chinchilla --tensorboard tb   TensorBoard event files of every run
   lab plot --compare results/a results/b       overlay two sweeps' frontiers, with the compute multiplier
   lab bench --model M                          training throughput against the machine's peak
   lab backends                                 backends compiled into this binary";
@@ -60,6 +62,8 @@ enum Cmd {
     Plot(plot_cmd::PlotArgs),
     /// Draw every figure and write report.md for a results folder.
     Report(plot_cmd::ReportArgs),
+    /// Write a results folder's curves in another tool's format (TensorBoard event files).
+    Export(export_cmd::ExportArgs),
     /// Measure training throughput on the standard shapes S and M.
     Bench(crate::bench::BenchArgs),
     /// List the compute backends compiled into this binary and the devices each one sees.
@@ -114,6 +118,7 @@ pub fn main() -> i32 {
         Cmd::Fit(a) => fit_cmd::run(*a),
         Cmd::Plot(a) => plot_cmd::run_plot(a),
         Cmd::Report(a) => plot_cmd::run_report(a),
+        Cmd::Export(a) => export_cmd::run(a),
         Cmd::Bench(a) => crate::bench::run(a),
         Cmd::Backends => {
             println!("auto -> {}", crate::backend::resolve("auto"));

@@ -10,7 +10,7 @@ use crate::sweep::executor::{execute, lock_results, sweep_dir, ExecOptions};
 use crate::sweep::spec::load;
 use crate::sweep::tune::{plan, scans, ShapeScan};
 use clap::Args;
-use fit::lr_rule::{calibrate, LrCalibration, OptimumKind};
+use fit::lr_rule::{calibrate, LrCalibration, OptimumKind, RuleForm};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,18 +21,27 @@ use std::sync::atomic::Ordering;
   lab tune sweeps/chinchilla.yaml                  5 learning rates (x1/4 .. x4 the sweep's) per shape
   lab tune sweeps/chinchilla.yaml --factors 0.5,0.7,1,1.4,2 --jobs 2
                                                    a finer grid once the rule is close
+  lab tune sweeps/chinchilla.yaml --factors 0.5,0.7,1,1.4,2 --every-budget
+                                                   every shape at every budget: a rule in N and D
 
 Each shape of the sweep is trained at its median isoFLOP budget (other sweeps: every run) with the
 sweep's learning rate (after its rules) times each factor. The best rate of each shape is the vertex
 of a parabola in ln(lr) through the best point and its neighbours; a power law lr* = c (N / N0)^p is
 fitted through the shapes whose optimum the grid brackets, and printed as the line to put under the
-sweep's `rules:`. Results: results/<name>-tune/{runs/, tune.json, tune.md}; rerun to resume.")]
+sweep's `rules:`. With --every-budget each shape is scanned at every budget it trains at and the
+rule is lr* = c (N / N0)^p (D / D0)^q: the best rate falls with the tokens as well as the size.
+Results: results/<name>-tune/{runs/, tune.json, tune.md}; rerun to resume (runs the two modes share
+are reused).")]
 pub struct TuneArgs {
     /// Sweep YAML whose shapes (and rules) to calibrate.
     pub sweep: PathBuf,
     /// Multiples of the sweep's learning rate to try.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,2,4")]
     pub factors: Vec<f64>,
+    /// Scan every shape at every isoFLOP budget it trains at (first seed) instead of at its median
+    /// one, and fit the rule in N and D.
+    #[arg(long)]
+    pub every_budget: bool,
     /// Concurrent runs (default: one per CPU core, one on a GPU).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -70,7 +79,7 @@ pub fn run(mut a: TuneArgs) -> LabResult<i32> {
     let sweep = load(&a.sweep)?;
     a.backend = backend::resolve(&a.backend);
     backend::device(&a.backend, 0)?;
-    let tune = plan(&sweep, &a.factors);
+    let tune = plan(&sweep, &a.factors, a.every_budget);
     let dir = sweep_dir(&a.results, &tune.plan);
     let _lock = lock_results(&dir)?;
     let stop = stop_on_signals()?;
@@ -84,7 +93,7 @@ pub fn run(mut a: TuneArgs) -> LabResult<i32> {
         stop: stop.clone(),
     };
     eprintln!(
-        "tune {}: {} shapes x {} learning rates = {} runs, {} jobs -> {}",
+        "tune {}: {} scans x {} learning rates = {} runs, {} jobs -> {}",
         sweep.spec.name,
         tune.scans.len(),
         a.factors.len(),
@@ -97,8 +106,13 @@ pub fn run(mut a: TuneArgs) -> LabResult<i32> {
         eprintln!("interrupted: rerun the same command to resume");
         return Ok(130);
     }
-    let cal = calibrate(&scans(&tune, &outcomes));
-    let md = markdown(&sweep.spec.name, &tune.scans, &cal);
+    let form = if a.every_budget {
+        RuleForm::SizeAndTokens
+    } else {
+        RuleForm::Size
+    };
+    let cal = calibrate(&scans(&tune, &outcomes), form);
+    let md = markdown(&sweep.spec.name, &tune.scans, &cal, form);
     print!("{md}");
     let file = TuneFile {
         sweep: &sweep.spec.name,
@@ -117,10 +131,10 @@ pub fn run(mut a: TuneArgs) -> LabResult<i32> {
 }
 
 /// The calibration as markdown: one row per shape, then the rule.
-fn markdown(name: &str, shapes: &[ShapeScan], cal: &LrCalibration) -> String {
+fn markdown(name: &str, shapes: &[ShapeScan], cal: &LrCalibration, form: RuleForm) -> String {
     let mut s = format!(
         "# Learning-rate calibration of {name}\n\n\
-         | shape | N | budget | tokens | sweep lr | best lr | best / sweep | loss | rule's regret | optimum |\n\
+         | shape | N | budget | D | sweep lr | best lr | best / sweep | loss | rule's regret | optimum |\n\
          |---|---|---|---|---|---|---|---|---|---|\n"
     );
     for (shape, o) in shapes.iter().zip(&cal.optima) {
@@ -135,7 +149,7 @@ fn markdown(name: &str, shapes: &[ShapeScan], cal: &LrCalibration) -> String {
             shape.label,
             shape.n,
             shape.budget.map(sci).unwrap_or_else(|| "-".into()),
-            shape.tokens,
+            sci(shape.d),
             sci(shape.sweep_lr),
             sci(o.lr),
             o.lr / shape.sweep_lr,
@@ -147,18 +161,33 @@ fn markdown(name: &str, shapes: &[ShapeScan], cal: &LrCalibration) -> String {
     }
     match &cal.rule {
         Some(r) => {
+            let se = |v: Option<f64>| v.map(|se| format!(" +- {se:.3}")).unwrap_or_default();
+            let tokens = r
+                .tokens
+                .map(|t| {
+                    format!(
+                        " (D / {})^{:.3}{}",
+                        sci(t.d0),
+                        t.exponent,
+                        se(t.exponent_se)
+                    )
+                })
+                .unwrap_or_default();
             s += &format!(
-                "\nRule through {} bracketed optima: lr* = {} (N / {})^{:.3}{}\n\n\
+                "\nRule through {} bracketed optima: lr* = {} (N / {})^{:.3}{}{tokens} \
+                 (exponents with their standard errors)\n\n\
                  Put it in the sweep file:\n\n```yaml\nrules:\n  train.lr: \"{}\"\n```\n",
                 r.sizes,
                 sci(r.coefficient),
                 r.n0,
                 r.exponent,
-                r.exponent_se
-                    .map(|se| format!(" (exponent standard error {se:.3})"))
-                    .unwrap_or_default(),
+                se(r.exponent_se),
                 r.expression()
             );
+        }
+        None if form == RuleForm::SizeAndTokens => {
+            s += "\nNo rule: a rule in N and D needs at least three bracketed optima whose sizes and \
+                  token counts vary independently; widen --factors.\n";
         }
         None => {
             s += "\nNo rule: fewer than two shapes have an optimum the grid brackets; widen --factors.\n";
