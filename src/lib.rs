@@ -1,7 +1,7 @@
 //! # lab — a scaling-law and mixture-of-experts architecture laboratory
 //!
 //! The library behind the `lab` binary: run configuration, data, trainer, results store, table
-//! reading, fit reports, figures and the markdown report. See README.md for the CLI.
+//! reading, fit reports, figures and the markdown report. See docs/cli.md for the CLI.
 
 pub mod analyses;
 pub mod backend;

@@ -94,7 +94,54 @@ pub fn progress_bar(template: &str) -> ProgressBar {
     pb
 }
 
-/// Runs the CLI and returns the process exit code.
+/// Whether `args` (the words after `lab`) parse as a command line of this binary: the check the
+/// docs' example commands go through in the tests. Parses only; runs nothing.
+pub fn parses(args: &[String]) -> Result<(), String> {
+    let argv = std::iter::once("lab".to_string()).chain(args.iter().cloned());
+    Cli::try_parse_from(argv)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The example command lines of `lab --help` and of every verb's `--help` (each as written after
+/// "lab ", continuation lines joined), so the tests can check that each one parses.
+pub fn help_examples() -> Vec<String> {
+    let root = Cli::command();
+    let mut texts: Vec<String> = vec![EXAMPLES.to_string()];
+    for sub in root.get_subcommands() {
+        if let Some(h) = sub.get_after_help() {
+            texts.push(h.to_string());
+        }
+    }
+    let mut out = Vec::new();
+    for text in texts {
+        let mut pending: Option<String> = None;
+        for line in text.lines() {
+            let t = line.trim();
+            if let Some(mut cmd) = pending.take() {
+                cmd.push(' ');
+                cmd.push_str(t.trim_end_matches('\\').trim());
+                if t.ends_with('\\') {
+                    pending = Some(cmd);
+                } else {
+                    out.push(cmd);
+                }
+                continue;
+            }
+            if let Some(rest) = t.strip_prefix("lab ") {
+                // An example is the command, then two or more spaces and what it does.
+                let cmd = rest.split("  ").next().unwrap_or(rest).trim();
+                if t.ends_with('\\') {
+                    pending = Some(cmd.trim_end_matches('\\').trim().to_string());
+                } else {
+                    out.push(cmd.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn main() -> i32 {
     let version = format!(
         "{} (backends: {})",

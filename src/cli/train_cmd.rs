@@ -13,7 +13,7 @@ use std::path::PathBuf;
   lab train sweeps/run-s.yaml
   lab train sweeps/run-s.yaml --set train.lr=1e-3 --set model.n_layer=6 --out results/try/lr1e-3
   lab train sweeps/run-s.yaml --resume        continue an interrupted run from its checkpoint
-  lab train sweeps/parity/dense.yaml --out /tmp/p --trace /tmp/p/trace
+  lab train bench/parity/dense.yaml --out /tmp/p --trace /tmp/p/trace
                                               record every step; then
                                               python3 bench/torch_parity.py /tmp/p/trace
 
