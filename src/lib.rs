@@ -18,6 +18,7 @@ pub mod fitreport;
 pub mod joint_moe_fit;
 pub mod plot;
 pub mod report;
+pub mod report_html;
 pub mod results;
 pub mod routed_fit;
 pub mod schedule_fit;

@@ -232,14 +232,9 @@ fn fingerprint(paths: &[PathBuf]) -> LabResult<String> {
 
 /// A column as text (numbers formatted; nulls as empty strings).
 pub(crate) fn strings(df: &DataFrame, col: &str, path: &Path) -> LabResult<Vec<String>> {
-    let c = df
-        .column(col)
-        .and_then(|c| c.cast(&DataType::String))
-        .map_err(|e| LabError::input(path, None, format!("column '{col}': {e}")))?;
-    Ok(c.str()
-        .map_err(|e| LabError::input(path, None, e.to_string()))?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
+    Ok(texts(df, col, path)?
+        .into_iter()
+        .map(Option::unwrap_or_default)
         .collect())
 }
 

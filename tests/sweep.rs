@@ -142,6 +142,18 @@ fn smoke_sweep_completes_and_rerun_skips_done_runs() {
         let first = &bytes[12..12 + len];
         assert!(first.windows(13).any(|w| w == b"brain.Event:2"), "{f:?}");
     }
+    // report.html: the report as one page, with every figure report.md links embedded.
+    let html = lab(dir.path(), &["report", "res/smoke", "--html"]);
+    assert!(html.status.success(), "{}", text(&html));
+    let page = std::fs::read_to_string(res.join("report.html")).unwrap();
+    let md = std::fs::read_to_string(res.join("report.md")).unwrap();
+    let figures = md.matches("](plots/").count();
+    assert!(figures >= 3, "{md}");
+    assert_eq!(
+        page.matches("src=\"data:image/png;base64,").count(),
+        figures
+    );
+    assert!(!page.contains("src=\"plots/") && page.contains("<table>"));
     let refused = lab(dir.path(), &["export", "res/smoke"]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert!(

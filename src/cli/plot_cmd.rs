@@ -50,12 +50,16 @@ pub struct PlotArgs {
 #[derive(Args)]
 #[command(after_help = "Examples:
   lab report results/chinchilla        draws every figure and writes results/chinchilla/report.md
+  lab report results/chinchilla --html and report.html: one self-contained page, figures embedded
 
 The report lists the runs, the compute-optimal exponents and predictions with bootstrap intervals,
 the figures (PNG, linked relatively so it renders on GitHub) and the full fit tables.")]
 pub struct ReportArgs {
     /// A results folder (or a folder/fit.json of a fitted table).
     pub input: PathBuf,
+    /// Also write report.html: the report as one self-contained page, figures embedded.
+    #[arg(long)]
+    pub html: bool,
 }
 
 fn usage(message: String) -> LabError {
@@ -175,5 +179,8 @@ pub fn run_report(a: ReportArgs) -> LabResult<i32> {
     let (summary, path) = plot_and_report(&a.input)?;
     print_summary(&summary);
     println!("wrote {}", path.display());
+    if a.html {
+        println!("wrote {}", crate::report_html::write(&path)?.display());
+    }
     Ok(0)
 }
