@@ -135,6 +135,98 @@ pub struct LrCalibration {
     pub optima: Vec<LrOptimum>,
     /// The rule, when at least two sizes have a bracketed optimum.
     pub rule: Option<LrRule>,
+    /// How the rule's level was set from the scans' losses (with the rule).
+    #[serde(default)]
+    pub margin: Option<RuleMargin>,
+}
+
+/// The rule's level: the fit through the optima moved by the factor at which following it costs
+/// the scans least. Losses rise more steeply above the best learning rate than below it (a run
+/// past the edge spikes; one below it trains a little slower), and each optimum is one noisy scan,
+/// so the rule through the optima is not where following it costs least; the factor is chosen on
+/// the measured losses, interpolated in ln(lr) between grid points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RuleMargin {
+    /// The factor applied to the fit through the optima (already in the rule's coefficient).
+    pub factor: f64,
+    /// Mean over the bracketed scans of the loss at the rule's rate minus the scan's best loss.
+    pub mean_regret: f64,
+    /// The largest such regret.
+    pub max_regret: f64,
+    /// The mean regret of the fit through the optima, before the factor.
+    pub mean_regret_through_optima: f64,
+}
+
+/// A scan's loss at `lr`, interpolated linearly in ln(lr) between its finite points (the edge
+/// value beyond them), minus its best finite loss; `None` without finite points.
+pub fn interpolated_regret(scan: &LrScan, lr: f64) -> Option<f64> {
+    let mut pts: Vec<(f64, f64)> = scan
+        .points
+        .iter()
+        .filter_map(|&(l, v)| v.filter(|v| v.is_finite() && l > 0.0).map(|v| (l.ln(), v)))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let best = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let (first, last) = (*pts.first()?, *pts.last()?);
+    let x = lr.ln();
+    let at = if x <= first.0 {
+        first.1
+    } else if x >= last.0 {
+        last.1
+    } else {
+        let i = pts.iter().position(|p| p.0 >= x).expect("inside the grid");
+        let (a, b) = (pts[i - 1], pts[i]);
+        a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0)
+    };
+    Some(at - best)
+}
+
+/// Factors tried for the rule's level: 0.5 to 2 in steps of 5% in ln.
+fn margin_factors() -> impl Iterator<Item = f64> {
+    (-14..=14).map(|k| (0.05 * k as f64).exp())
+}
+
+/// Moves `rule` to the level of least mean interpolated regret over `scans` (ties go to the factor
+/// nearest 1), returning the moved rule and the margin.
+fn set_level(rule: LrRule, scans: &[&LrScan]) -> (LrRule, Option<RuleMargin>) {
+    let regrets = |r: &LrRule| -> Vec<f64> {
+        scans
+            .iter()
+            .filter_map(|s| interpolated_regret(s, r.at(s.n, s.d)))
+            .collect()
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let scaled = |f: f64| LrRule {
+        coefficient: rule.coefficient * f,
+        ..rule
+    };
+    let base = regrets(&rule);
+    if base.is_empty() {
+        return (rule, None);
+    }
+    let mut best: Option<(f64, f64)> = None;
+    for f in margin_factors() {
+        let m = mean(&regrets(&scaled(f)));
+        let better = match best {
+            None => true,
+            Some((bf, bm)) => m < bm - 1e-12 || (m <= bm + 1e-12 && f.ln().abs() < bf.ln().abs()),
+        };
+        if better {
+            best = Some((f, m));
+        }
+    }
+    let (factor, mean_regret) = best.expect("factors tried");
+    let moved = scaled(factor);
+    let max_regret = regrets(&moved).into_iter().fold(0.0, f64::max);
+    (
+        moved,
+        Some(RuleMargin {
+            factor,
+            mean_regret,
+            max_regret,
+            mean_regret_through_optima: mean(&base),
+        }),
+    )
 }
 
 /// The best learning rate of one scan. A diverged or failed point counts as worse than any finite
@@ -197,16 +289,30 @@ pub fn optimum(scan: &LrScan) -> LrOptimum {
 }
 
 /// Every scan's optimum and the power-law rule of `form` through the bracketed optima (least
-/// squares in log-log space), with each scan's regret under the rule.
+/// squares in log-log space), moved to the level where following it costs those scans least
+/// ([`RuleMargin`]), with each scan's regret under the rule.
 pub fn calibrate(scans: &[LrScan], form: RuleForm) -> LrCalibration {
     let mut optima: Vec<LrOptimum> = scans.iter().map(optimum).collect();
     let used: Vec<&LrOptimum> = optima
         .iter()
         .filter(|o| o.kind == OptimumKind::Bracketed && o.n > 0.0)
         .collect();
-    let rule = match form {
+    let fitted = match form {
         RuleForm::Size => size_rule(&used),
         RuleForm::SizeAndTokens => size_and_tokens_rule(&used),
+    };
+    let bracketed: Vec<&LrScan> = scans
+        .iter()
+        .zip(&optima)
+        .filter(|(_, o)| o.kind == OptimumKind::Bracketed && o.n > 0.0)
+        .map(|(s, _)| s)
+        .collect();
+    let (rule, margin) = match fitted {
+        Some(r) => {
+            let (r, m) = set_level(r, &bracketed);
+            (Some(r), m)
+        }
+        None => (None, None),
     };
     if let Some(rule) = &rule {
         for (o, scan) in optima.iter_mut().zip(scans) {
@@ -223,7 +329,11 @@ pub fn calibrate(scans: &[LrScan], form: RuleForm) -> LrCalibration {
                 .map(|(_, l)| l - o.loss);
         }
     }
-    LrCalibration { optima, rule }
+    LrCalibration {
+        optima,
+        rule,
+        margin,
+    }
 }
 
 /// lr*(N) through the optima: a line in (ln N, ln lr).
@@ -462,6 +572,48 @@ mod tests {
             .map(|s| LrScan { d: None, ..s })
             .collect();
         assert!(calibrate(&unknown, RuleForm::SizeAndTokens).rule.is_none());
+    }
+
+    #[test]
+    fn a_cliff_above_noisy_optima_moves_the_rule_below_them() {
+        // Each size's true optimum lies 1.4x above or below a power law (one scan's noise), and
+        // the loss rises 40x more steeply above the optimum than below it. The fit through the
+        // optima follows the power law, so half the sizes run 1.4x past their edge; the level
+        // that costs least is about 1/1.4 of it.
+        let truth = |n: f64| 0.004 * (n / 2e4f64).powf(-0.4);
+        let grid: Vec<f64> = (0..13).map(|k| 0.001 * 2f64.powf(k as f64 / 2.0)).collect();
+        let scans: Vec<LrScan> = [5e3, 1e4, 2e4, 4e4, 8e4, 1.6e5]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let opt = truth(n) * if i % 2 == 0 { 1.4 } else { 1.0 / 1.4 };
+                let loss = |lr: f64| {
+                    let x = (lr / opt).ln();
+                    2.0 + if x > 0.0 { 0.2 } else { 0.005 } * x * x
+                };
+                LrScan {
+                    label: format!("n={n}"),
+                    n,
+                    d: None,
+                    points: grid.iter().map(|&lr| (lr, Some(loss(lr)))).collect(),
+                }
+            })
+            .collect();
+        let cal = calibrate(&scans, RuleForm::Size);
+        let m = cal.margin.expect("margin");
+        assert!((0.6..0.85).contains(&m.factor), "{m:?}");
+        assert!(m.mean_regret < m.mean_regret_through_optima / 2.5, "{m:?}");
+        assert!(m.max_regret >= m.mean_regret);
+        // The coefficient carries the factor; the exponent is the fit's.
+        let r = cal.rule.unwrap();
+        assert!((r.at(2e4, None) / truth(2e4) - m.factor).abs() < 0.15, "{r:?}");
+        // The interpolation itself: halfway (in ln lr) between two grid points of a scan.
+        let s = &scans[0];
+        let mid = (grid[3] * grid[4]).sqrt();
+        let best = s.points.iter().map(|p| p.1.unwrap()).fold(f64::INFINITY, f64::min);
+        let expected = (s.points[3].1.unwrap() + s.points[4].1.unwrap()) / 2.0 - best;
+        assert!((interpolated_regret(s, mid).unwrap() - expected).abs() < 1e-12);
+        assert_eq!(interpolated_regret(s, 1e-9), Some(s.points[0].1.unwrap() - best));
     }
 
     #[test]

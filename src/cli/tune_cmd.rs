@@ -27,8 +27,9 @@ use std::sync::atomic::Ordering;
 Each shape of the sweep is trained at its median isoFLOP budget (other sweeps: every run) with the
 sweep's learning rate (after its rules) times each factor. The best rate of each shape is the vertex
 of a parabola in ln(lr) through the best point and its neighbours; a power law lr* = c (N / N0)^p is
-fitted through the shapes whose optimum the grid brackets, and printed as the line to put under the
-sweep's `rules:`. With --every-budget each shape is scanned at every budget it trains at and the
+fitted through the shapes whose optimum the grid brackets, its level c set where following it costs
+the scans least (their losses interpolated in ln lr: losses rise faster above the best rate than
+below it), and printed as the line to put under the sweep's `rules:`. With --every-budget each shape is scanned at every budget it trains at and the
 rule is lr* = c (N / N0)^p (D / D0)^q: the best rate falls with the tokens as well as the size.
 Results: results/<name>-tune/{runs/, tune.json, tune.md}; rerun to resume (runs the two modes share
 are reused).")]
@@ -173,9 +174,21 @@ fn markdown(name: &str, shapes: &[ShapeScan], cal: &LrCalibration, form: RuleFor
                     )
                 })
                 .unwrap_or_default();
+            let level = cal
+                .margin
+                .map(|m| {
+                    format!(
+                        "\nIts level is {:.2}x the fit through the optima: there following it costs these \
+                         scans least (loss at the rule's rate, interpolated between grid points, \
+                         minus each scan's best: {:.4} nats on average and {:.4} at most, against \
+                         {:.4} on average through the optima).\n",
+                        m.factor, m.mean_regret, m.max_regret, m.mean_regret_through_optima
+                    )
+                })
+                .unwrap_or_default();
             s += &format!(
                 "\nRule through {} bracketed optima: lr* = {} (N / {})^{:.3}{}{tokens} \
-                 (exponents with their standard errors)\n\n\
+                 (exponents with their standard errors)\n{level}\n\
                  Put it in the sweep file:\n\n```yaml\nrules:\n  train.lr: \"{}\"\n```\n",
                 r.sizes,
                 sci(r.coefficient),
