@@ -22,6 +22,7 @@ pub mod report_html;
 pub mod results;
 pub mod routed_fit;
 pub mod schedule_fit;
+pub mod serve;
 pub mod sweep;
 pub mod table;
 pub mod tasks;

@@ -58,7 +58,7 @@ pub fn render(markdown: &str, dir: &Path, title: &str) -> LabResult<String> {
                 id,
             })
         }
-        other => other,
+        other => no_raw_html(other),
     });
     let mut body = String::new();
     html::push_html(&mut body, events);
@@ -75,6 +75,24 @@ pub fn render(markdown: &str, dir: &Path, title: &str) -> LabResult<String> {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
     ))
+}
+
+/// Raw HTML in the markdown becomes text: a page shows what a results folder holds, never runs it.
+fn no_raw_html(e: Event<'_>) -> Event<'_> {
+    match e {
+        Event::Html(t) | Event::InlineHtml(t) => Event::Text(t),
+        other => other,
+    }
+}
+
+/// Markdown (with tables) as an HTML fragment, raw HTML shown as text.
+pub fn body(markdown: &str) -> String {
+    let mut out = String::new();
+    html::push_html(
+        &mut out,
+        Parser::new_ext(markdown, Options::ENABLE_TABLES).map(no_raw_html),
+    );
+    out
 }
 
 /// `text` with the HTML special characters escaped.
@@ -120,6 +138,7 @@ mod tests {
         assert!(!page.contains("src=\"plots/"));
         // Remote images are left as they are (lab's own reports have none).
         assert!(page.contains("src=\"https://example.org/x.png\""));
+        assert!(body("a <script>x</script>\n").contains("&lt;script&gt;"));
         let missing = render("![x](plots/b.png)", dir.path(), "t").unwrap_err();
         assert!(missing.to_string().contains("b.png"), "{missing}");
     }

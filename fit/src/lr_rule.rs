@@ -606,14 +606,24 @@ mod tests {
         assert!(m.max_regret >= m.mean_regret);
         // The coefficient carries the factor; the exponent is the fit's.
         let r = cal.rule.unwrap();
-        assert!((r.at(2e4, None) / truth(2e4) - m.factor).abs() < 0.15, "{r:?}");
+        assert!(
+            (r.at(2e4, None) / truth(2e4) - m.factor).abs() < 0.15,
+            "{r:?}"
+        );
         // The interpolation itself: halfway (in ln lr) between two grid points of a scan.
         let s = &scans[0];
         let mid = (grid[3] * grid[4]).sqrt();
-        let best = s.points.iter().map(|p| p.1.unwrap()).fold(f64::INFINITY, f64::min);
+        let best = s
+            .points
+            .iter()
+            .map(|p| p.1.unwrap())
+            .fold(f64::INFINITY, f64::min);
         let expected = (s.points[3].1.unwrap() + s.points[4].1.unwrap()) / 2.0 - best;
         assert!((interpolated_regret(s, mid).unwrap() - expected).abs() < 1e-12);
-        assert_eq!(interpolated_regret(s, 1e-9), Some(s.points[0].1.unwrap() - best));
+        assert_eq!(
+            interpolated_regret(s, 1e-9),
+            Some(s.points[0].1.unwrap() - best)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod export_cmd;
 mod fit_cmd;
 mod models_cmd;
 pub mod plot_cmd;
+mod serve_cmd;
 mod sweep_cmd;
 mod train_cmd;
 mod tune_cmd;
@@ -27,6 +28,7 @@ const EXAMPLES: &str = "Examples:
   lab plot results/chinchilla                  figures (PNG + SVG) in results/chinchilla/plots
   lab report results/chinchilla                figures and report.md
   lab export results/chinchilla --tensorboard tb   TensorBoard event files of every run
+  lab serve                                    browse results/ at http://127.0.0.1:8080/ (live)
   lab plot --compare results/a results/b       overlay two sweeps' frontiers, with the compute multiplier
   lab bench --model M                          training throughput against the machine's peak
   lab backends                                 backends compiled into this binary";
@@ -62,6 +64,8 @@ enum Cmd {
     Plot(plot_cmd::PlotArgs),
     /// Draw every figure and write report.md for a results folder.
     Report(plot_cmd::ReportArgs),
+    /// Browse every results folder under a root in the web browser, live while sweeps run.
+    Serve(serve_cmd::ServeArgs),
     /// Write a results folder's curves in another tool's format (TensorBoard event files).
     Export(export_cmd::ExportArgs),
     /// Measure training throughput on the standard shapes S and M.
@@ -166,6 +170,7 @@ pub fn main() -> i32 {
         Cmd::Plot(a) => plot_cmd::run_plot(a),
         Cmd::Report(a) => plot_cmd::run_report(a),
         Cmd::Export(a) => export_cmd::run(a),
+        Cmd::Serve(a) => serve_cmd::run(a),
         Cmd::Bench(a) => crate::bench::run(a),
         Cmd::Backends => {
             println!("auto -> {}", crate::backend::resolve("auto"));

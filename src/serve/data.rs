@@ -1,0 +1,272 @@
+//! What `lab serve` shows, read from a results root: the sweeps under it with their progress, a
+//! sweep's runs, their curves, its fits and figures. Read-only: nothing here writes a file. Every
+//! name a request gives is looked up among what a directory listing found, never joined to a path
+//! as given, so no request can reach outside the root.
+
+use crate::collect::{find_runs, read_plan, FoundRun};
+use crate::error::LabResult;
+use crate::results::Status;
+use crate::table::{numbers, read_frame};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// A sweep's folder under the root (a folder holding `runs/`).
+pub fn sweep_dirs(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join("runs").is_dir())
+        .filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p)))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The folder of the sweep called `name`, if the root has one.
+pub fn find_sweep(root: &Path, name: &str) -> Option<PathBuf> {
+    sweep_dirs(root)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p)
+}
+
+/// One sweep in the list: counts by status, progress and an ETA while it runs.
+#[derive(Serialize)]
+pub struct SweepSummary {
+    /// Folder name.
+    pub name: String,
+    /// Runs in the plan (or found).
+    pub runs: usize,
+    /// Done runs.
+    pub done: usize,
+    /// Running runs (a status file says so and the run has not finished).
+    pub running: usize,
+    /// Failed runs.
+    pub failed: usize,
+    /// Diverged runs.
+    pub diverged: usize,
+    /// Runs not started.
+    pub pending: usize,
+    /// Fraction of the planned optimizer steps taken, weighted by each run's compute.
+    pub progress: f64,
+    /// "done", "running" (some run is running or pending while others finished), "failed"
+    /// (nothing left to run and some failed or diverged) or "pending".
+    pub state: String,
+    /// Seconds to go, from the elapsed time since plan.json was written and the progress (while
+    /// running).
+    pub eta_seconds: Option<f64>,
+    /// Whether fit/fit.md exists.
+    pub has_fit: bool,
+    /// Figures in plots/.
+    pub figures: usize,
+}
+
+/// A run's row in the runs table.
+#[derive(Serialize)]
+pub struct RunRow {
+    /// Run id.
+    pub id: String,
+    /// What the sweep axes set.
+    pub label: String,
+    /// Status ("pending" before a status file exists).
+    pub status: String,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// isoFLOP budget.
+    pub budget: Option<f64>,
+    /// Non-embedding parameters.
+    pub n: Option<f64>,
+    /// Tokens trained so far.
+    pub tokens: Option<f64>,
+    /// Compute spent so far.
+    pub compute: Option<f64>,
+    /// Steps taken.
+    pub step: Option<u64>,
+    /// Steps planned.
+    pub steps: Option<u64>,
+    /// Learning rate.
+    pub lr: Option<f64>,
+    /// Final validation loss.
+    pub loss: Option<f64>,
+    /// Wall seconds trained.
+    pub wall_seconds: Option<f64>,
+}
+
+fn status_name(r: &FoundRun) -> &'static str {
+    r.status.as_ref().map_or("pending", |s| s.status.as_str())
+}
+
+/// The runs of a sweep as table rows.
+pub fn runs(dir: &Path) -> LabResult<Vec<RunRow>> {
+    Ok(find_runs(dir)?
+        .iter()
+        .map(|r| {
+            let st = r.status.as_ref();
+            RunRow {
+                id: r.id.clone(),
+                label: r.plan.as_ref().map(|p| p.label.clone()).unwrap_or_default(),
+                status: status_name(r).to_string(),
+                seed: r.cfg.as_ref().map(|c| c.train.seed),
+                budget: r.plan.as_ref().and_then(|p| p.budget),
+                n: st.map(|s| s.accounting.params_nonembedding as f64),
+                tokens: st.map(|s| s.tokens as f64),
+                compute: st.map(|s| s.compute),
+                step: st.map(|s| s.step),
+                steps: st.map(|s| s.steps),
+                lr: r.cfg.as_ref().map(|c| c.train.lr),
+                loss: st.and_then(|s| s.final_val_loss),
+                wall_seconds: st.map(|s| s.wall_seconds),
+            }
+        })
+        .collect())
+}
+
+/// A sweep's summary line.
+pub fn summary(name: &str, dir: &Path) -> LabResult<SweepSummary> {
+    let found = find_runs(dir)?;
+    let count = |s: &str| found.iter().filter(|r| status_name(r) == s).count();
+    let (done, running, failed, diverged) = (
+        count(Status::Done.as_str()),
+        count(Status::Running.as_str()),
+        count(Status::Failed.as_str()),
+        count(Status::Diverged.as_str()),
+    );
+    let pending = found.len() - done - running - failed - diverged;
+    // Progress weighted by compute: each run's planned compute is its FLOPs per token times its
+    // planned tokens (a run without a status yet counts as the mean of the others).
+    let weights: Vec<(f64, f64)> = found
+        .iter()
+        .map(|r| match (&r.status, &r.cfg) {
+            (Some(s), _) if s.steps > 0 => {
+                let planned = s.compute * s.steps as f64 / s.step.max(1) as f64;
+                let frac = if s.status == Status::Done {
+                    1.0
+                } else {
+                    s.step as f64 / s.steps as f64
+                };
+                (if s.step > 0 { planned } else { f64::NAN }, frac)
+            }
+            _ => (f64::NAN, 0.0),
+        })
+        .collect();
+    let known: Vec<f64> = weights
+        .iter()
+        .map(|w| w.0)
+        .filter(|w| w.is_finite())
+        .collect();
+    let mean = if known.is_empty() {
+        1.0
+    } else {
+        known.iter().sum::<f64>() / known.len() as f64
+    };
+    let (total, spent) = weights.iter().fold((0.0, 0.0), |(t, s), &(w, f)| {
+        let w = if w.is_finite() { w } else { mean };
+        (t + w, s + w * f)
+    });
+    let progress = if total > 0.0 { spent / total } else { 0.0 };
+    let state = if !found.is_empty() && done == found.len() {
+        "done"
+    } else if running > 0 || (pending > 0 && done + failed + diverged > 0) {
+        "running"
+    } else if pending == 0 && !found.is_empty() {
+        "failed"
+    } else {
+        "pending"
+    };
+    let eta_seconds = (state == "running" && progress > 0.0)
+        .then(|| {
+            let started = std::fs::metadata(dir.join("plan.json"))
+                .and_then(|m| m.modified())
+                .ok()?;
+            let elapsed = SystemTime::now()
+                .duration_since(started)
+                .ok()?
+                .as_secs_f64();
+            Some(elapsed * (1.0 - progress) / progress)
+        })
+        .flatten();
+    Ok(SweepSummary {
+        name: name.to_string(),
+        runs: found.len(),
+        done,
+        running,
+        failed,
+        diverged,
+        pending,
+        progress,
+        state: state.to_string(),
+        eta_seconds,
+        has_fit: dir.join("fit/fit.md").exists(),
+        figures: figures(dir).len(),
+    })
+}
+
+/// A run's curve: the columns the chart draws.
+#[derive(Serialize)]
+pub struct Curve {
+    /// Run id.
+    pub id: String,
+    /// Optimizer steps.
+    pub step: Vec<Option<f64>>,
+    /// Tokens.
+    pub tokens: Vec<Option<f64>>,
+    /// Compute.
+    pub compute: Vec<Option<f64>>,
+    /// Validation loss.
+    pub val_loss: Vec<Option<f64>>,
+    /// Training loss.
+    pub train_loss: Vec<Option<f64>>,
+}
+
+/// The curves of the runs `ids` of the sweep in `dir` (ids that are not its runs are skipped).
+pub fn curves(dir: &Path, ids: &[&str]) -> LabResult<Vec<Curve>> {
+    let known: Vec<String> = match read_plan(dir)? {
+        Some(plan) => plan.into_iter().map(|e| e.id).collect(),
+        None => std::fs::read_dir(dir.join("runs"))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(id) = known.iter().find(|k| k == id) else {
+            continue;
+        };
+        let path = dir.join("runs").join(id).join("curve.parquet");
+        if !path.exists() {
+            continue;
+        }
+        let df = read_frame(&path)?;
+        out.push(Curve {
+            id: id.clone(),
+            step: numbers(&df, "step", &path)?,
+            tokens: numbers(&df, "tokens", &path)?,
+            compute: numbers(&df, "compute", &path)?,
+            val_loss: numbers(&df, "val_loss", &path)?,
+            train_loss: numbers(&df, "train_loss", &path)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The figures of a sweep: file names in plots/ ending in .png or .svg, sorted.
+pub fn figures(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir.join("plots"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| n.ends_with(".png") || n.ends_with(".svg"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// The sweep's fits as HTML (fit/fit.md rendered), if it has been fitted.
+pub fn fit_html(dir: &Path) -> Option<String> {
+    let md = std::fs::read_to_string(dir.join("fit/fit.md")).ok()?;
+    Some(crate::report_html::body(&md))
+}
