@@ -7,13 +7,13 @@
 #
 #   scripts/tensorboard.sh            (LAB_BIN: the lab binary, default the dev build)
 #
-# The pinned Python dependencies (scripts/tensorboard-requirements.txt) go into $LAB_TB_VENV
-# (default .venv-tb).
+# The pinned Python dependencies (scripts/checks-requirements.txt) go into $LAB_CHECKS_VENV
+# (default .venv-checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${LAB_TB_VENV:-.venv-tb}
+venv=${LAB_CHECKS_VENV:-.venv-checks}
 source scripts/venv.sh
-make_venv "$venv" scripts/tensorboard-requirements.txt
+make_venv "$venv" scripts/checks-requirements.txt
 if [ -z "${LAB_BIN:-}" ]; then
   LAB_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/lab"
   [ -x "$LAB_BIN" ] || cargo build --locked

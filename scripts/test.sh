@@ -6,8 +6,9 @@
 # (scripts/slurm-local.sh; root or sudo) and stops again. LAB_SLURM=0 skips the cluster. Then the
 # notebooks run headless on miniature sweeps (scripts/notebooks.sh; LAB_NOTEBOOKS=0 skips them),
 # and lab's training is replayed step by step in PyTorch (scripts/parity.sh; LAB_PARITY=0 skips it),
-# and `lab export --tensorboard` is read back with TensorBoard's own reader (scripts/tensorboard.sh;
-# LAB_TENSORBOARD=0 skips it).
+# `lab export --tensorboard` is read back with TensorBoard's own reader (scripts/tensorboard.sh;
+# LAB_TENSORBOARD=0 skips it), and `lab serve` is checked in headless Chromium (scripts/browser.sh,
+# which installs Debian's chromium when missing; LAB_BROWSER=0 skips it).
 #   scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +39,7 @@ if [ "${LAB_PARITY:-1}" = 1 ]; then
 fi
 if [ "${LAB_TENSORBOARD:-1}" = 1 ]; then
   scripts/tensorboard.sh
+fi
+if [ "${LAB_BROWSER:-1}" = 1 ]; then
+  scripts/browser.sh
 fi
