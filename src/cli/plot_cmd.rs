@@ -50,7 +50,7 @@ pub struct PlotArgs {
 #[derive(Args)]
 #[command(after_help = "Examples:
   lab report results/chinchilla        draws every figure and writes results/chinchilla/report.md
-  lab report results/chinchilla --html and report.html: one self-contained page, figures embedded
+  lab report results/chinchilla --html  and report.html: one self-contained page, figures embedded
 
 The report lists the runs, the compute-optimal exponents and predictions with bootstrap intervals,
 the figures (PNG, linked relatively so it renders on GitHub) and the full fit tables.")]
