@@ -151,7 +151,13 @@ struct Reading {
     bracketed: bool,
 }
 
-/// The best curve of each size at compute `c` (each as an envelope point), sorted by size.
+/// Sizes closer than this (relative) are one size: a parabola through two nearly equal sizes with
+/// different losses (two architectures of almost the same N, say) is all curvature, and its vertex
+/// can lie far below every observed loss.
+const SAME_SIZE: f64 = 0.01;
+
+/// The best curve of each size at compute `c` (each as an envelope point), sorted by size; sizes
+/// within 1% of each other count as one.
 fn best_by_size(curves: &[Curve], c: f64) -> Vec<EnvelopePoint> {
     let mut best: Vec<EnvelopePoint> = Vec::new();
     for cv in curves {
@@ -163,7 +169,10 @@ fn best_by_size(curves: &[Curve], c: f64) -> Vec<EnvelopePoint> {
             d,
             loss,
         };
-        match best.iter_mut().find(|b| b.n == cv.n) {
+        match best
+            .iter_mut()
+            .find(|b| (b.n / cv.n).ln().abs() <= SAME_SIZE)
+        {
             Some(b) if b.loss <= loss => {}
             Some(b) => *b = p,
             None => best.push(p),
@@ -400,6 +409,29 @@ mod tests {
                 "{e:?} before 80% of {run_tokens}"
             );
         }
+    }
+
+    #[test]
+    fn nearly_equal_sizes_count_as_one() {
+        // A second family of runs 0.2% larger and 5% worse (another architecture of almost the
+        // same N): merged with the first, the fit is the first family's; as separate sizes their
+        // parabola would put optima far below every loss.
+        let law = ChinchillaLaw::hoffmann2022();
+        let pts = isoflop_curves(&law);
+        let alone = fit(&pts, &Approach1Settings::default()).unwrap();
+        let shift = pts.iter().map(|p| p.run).max().unwrap() + 1;
+        let mut both = pts.clone();
+        both.extend(pts.iter().map(|p| Obs {
+            n: p.n * 1.002,
+            c: p.c * 1.002,
+            loss: p.loss * 1.05,
+            run: p.run + shift,
+            ..*p
+        }));
+        let merged = fit(&both, &Approach1Settings::default()).unwrap();
+        assert!((merged.n_law.exponent - alone.n_law.exponent).abs() < 1e-3);
+        let lowest = both.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
+        assert!(merged.envelope.iter().all(|e| e.loss >= 0.99 * lowest));
     }
 
     #[test]
