@@ -28,6 +28,17 @@ fn mime(path: &Path) -> Option<&'static str> {
 /// titled `title`, with every local image inlined. A linked image that is missing is an error:
 /// the page would otherwise show a broken figure.
 pub fn render(markdown: &str, dir: &Path, title: &str) -> LabResult<String> {
+    let body = body_with_figures(markdown, dir)?;
+    let title = escape(title);
+    Ok(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
+    ))
+}
+
+/// Markdown (with tables) as an HTML fragment with every local image inlined (see [`render`]).
+pub fn body_with_figures(markdown: &str, dir: &Path) -> LabResult<String> {
     let mut missing: Option<PathBuf> = None;
     let events = Parser::new_ext(markdown, Options::ENABLE_TABLES).map(|e| match e {
         Event::Start(Tag::Image {
@@ -66,15 +77,10 @@ pub fn render(markdown: &str, dir: &Path, title: &str) -> LabResult<String> {
         return Err(LabError::input(
             &p,
             None,
-            "report.md links this figure but it is missing: run `lab report` (or `lab plot`) again",
+            "the markdown links this figure but it is missing: run `lab report` (or `lab plot`) again",
         ));
     }
-    let title = escape(title);
-    Ok(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
-    ))
+    Ok(body)
 }
 
 /// Raw HTML in the markdown becomes text: a page shows what a results folder holds, never runs it.

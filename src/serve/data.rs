@@ -265,8 +265,53 @@ pub fn figures(dir: &Path) -> Vec<String> {
     out
 }
 
-/// The sweep's fits as HTML (fit/fit.md rendered), if it has been fitted.
+/// The sweep's fits as HTML, if it has been fitted: the comparison of its groups first when it
+/// has one (fit/groups/compare.md, its figure inlined), then fit/fit.md.
 pub fn fit_html(dir: &Path) -> Option<String> {
     let md = std::fs::read_to_string(dir.join("fit/fit.md")).ok()?;
-    Some(crate::report_html::body(&md))
+    let groups = dir.join("fit/groups");
+    let compare = std::fs::read_to_string(groups.join("compare.md"))
+        .ok()
+        .and_then(|c| crate::report_html::body_with_figures(&c, &groups).ok())
+        .unwrap_or_default();
+    Some(compare + &crate::report_html::body(&md))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fit_view_puts_the_group_comparison_first_with_its_figure_inlined() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(fit_html(dir.path()).is_none());
+        std::fs::create_dir_all(dir.path().join("fit/groups")).unwrap();
+        std::fs::write(
+            dir.path().join("fit/fit.md"),
+            "# Scaling-law fit\n\n| a |\n|---|\n| 1 |\n",
+        )
+        .unwrap();
+        let html = fit_html(dir.path()).unwrap();
+        assert!(html.contains("Scaling-law fit") && !html.contains("compare"));
+        std::fs::write(
+            dir.path().join("fit/groups/compare.png"),
+            [137u8, 80, 78, 71],
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("fit/groups/compare.md"),
+            "# x vs y (approach3)\n\n![comparison](compare.png)\n",
+        )
+        .unwrap();
+        let html = fit_html(dir.path()).unwrap();
+        let (cmp, fit) = (
+            html.find("x vs y").unwrap(),
+            html.find("Scaling-law fit").unwrap(),
+        );
+        assert!(cmp < fit);
+        assert!(
+            html.contains("src=\"data:image/png;base64,iVBORw==\""),
+            "{html}"
+        );
+    }
 }
