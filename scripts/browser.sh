@@ -38,11 +38,13 @@ mv "$status" "$work/parked-status.json"
 pids+=($!)
 for _ in $(seq 50); do grep -q "http://" "$work/serve.log" && break; sleep 0.1; done
 addr=$(grep -o "127.0.0.1:[0-9]*" "$work/serve.log" | head -1)
-port=$((9222 + RANDOM % 500))
+# Port 0: Chromium picks a free port and prints it ("DevTools listening on ws://127.0.0.1:PORT/...").
 "$chrome" --headless=new --no-sandbox --disable-gpu --no-first-run --disable-extensions \
-  --remote-debugging-port=$port --user-data-dir="$work/profile" about:blank >"$work/chrome.log" 2>&1 &
+  --remote-debugging-port=0 --user-data-dir="$work/profile" about:blank >"$work/chrome.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/json/version" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 200); do grep -q "DevTools listening on" "$work/chrome.log" && break; sleep 0.1; done
+port=$(grep -o "DevTools listening on ws://127.0.0.1:[0-9]*" "$work/chrome.log" | grep -o "[0-9]*$" || true)
+[ -n "$port" ] || { cat "$work/chrome.log"; echo "browser: Chromium did not start" >&2; exit 1; }
 out=${LAB_BROWSER_OUT:-$work/shots}
 mkdir -p "$out"
 "$venv/bin/python" scripts/browser_check.py "$addr" "$work/results" chinchilla \
