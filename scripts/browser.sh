@@ -21,10 +21,7 @@ fi
 venv=${LAB_CHECKS_VENV:-.venv-checks}
 source scripts/venv.sh
 make_venv "$venv" scripts/checks-requirements.txt
-if [ -z "${LAB_BIN:-}" ]; then
-  LAB_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/lab"
-  [ -x "$LAB_BIN" ] || cargo build --locked
-fi
+lab_bin
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

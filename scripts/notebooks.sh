@@ -30,11 +30,7 @@ if bad:
     sys.exit("\n".join(bad))
 EOF
 
-if [ -z "${LAB_BIN:-}" ]; then
-  LAB_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/lab"
-  [ -x "$LAB_BIN" ] || cargo build --locked
-fi
-export LAB_BIN
+lab_bin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ -z "${LAB_RESULTS:-}" ]; then

@@ -14,10 +14,7 @@ cd "$(dirname "$0")/.."
 venv=${LAB_TORCH_VENV:-.venv-torch}
 source scripts/venv.sh
 make_venv "$venv" bench/requirements.txt
-if [ -z "${LAB_BIN:-}" ]; then
-  LAB_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/lab"
-  [ -x "$LAB_BIN" ] || cargo build --locked
-fi
+lab_bin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 runs=("$@")

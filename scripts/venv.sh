@@ -1,4 +1,4 @@
-# Sourced by scripts/notebooks.sh and scripts/parity.sh: make_venv DIR REQUIREMENTS creates a Python
+# Sourced by the check scripts (notebooks, parity, tensorboard, browser): make_venv DIR REQUIREMENTS creates a Python
 # virtual environment in DIR (installing python3 and venv with apt-get when missing) and installs the
 # pinned requirements into it.
 make_venv() {
@@ -12,4 +12,13 @@ make_venv() {
   fi
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+}
+
+# lab_bin: LAB_BIN, unless set, is the dev build of lab (built when missing); exported.
+lab_bin() {
+  if [ -z "${LAB_BIN:-}" ]; then
+    LAB_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/lab"
+    [ -x "$LAB_BIN" ] || cargo build --locked
+  fi
+  export LAB_BIN
 }
