@@ -122,6 +122,9 @@ pub fn run_fits(
     options: &FitOptions,
 ) -> LabResult<FitFile> {
     let start = std::time::Instant::now();
+    let mut options = options.clone();
+    options.known_floor = data.entropy_floor;
+    let options = &options;
     let input = FitInput {
         finals: &data.finals,
         curves: data.curves.as_deref(),
@@ -395,6 +398,33 @@ pub fn markdown(f: &FitFile) -> String {
                     b.predicted_loss,
                     b.observed_loss,
                     100.0 * b.loss_rel_error
+                );
+            }
+            if let Some(h) = &r.extrapolation_at_floor {
+                let loss = h
+                    .check
+                    .loss_error
+                    .as_ref()
+                    .map(error_with_interval)
+                    .unwrap_or_else(|| "-".into());
+                let optima: Vec<String> = h
+                    .check
+                    .budgets
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "at {}: N_opt {:+.1}%, the optimum's loss {:+.2}%",
+                            sci(b.c),
+                            100.0 * b.n_opt_rel_error,
+                            100.0 * b.loss_rel_error
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "With E held at the known floor {:.4} (a few budgets may not pin E): held-out loss error {loss}; {}.",
+                    h.floor,
+                    optima.join("; ")
                 );
             }
         }

@@ -86,6 +86,10 @@ pub struct FitOptions {
     /// perturbs each run's loss by it (`crate::noise`) instead of resampling points or runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<NoiseModel>,
+    /// The irreducible loss of the data when it is known (lab's synthetic corpus): approach 3 with
+    /// E free then also runs its extrapolation check with E held there ([`FloorHeldCheck`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_floor: Option<f64>,
 }
 
 impl FitOptions {
@@ -112,6 +116,7 @@ impl Default for FitOptions {
             approach3: Approach3Settings::default(),
             approach3_bootstrap_starts: 3,
             noise: None,
+            known_floor: None,
         }
     }
 }
@@ -192,6 +197,9 @@ pub struct ApproachReport {
     pub residuals: Option<Residuals>,
     /// Fit on the smaller budgets, predict the held-out largest.
     pub extrapolation: Option<Extrapolation>,
+    /// Approach 3 with E free on data whose floor is known: the same check with E held there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extrapolation_at_floor: Option<FloorHeldCheck>,
     /// Bootstrap bookkeeping.
     pub bootstrap: BootstrapInfo,
     /// Warnings the user should read.
@@ -274,6 +282,7 @@ fn assemble<L: ComputeOptimal>(
         profiles: Vec::new(),
         residuals: residuals(law, points),
         extrapolation: None,
+        extrapolation_at_floor: None,
         bootstrap: BootstrapInfo {
             requested,
             succeeded: boots.len(),
@@ -545,8 +554,35 @@ pub fn fit_approach(
                 .warnings
                 .push(format!("extrapolation check skipped: {e}")),
         }
+        report.extrapolation_at_floor = floor_held_check(approach, input, options);
     }
     Ok(report)
+}
+
+/// Approach 3's extrapolation check with E held at the known floor, when E is otherwise free:
+/// a few budgets may not pin E, and a miss that disappears with E held comes from E, not from the
+/// shape of the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FloorHeldCheck {
+    /// The floor E was held at.
+    pub floor: f64,
+    /// The check.
+    pub check: Extrapolation,
+}
+
+fn floor_held_check(
+    approach: Approach,
+    input: &FitInput,
+    options: &FitOptions,
+) -> Option<FloorHeldCheck> {
+    let floor = options.known_floor?;
+    if approach != Approach::Approach3 || options.approach3.fixed_e.is_some() {
+        return None;
+    }
+    let mut held = options.clone();
+    held.approach3.fixed_e = Some(floor);
+    let check = extrapolate::check(approach, input, &held).ok()?;
+    Some(FloorHeldCheck { floor, check })
 }
 
 /// Fits the held-out-free subset for the extrapolation check (no bootstrap).

@@ -352,3 +352,36 @@ fn approach3_exponent_intervals_cover_the_truth() {
     eprintln!("covered {covered} of 50; median width {:.3}", widths[25]);
     assert!(covered >= 45, "covered {covered} of 50");
 }
+
+#[test]
+fn approach3_with_e_free_also_checks_extrapolation_with_e_held_at_a_known_floor() {
+    let table = isoflop_table(6, 8, 0.01, 5);
+    let input = FitInput {
+        finals: &table,
+        curves: None,
+    };
+    let mut opts = options(0);
+    assert!(fit_approach(Approach::Approach3, &input, &opts)
+        .unwrap()
+        .extrapolation_at_floor
+        .is_none());
+    opts.known_floor = Some(TRUTH.e);
+    let r = fit_approach(Approach::Approach3, &input, &opts).unwrap();
+    let h = r.extrapolation_at_floor.as_ref().expect("floor-held check");
+    assert_eq!(h.floor, TRUTH.e);
+    // The same split as the free check, and on data from the law itself a small error.
+    let free = r.extrapolation.as_ref().unwrap();
+    assert_eq!(h.check.train_points, free.train_points);
+    assert_eq!(h.check.held_out_points, free.held_out_points);
+    assert!(h.check.loss_mape.unwrap() < 0.03, "{h:?}");
+    // Approaches without a free E, or with E already held, get no second check.
+    assert!(fit_approach(Approach::Approach2, &input, &opts)
+        .unwrap()
+        .extrapolation_at_floor
+        .is_none());
+    opts.approach3.fixed_e = Some(TRUTH.e);
+    assert!(fit_approach(Approach::Approach3, &input, &opts)
+        .unwrap()
+        .extrapolation_at_floor
+        .is_none());
+}
