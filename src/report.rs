@@ -195,11 +195,18 @@ pub fn render(src: &Source, plots: &PlotSummary) -> String {
                 "| approach | points | a | b | held-out loss error |\n|---|---|---|---|---|"
             );
             for r in &f.reports {
-                let held = r
+                let mut held = r
                     .extrapolation
                     .as_ref()
                     .and_then(|x| x.loss_mape)
                     .map_or("-".to_string(), |m| format!("{:.2}%", 100.0 * m));
+                if let Some(m) = r
+                    .extrapolation_at_floor
+                    .as_ref()
+                    .and_then(|h| h.check.loss_mape)
+                {
+                    held += &format!(" ({:.2}% with E at the known floor)", 100.0 * m);
+                }
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {held} |",
