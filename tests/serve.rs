@@ -166,7 +166,8 @@ fn the_browser_api_follows_a_sweep_and_refuses_bad_requests() {
     assert_eq!(smoke_sweep["runs"], 6);
     assert_eq!(smoke_sweep["done"], 5);
     assert_eq!(smoke_sweep["pending"], 1);
-    assert_eq!(smoke_sweep["state"], "running");
+    // Runs left and no `lab sweep` holding the folder: stopped (rerun to resume).
+    assert_eq!(smoke_sweep["state"], "stopped");
     assert_eq!(sweeps[0]["runs"], 1000);
 
     let t = Instant::now();
@@ -190,6 +191,18 @@ fn the_browser_api_follows_a_sweep_and_refuses_bad_requests() {
             c["tokens"].as_array().unwrap().len()
         );
     }
+
+    // While a sweep holds the folder's lock the sweep is running.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join("smoke/.lock"))
+        .unwrap();
+    fs2::FileExt::try_lock_exclusive(&lock).unwrap();
+    assert_eq!(json(a, "/api/sweeps")[1]["state"], "running");
+    fs2::FileExt::unlock(&lock).unwrap();
+    drop(lock);
 
     // The run finishes while the server runs: the next answer has it, no restart.
     std::fs::rename(&parked, &late).unwrap();

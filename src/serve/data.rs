@@ -52,8 +52,9 @@ pub struct SweepSummary {
     pub pending: usize,
     /// Fraction of the planned optimizer steps taken, weighted by each run's compute.
     pub progress: f64,
-    /// "done", "running" (some run is running or pending while others finished), "failed"
-    /// (nothing left to run and some failed or diverged) or "pending".
+    /// "done"; "running" (a `lab sweep` holds the folder's lock, or a run says it is running, as
+    /// Slurm tasks do); "stopped" (runs left and nobody running them: rerun the sweep to resume);
+    /// "failed" (nothing left to run and some failed or diverged); or "pending" (nothing started).
     pub state: String,
     /// Seconds to go, from the elapsed time since plan.json was written and the progress (while
     /// running).
@@ -169,8 +170,10 @@ pub fn summary(name: &str, dir: &Path) -> LabResult<SweepSummary> {
     let progress = if total > 0.0 { spent / total } else { 0.0 };
     let state = if !found.is_empty() && done == found.len() {
         "done"
-    } else if running > 0 || (pending > 0 && done + failed + diverged > 0) {
+    } else if running > 0 || sweep_holds_lock(dir) {
         "running"
+    } else if pending > 0 && done + failed + diverged > 0 {
+        "stopped"
     } else if pending == 0 && !found.is_empty() {
         "failed"
     } else {
@@ -202,6 +205,23 @@ pub fn summary(name: &str, dir: &Path) -> LabResult<SweepSummary> {
         has_fit: dir.join("fit/fit.md").exists(),
         figures: figures(dir).len(),
     })
+}
+
+/// Whether a `lab sweep` holds the results folder's lock (`.lock`, taken exclusively by the
+/// executor): tested with a shared lock on a read-only handle, released at once, so nothing is
+/// written.
+fn sweep_holds_lock(dir: &Path) -> bool {
+    use fs2::FileExt;
+    match std::fs::File::open(dir.join(".lock")) {
+        Ok(f) => match f.try_lock_shared() {
+            Ok(()) => {
+                let _ = FileExt::unlock(&f);
+                false
+            }
+            Err(_) => true,
+        },
+        Err(_) => false,
+    }
 }
 
 /// A run's curve: the columns the chart draws.
