@@ -29,8 +29,9 @@ sweep's learning rate (after its rules) times each factor. The best rate of each
 of a parabola in ln(lr) through the best point and its neighbours; a power law lr* = c (N / N0)^p is
 fitted through the shapes whose optimum the grid brackets, its level c set where following it costs
 the scans least (their losses interpolated in ln lr: losses rise faster above the best rate than
-below it), and printed as the line to put under the sweep's `rules:`. With --every-budget each shape is scanned at every budget it trains at and the
-rule is lr* = c (N / N0)^p (D / D0)^q: the best rate falls with the tokens as well as the size.
+below it), and printed as the line to put under the sweep's `rules:`. With --every-budget each
+shape is scanned at every budget it trains at and the rule is lr* = c (N / N0)^p (D / D0)^q: the
+best rate falls with the tokens as well as the size.
 Results: results/<name>-tune/{runs/, tune.json, tune.md}; rerun to resume (runs the two modes share
 are reused).")]
 pub struct TuneArgs {
