@@ -209,6 +209,12 @@ impl RunConfig {
         self.objective.clone().unwrap_or_default()
     }
 
+    /// The run's parameter and FLOP accounting: the model's, with an encoder-decoder's FLOPs per
+    /// token averaged over its objective's denoisers (`ObjectiveConfig::accounting`).
+    pub fn accounting(&self) -> models::Accounting {
+        self.objective().accounting(&self.model)
+    }
+
     /// Tokens consumed by one optimizer step.
     pub fn tokens_per_step(&self) -> u64 {
         (self.train.batch_size * self.model.seq_len) as u64

@@ -333,6 +333,30 @@ fn span_corruption_trains_and_at_rate_zero_is_language_modelling() {
         column(&curve(&dir.path().join("zero")), "val_loss"),
         column(&curve(&dir.path().join("lm")), "val_loss")
     );
+    // A mixture (UL2): half span corruption (inputs of 27), half prefix LM with a 10-token
+    // prefix. An encoder-decoder's FLOPs per token are the mean of the two input lengths', and
+    // loss falls on 6 tokens of a span-corrupted window, 22 of a prefix-LM one.
+    let mixture = format!(
+        "{}objective:\n  mixture:\n    - {{weight: 1, span_corruption: {{rate: 0.15, mean_span: 3}}}}\n    - {{weight: 1}}\n",
+        base.replace("prefix: 27", "prefix: 10")
+    );
+    for (name, yaml) in [
+        ("mix", mixture),
+        ("lm10", base.replace("prefix: 27", "prefix: 10")),
+    ] {
+        let out = run(name, &yaml);
+        assert!(out.status.success(), "{name}: {}", text(&out));
+    }
+    let fpt = |name: &str| {
+        status(&dir.path().join(name))["accounting"]["flops_per_token"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(fpt("mix"), ((fpt("sc") + fpt("lm10")) / 2.0).round());
+    assert_ne!(fpt("sc"), fpt("lm10"));
+    let m = status(&dir.path().join("mix"));
+    let ratio = m["loss_tokens"].as_f64().unwrap() / m["tokens"].as_f64().unwrap();
+    assert!(ratio > 6.0 / 32.0 && ratio < 22.0 / 32.0, "{ratio}");
     let bad = run(
         "bad",
         &objective("0.15").replace("prefix: 27", "prefix: 20"),

@@ -12,7 +12,6 @@ use crate::sweep::executor::{
 use crate::sweep::slurm::{execute_slurm, SlurmOptions};
 use crate::sweep::spec::{load, Plan};
 use clap::Args;
-use models::account;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -401,7 +400,7 @@ pub fn run_plan(mut a: PlanArgs) -> LabResult<i32> {
         "id", "shape", "N_total", "N", "D", "D/N", "C", "est s"
     );
     for (i, r) in plan.runs.iter().enumerate() {
-        let acc = account(&r.cfg.model);
+        let acc = r.cfg.accounting();
         let d = r.cfg.steps() * r.cfg.tokens_per_step();
         println!(
             "{:<13} {:>8} {:>10} {:>10} {:>11} {:>8.1} {:>10} {:>8}  {}",

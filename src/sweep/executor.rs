@@ -12,7 +12,6 @@ use crate::sweep::spec::{Plan, PlannedRun};
 use anyhow::Context;
 use fs2::FileExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use models::account;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -162,7 +161,7 @@ pub(crate) fn mark_failed(
             run.id.clone(),
             run.cfg.steps(),
             backend,
-            account(&run.cfg.model),
+            run.cfg.accounting(),
         )
     });
     s.status = Status::Failed;
@@ -281,7 +280,7 @@ pub(crate) fn pending_runs(
 
 /// GFLOP of one optimizer step of a run.
 pub(crate) fn gflop_per_step(run: &PlannedRun) -> f64 {
-    run.cfg.tokens_per_step() as f64 * account(&run.cfg.model).flops_per_token as f64 / 1e9
+    run.cfg.tokens_per_step() as f64 * run.cfg.accounting().flops_per_token as f64 / 1e9
 }
 
 /// Optimizer steps a run trains itself: a cooldown branch starts at its fork step.

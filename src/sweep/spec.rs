@@ -7,7 +7,6 @@ use evalexpr::{
     eval_number_with_context, ContextWithMutableVariables, DefaultNumericTypes, HashMapContext,
     Value as EValue,
 };
-use models::account;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
@@ -288,7 +287,7 @@ fn apply_rules(
     cfg: &RunConfig,
     budget: Option<f64>,
 ) -> Result<(), String> {
-    let acc = account(&cfg.model);
+    let acc = cfg.accounting();
     let d = match budget {
         Some(c) => c / acc.flops_per_token as f64,
         None => cfg.train.tokens as f64,
@@ -455,7 +454,7 @@ pub fn load(path: &Path) -> LabResult<Plan> {
                     let mut cfg = resolve(&doc)?;
                     if let Some(c) = budget {
                         let iso = spec.isoflop.as_ref().expect("budget implies isoflop");
-                        let acc = account(&cfg.model);
+                        let acc = cfg.accounting();
                         let fpt = acc.flops_per_token as f64;
                         let steps = (c / (fpt * cfg.tokens_per_step() as f64)).round() as u64;
                         let tpp =
@@ -638,6 +637,7 @@ fn branched(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use models::account;
 
     fn plan(yaml: &str) -> LabResult<Plan> {
         let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,6 @@ use crate::results::Status;
 use crate::sweep::executor::RunOutcome;
 use crate::sweep::spec::{Plan, PlannedRun};
 use fit::lr_rule::LrScan;
-use models::account;
 use std::collections::BTreeMap;
 
 /// One shape of the sweep at one budget and its LR grid (as `tune.json` lists it).
@@ -78,7 +77,7 @@ pub fn plan(sweep: &Plan, factors: &[f64], every_budget: bool) -> TunePlan {
     let mut runs = Vec::new();
     let mut scans = Vec::new();
     for rep in representatives(sweep, every_budget) {
-        let acc = account(&rep.cfg.model);
+        let acc = rep.cfg.accounting();
         let mut scan = ShapeScan {
             label: rep.label.clone(),
             n: acc.params_nonembedding as f64,

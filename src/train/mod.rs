@@ -27,7 +27,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use checkpoint::{Checkpoint, TrainerState};
 use indicatif::ProgressBar;
-use models::{account, Decoder, LayerStats};
+use models::{Decoder, LayerStats};
 use optim::{AdamW, AdamWSettings};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -343,7 +343,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> LabResult<RunStatus> {
     let precision = checked_precision(cfg, &opts.backend, &device, &opts.config_file)?;
     let device = device.autodiff();
     device.seed(cfg.train.seed);
-    let acc = account(&cfg.model);
+    let acc = cfg.accounting();
     let mut model = Decoder::new(&cfg.model, &device);
     let t = &cfg.train;
     let mut optim = AdamW::new(AdamWSettings {

@@ -5,7 +5,7 @@
 //! (UL2) draws one objective per sequence.
 
 use crate::train::batch::prefix_lengths;
-use models::{Arch, ModelConfig, PrefixLen};
+use models::{account, Accounting, Arch, ModelConfig, PrefixLen};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -154,6 +154,33 @@ impl ObjectiveConfig {
             .unwrap_or(0)
     }
 
+    /// The model's accounting under this objective. An encoder-decoder's FLOPs per token depend on
+    /// its input length, which a mixture of denoisers draws per sequence: its FLOPs per token are
+    /// the weighted mean over the denoisers of each one's (span corruption: its fixed input
+    /// length; language modelling: `model.prefix`). Every other case is `account(model)`.
+    pub fn accounting(&self, model: &ModelConfig) -> Accounting {
+        let base = account(model);
+        if model.arch != Arch::EncoderDecoder || self.mixture.is_empty() {
+            return base;
+        }
+        let window = model.seq_len + 1;
+        let flops: f64 = self
+            .denoisers()
+            .iter()
+            .map(|(w, s)| {
+                let mut m = model.clone();
+                if let Some(s) = s.filter(|s| s.rate > 0.0) {
+                    m.prefix = Some(PrefixLen::Fixed(SpanLayout::new(&s, window).input()));
+                }
+                w * account(&m).flops_per_token as f64
+            })
+            .sum();
+        Accounting {
+            flops_per_token: flops.round() as u64,
+            ..base
+        }
+    }
+
     /// Whether every sequence is language modelling (no span corruption at a positive rate).
     pub fn is_language_modelling(&self) -> bool {
         self.denoisers()
@@ -232,15 +259,6 @@ impl ObjectiveConfig {
                     ),
                 );
             }
-        }
-        if !self.mixture.is_empty() && model.arch == Arch::EncoderDecoder {
-            return err(
-                "objective.mixture",
-                "a mixture of denoisers with input lengths of their own is not built for \
-                 encoder-decoders (their FLOPs are counted for one prefix distribution, \
-                 model.prefix); use one span_corruption, or a prefix decoder"
-                    .into(),
-            );
         }
         let sentinels = self.sentinels(window);
         if let Some(v) = data_vocab {
@@ -496,6 +514,51 @@ mod tests {
                 count(p)
             );
         }
+    }
+
+    #[test]
+    fn an_encoder_decoders_mixture_counts_the_weighted_flops_of_its_denoisers() {
+        let mut m = model(Arch::EncoderDecoder, 10);
+        m.encoder = Some(Default::default());
+        let span = SpanCorruption {
+            rate: 0.15,
+            mean_span: 3.0,
+        };
+        let obj = ObjectiveConfig {
+            span_corruption: None,
+            mixture: vec![
+                Denoiser {
+                    weight: 1.0,
+                    span_corruption: Some(span),
+                },
+                Denoiser {
+                    weight: 2.0,
+                    span_corruption: None,
+                },
+            ],
+        };
+        obj.validate(&m, Some(64)).unwrap();
+        // One sequence in three is span-corrupted (inputs of 53 tokens of the 65-token window),
+        // two in three are prefix LM with the model's 10-token prefix.
+        assert_eq!(SpanLayout::new(&span, 65).input(), 53);
+        let with_input = |p: usize| {
+            let mut v = m.clone();
+            v.prefix = Some(PrefixLen::Fixed(p));
+            account(&v)
+        };
+        let (long, short) = (with_input(53), with_input(10));
+        // Input tokens go through the encoder (no cross-attention, no output head), so the
+        // FLOPs per position change with the input length.
+        assert_ne!(long.flops_per_token, short.flops_per_token);
+        let acc = obj.accounting(&m);
+        let mean = (long.flops_per_token as f64 + 2.0 * short.flops_per_token as f64) / 3.0;
+        assert_eq!(acc.flops_per_token, mean.round() as u64);
+        // Parameters do not depend on the input length.
+        assert_eq!(acc.params_total, account(&m).params_total);
+        assert_eq!(acc.flops_6n, account(&m).flops_6n);
+        // A decoder's FLOPs do not depend on where its prefix ends: its accounting is the model's.
+        let prefix = model(Arch::Prefix, 10);
+        assert_eq!(obj.accounting(&prefix), account(&prefix));
     }
 
     #[test]
