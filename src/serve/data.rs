@@ -285,16 +285,24 @@ pub fn figures(dir: &Path) -> Vec<String> {
     out
 }
 
-/// The sweep's fits as HTML, if it has been fitted: the comparison of its groups first when it
-/// has one (fit/groups/compare.md, its figure inlined), then fit/fit.md.
+/// The sweep's fits as HTML, if it has any: the comparison of its groups first when it has one
+/// (fit/groups/compare.md, its figure inlined), then fit/fit.md, then the emergence analysis
+/// (fit/emergence.md).
 pub fn fit_html(dir: &Path) -> Option<String> {
-    let md = std::fs::read_to_string(dir.join("fit/fit.md")).ok()?;
-    let groups = dir.join("fit/groups");
-    let compare = std::fs::read_to_string(groups.join("compare.md"))
-        .ok()
-        .and_then(|c| crate::report_html::body_with_figures(&c, &groups).ok())
-        .unwrap_or_default();
-    Some(compare + &crate::report_html::body(&md))
+    let fit = dir.join("fit");
+    let groups = fit.join("groups");
+    let parts: Vec<String> = [
+        (groups.join("compare.md"), groups.clone()),
+        (fit.join("fit.md"), fit.clone()),
+        (fit.join("emergence.md"), fit.clone()),
+    ]
+    .iter()
+    .filter_map(|(md, base)| {
+        let text = std::fs::read_to_string(md).ok()?;
+        crate::report_html::body_with_figures(&text, base).ok()
+    })
+    .collect();
+    (!parts.is_empty()).then(|| parts.concat())
 }
 
 #[cfg(test)]
@@ -305,6 +313,10 @@ mod tests {
     fn the_fit_view_puts_the_group_comparison_first_with_its_figure_inlined() {
         let dir = tempfile::tempdir().unwrap();
         assert!(fit_html(dir.path()).is_none());
+        std::fs::create_dir_all(dir.path().join("fit")).unwrap();
+        std::fs::write(dir.path().join("fit/emergence.md"), "# Emergence\n").unwrap();
+        assert!(fit_html(dir.path()).unwrap().contains("Emergence"));
+        std::fs::remove_file(dir.path().join("fit/emergence.md")).unwrap();
         std::fs::create_dir_all(dir.path().join("fit/groups")).unwrap();
         std::fs::write(
             dir.path().join("fit/fit.md"),
