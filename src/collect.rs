@@ -45,8 +45,9 @@ pub fn read_plan(dir: &Path) -> LabResult<Option<Vec<PlanEntry>>> {
     }
 }
 
-/// The runs of a results folder: those of plan.json when present, else every folder under runs/.
-pub fn find_runs(dir: &Path) -> LabResult<Vec<FoundRun>> {
+/// The run ids of a results folder with their plan entries: those of plan.json when present, else
+/// every folder under runs/ (sorted, without plan entries).
+pub fn run_ids(dir: &Path) -> LabResult<Vec<(String, Option<PlanEntry>)>> {
     let runs_dir = dir.join("runs");
     if !runs_dir.is_dir() {
         return Err(LabError::input(
@@ -55,8 +56,7 @@ pub fn find_runs(dir: &Path) -> LabResult<Vec<FoundRun>> {
             "not a lab results folder (no runs/ inside)",
         ));
     }
-    let plan = read_plan(dir)?;
-    let entries: Vec<(String, Option<PlanEntry>)> = match plan {
+    Ok(match read_plan(dir)? {
         Some(p) => p.into_iter().map(|e| (e.id.clone(), Some(e))).collect(),
         None => {
             let mut ids: Vec<String> = std::fs::read_dir(&runs_dir)?
@@ -67,8 +67,13 @@ pub fn find_runs(dir: &Path) -> LabResult<Vec<FoundRun>> {
             ids.sort();
             ids.into_iter().map(|i| (i, None)).collect()
         }
-    };
-    entries
+    })
+}
+
+/// The runs of a results folder: those of plan.json when present, else every folder under runs/.
+pub fn find_runs(dir: &Path) -> LabResult<Vec<FoundRun>> {
+    let runs_dir = dir.join("runs");
+    run_ids(dir)?
         .into_iter()
         .map(|(id, plan)| {
             let d = RunDir(runs_dir.join(&id));
@@ -88,7 +93,7 @@ pub fn find_runs(dir: &Path) -> LabResult<Vec<FoundRun>> {
 }
 
 /// Counts of runs by status.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Counts {
     /// Done.
     pub done: usize,
@@ -98,6 +103,22 @@ pub struct Counts {
     pub running: usize,
     /// Not started.
     pub pending: usize,
+}
+
+impl Counts {
+    /// The counts of `runs` by their status.
+    pub fn of(runs: &[FoundRun]) -> Counts {
+        let mut counts = Counts::default();
+        for r in runs {
+            match r.status.as_ref().map(|s| s.status) {
+                Some(Status::Done) => counts.done += 1,
+                Some(Status::Failed | Status::Diverged) => counts.failed += 1,
+                Some(Status::Running) => counts.running += 1,
+                None => counts.pending += 1,
+            }
+        }
+        counts
+    }
 }
 
 /// Stacks one per-run Parquet file (`file` of each run folder that has it) into a frame of
@@ -142,18 +163,10 @@ pub fn collect(dir: &Path) -> LabResult<Counts> {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut counts = Counts::default();
+    let counts = Counts::of(&runs);
     let with_status: Vec<(&FoundRun, &RunStatus, &RunConfig)> = runs
         .iter()
-        .filter_map(|r| {
-            match r.status.as_ref().map(|s| s.status) {
-                Some(Status::Done) => counts.done += 1,
-                Some(Status::Failed | Status::Diverged) => counts.failed += 1,
-                Some(Status::Running) => counts.running += 1,
-                None => counts.pending += 1,
-            }
-            Some((r, r.status.as_ref()?, r.cfg.as_ref()?))
-        })
+        .filter_map(|r| Some((r, r.status.as_ref()?, r.cfg.as_ref()?)))
         .collect();
     let mut df = runs_frame(&sweep, &with_status)?;
     write_parquet(&dir.join("runs.parquet"), &mut df)?;

@@ -91,16 +91,6 @@ fn no_raw_html(e: Event<'_>) -> Event<'_> {
     }
 }
 
-/// Markdown (with tables) as an HTML fragment, raw HTML shown as text.
-pub fn body(markdown: &str) -> String {
-    let mut out = String::new();
-    html::push_html(
-        &mut out,
-        Parser::new_ext(markdown, Options::ENABLE_TABLES).map(no_raw_html),
-    );
-    out
-}
-
 /// `text` with the HTML special characters escaped.
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -144,7 +134,9 @@ mod tests {
         assert!(!page.contains("src=\"plots/"));
         // Remote images are left as they are (lab's own reports have none).
         assert!(page.contains("src=\"https://example.org/x.png\""));
-        assert!(body("a <script>x</script>\n").contains("&lt;script&gt;"));
+        assert!(body_with_figures("a <script>x</script>\n", dir.path())
+            .unwrap()
+            .contains("&lt;script&gt;"));
         let missing = render("![x](plots/b.png)", dir.path(), "t").unwrap_err();
         assert!(missing.to_string().contains("b.png"), "{missing}");
     }

@@ -3,7 +3,7 @@
 //! name a request gives is looked up among what a directory listing found, never joined to a path
 //! as given, so no request can reach outside the root.
 
-use crate::collect::{find_runs, read_plan, FoundRun};
+use crate::collect::{find_runs, run_ids, Counts, FoundRun};
 use crate::error::LabResult;
 use crate::results::Status;
 use crate::table::{numbers, read_frame};
@@ -40,16 +40,9 @@ pub struct SweepSummary {
     pub name: String,
     /// Runs in the plan (or found).
     pub runs: usize,
-    /// Done runs.
-    pub done: usize,
-    /// Running runs (a status file says so and the run has not finished).
-    pub running: usize,
-    /// Failed runs.
-    pub failed: usize,
-    /// Diverged runs.
-    pub diverged: usize,
-    /// Runs not started.
-    pub pending: usize,
+    /// Runs by status (failed counts the diverged too).
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Fraction of the planned optimizer steps taken, weighted by each run's compute.
     pub progress: f64,
     /// "done"; "running" (a `lab sweep` holds the folder's lock, or a run says it is running, as
@@ -59,10 +52,6 @@ pub struct SweepSummary {
     /// Seconds to go, from the elapsed time since plan.json was written and the progress (while
     /// running).
     pub eta_seconds: Option<f64>,
-    /// Whether fit/fit.md exists.
-    pub has_fit: bool,
-    /// Figures in plots/.
-    pub figures: usize,
 }
 
 /// A run's row in the runs table.
@@ -128,51 +117,46 @@ pub fn runs(dir: &Path) -> LabResult<Vec<RunRow>> {
 /// A sweep's summary line.
 pub fn summary(name: &str, dir: &Path) -> LabResult<SweepSummary> {
     let found = find_runs(dir)?;
-    let count = |s: &str| found.iter().filter(|r| status_name(r) == s).count();
-    let (done, running, failed, diverged) = (
-        count(Status::Done.as_str()),
-        count(Status::Running.as_str()),
-        count(Status::Failed.as_str()),
-        count(Status::Diverged.as_str()),
-    );
-    let pending = found.len() - done - running - failed - diverged;
-    // Progress weighted by compute: each run's planned compute is its FLOPs per token times its
-    // planned tokens (a run without a status yet counts as the mean of the others).
-    let weights: Vec<(f64, f64)> = found
+    let counts = Counts::of(&found);
+    // Progress weighted by compute: a run's planned compute is its compute so far per step times
+    // its steps (before its first step, the mean of the runs that have one).
+    let weights: Vec<(Option<f64>, f64)> = found
         .iter()
-        .map(|r| match (&r.status, &r.cfg) {
-            (Some(s), _) if s.steps > 0 => {
-                let planned = s.compute * s.steps as f64 / s.step.max(1) as f64;
+        .map(|r| match &r.status {
+            Some(s) if s.steps > 0 => {
+                let planned = (s.step > 0).then(|| s.compute * s.steps as f64 / s.step as f64);
                 let frac = if s.status == Status::Done {
                     1.0
                 } else {
                     s.step as f64 / s.steps as f64
                 };
-                (if s.step > 0 { planned } else { f64::NAN }, frac)
+                (planned, frac)
             }
-            _ => (f64::NAN, 0.0),
+            _ => (None, 0.0),
         })
         .collect();
-    let known: Vec<f64> = weights
-        .iter()
-        .map(|w| w.0)
-        .filter(|w| w.is_finite())
-        .collect();
+    let known: Vec<f64> = weights.iter().filter_map(|w| w.0).collect();
     let mean = if known.is_empty() {
         1.0
     } else {
         known.iter().sum::<f64>() / known.len() as f64
     };
     let (total, spent) = weights.iter().fold((0.0, 0.0), |(t, s), &(w, f)| {
-        let w = if w.is_finite() { w } else { mean };
+        let w = w.unwrap_or(mean);
         (t + w, s + w * f)
     });
     let progress = if total > 0.0 { spent / total } else { 0.0 };
+    let Counts {
+        done,
+        failed,
+        running,
+        pending,
+    } = counts;
     let state = if !found.is_empty() && done == found.len() {
         "done"
     } else if running > 0 || sweep_holds_lock(dir) {
         "running"
-    } else if pending > 0 && done + failed + diverged > 0 {
+    } else if pending > 0 && done + failed > 0 {
         "stopped"
     } else if pending == 0 && !found.is_empty() {
         "failed"
@@ -194,25 +178,19 @@ pub fn summary(name: &str, dir: &Path) -> LabResult<SweepSummary> {
     Ok(SweepSummary {
         name: name.to_string(),
         runs: found.len(),
-        done,
-        running,
-        failed,
-        diverged,
-        pending,
+        counts,
         progress,
         state: state.to_string(),
         eta_seconds,
-        has_fit: dir.join("fit/fit.md").exists(),
-        figures: figures(dir).len(),
     })
 }
 
-/// Whether a `lab sweep` holds the results folder's lock (`.lock`, taken exclusively by the
+/// Whether a `lab sweep` holds the results folder's lock (taken exclusively by the
 /// executor): tested with a shared lock on a read-only handle, released at once, so nothing is
 /// written.
 fn sweep_holds_lock(dir: &Path) -> bool {
     use fs2::FileExt;
-    match std::fs::File::open(dir.join(".lock")) {
+    match std::fs::File::open(dir.join(crate::sweep::executor::LOCK_FILE)) {
         Ok(f) => match f.try_lock_shared() {
             Ok(()) => {
                 let _ = FileExt::unlock(&f);
@@ -243,13 +221,7 @@ pub struct Curve {
 
 /// The curves of the runs `ids` of the sweep in `dir` (ids that are not its runs are skipped).
 pub fn curves(dir: &Path, ids: &[&str]) -> LabResult<Vec<Curve>> {
-    let known: Vec<String> = match read_plan(dir)? {
-        Some(plan) => plan.into_iter().map(|e| e.id).collect(),
-        None => std::fs::read_dir(dir.join("runs"))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-    };
+    let known: Vec<String> = run_ids(dir)?.into_iter().map(|(id, _)| id).collect();
     let mut out = Vec::new();
     for id in ids {
         let Some(id) = known.iter().find(|k| k == id) else {

@@ -88,10 +88,13 @@ fn selected(run: &PlannedRun, opts: &ExecOptions) -> LabResult<bool> {
     Ok(true)
 }
 
+/// The lock file in a sweep's results folder, held exclusively while a sweep runs on it.
+pub const LOCK_FILE: &str = ".lock";
+
 /// Takes the sweep's folder lock; a second sweep on the same folder gets a clear error.
 pub fn lock_results(dir: &Path) -> LabResult<std::fs::File> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(".lock");
+    let path = dir.join(LOCK_FILE);
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

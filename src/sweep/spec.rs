@@ -280,6 +280,12 @@ fn number(v: f64) -> Value {
     }
 }
 
+/// The `D` of sweep rules for a run with accounting `acc`: its budget over its FLOPs per token
+/// (before rounding to whole steps), or its tokens outside isoFLOP sweeps.
+pub fn rule_tokens(cfg: &RunConfig, acc: &models::Accounting, budget: Option<f64>) -> f64 {
+    budget.map_or(cfg.train.tokens as f64, |c| c / acc.flops_per_token as f64)
+}
+
 /// Evaluates the rules for one run, writing their results into `doc`.
 fn apply_rules(
     doc: &mut Value,
@@ -288,10 +294,7 @@ fn apply_rules(
     budget: Option<f64>,
 ) -> Result<(), String> {
     let acc = cfg.accounting();
-    let d = match budget {
-        Some(c) => c / acc.flops_per_token as f64,
-        None => cfg.train.tokens as f64,
-    };
+    let d = rule_tokens(cfg, &acc, budget);
     let mut ctx = HashMapContext::<DefaultNumericTypes>::new();
     let vars = [
         ("N", acc.params_nonembedding as f64),

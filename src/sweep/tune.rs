@@ -4,7 +4,7 @@
 
 use crate::results::Status;
 use crate::sweep::executor::RunOutcome;
-use crate::sweep::spec::{Plan, PlannedRun};
+use crate::sweep::spec::{rule_tokens, Plan, PlannedRun};
 use fit::lr_rule::LrScan;
 use std::collections::BTreeMap;
 
@@ -19,8 +19,7 @@ pub struct ShapeScan {
     pub budget: Option<f64>,
     /// Tokens each run of the scan trains on.
     pub tokens: u64,
-    /// The `D` of sweep rules for these runs: the budget over the FLOPs per token (before
-    /// rounding to whole steps), or the tokens outside isoFLOP sweeps.
+    /// The `D` of sweep rules for these runs ([`rule_tokens`]).
     pub d: f64,
     /// The learning rate the sweep gives this shape.
     pub sweep_lr: f64,
@@ -83,9 +82,7 @@ pub fn plan(sweep: &Plan, factors: &[f64], every_budget: bool) -> TunePlan {
             n: acc.params_nonembedding as f64,
             budget: rep.budget,
             tokens: rep.cfg.train.tokens,
-            d: rep.budget.map_or(rep.cfg.train.tokens as f64, |c| {
-                c / acc.flops_per_token as f64
-            }),
+            d: rule_tokens(&rep.cfg, &acc, rep.budget),
             sweep_lr: rep.cfg.train.lr,
             runs: Vec::new(),
         };
